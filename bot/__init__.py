@@ -1,0 +1,1 @@
+"""Telegram front end of the free telemedicine programme «Облако здоровья»."""

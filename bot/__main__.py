@@ -1,0 +1,105 @@
+"""Composition root: ``python -m bot`` runs the bot with long polling on the embedded default."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from typing import TYPE_CHECKING
+
+from bot.config import Settings, SettingsError, load_settings
+from bot.logging_setup import configure_logging
+
+if TYPE_CHECKING:
+    from bot.catalog import Catalog
+
+logger = logging.getLogger("bot")
+
+DESCRIPTION = """\
+Telegram bot of the telemedicine programme «Облако здоровья».
+
+Runs with long polling. Settings come from the environment or a .env file in the
+current directory (see .env.example): BOT_TOKEN (required), TELEGRAM_API_URL,
+TELEGRAM_API_LOCAL, DATABASE_URL (default: SQLite under ./data/), REDIS_URL,
+DUTY_CHAT_ID, COORDINATOR_IDS, FILES_DIR, CATALOG_PATH, DEFAULT_LOCALE, LOG_LEVEL.
+The database is created and migrated to the latest schema on start.
+SIGINT/SIGTERM stop the bot after the updates being handled are finished.
+"""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the settings and the catalog, print a summary and exit",
+    )
+    parser.add_argument("--log-level", help="override LOG_LEVEL (DEBUG, INFO, WARNING, ERROR)")
+    return parser.parse_args(argv)
+
+
+async def run(settings: Settings, catalog: Catalog) -> None:
+    from bot.app import Services, create_bot, create_dispatcher, set_commands
+    from bot.i18n import create_i18n
+    from bot.services.clock import utc_now
+    from bot.storage.db import create_engine, migrate
+
+    engine = create_engine(settings.database_url)
+    await migrate(engine)
+    settings.files_dir.mkdir(parents=True, exist_ok=True)
+    i18n = create_i18n(settings.default_locale)
+    services = Services.create(settings, catalog, engine, i18n, utc_now)
+    bot = create_bot(settings)
+    dp = create_dispatcher(services, bot)
+    in_flight = dp["in_flight"]
+
+    async def on_shutdown() -> None:
+        if not await in_flight.drained(settings.shutdown_grace_seconds):
+            logger.warning("stopping with %s updates still in flight", in_flight.in_flight)
+
+    dp.shutdown.register(on_shutdown)
+    try:
+        me = await bot.get_me()
+        logger.info("bot id=%s started (polling)", me.id)
+        await set_commands(bot, i18n)
+        await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+    finally:
+        await bot.session.close()
+        await engine.dispose()
+        logger.info("bot stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load_settings(**({"log_level": args.log_level} if args.log_level else {}))
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    from bot.catalog import CatalogError, default_catalog_path, load_catalog
+
+    try:
+        catalog = load_catalog(settings.catalog_path or default_catalog_path())
+    except CatalogError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.check_config:
+        print(
+            f"configuration ok: {len(catalog.centers)} centers, {len(catalog.regions)} regions, "
+            f"database {settings.database_url.split('://')[0]}"
+        )
+        return 0
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(settings, catalog))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Factories of the composition root: the Bot, the Dispatcher and the services they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
+from aiogram.utils.callback_answer import CallbackAnswerMiddleware
+from aiogram.utils.i18n import I18n
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.catalog import Catalog
+from bot.config import Settings
+from bot.fsm.storage import SQLStorage
+from bot.handlers import build_root_router
+from bot.i18n import N_, LocaleMiddleware
+from bot.middlewares import InFlightMiddleware, PatientMiddleware
+from bot.services.clock import Clock, utc_now
+from bot.services.documents import DocumentService
+from bot.services.patients import PatientService
+from bot.storage.db import SessionFactory, create_session_factory
+from bot.uploads import UploadCoordinator
+
+
+@dataclass
+class Services:
+    """What handlers receive by name (Dispatcher workflow data)."""
+
+    settings: Settings
+    catalog: Catalog
+    sessions: SessionFactory
+    i18n: I18n
+    clock: Clock = utc_now
+    patients: PatientService = field(init=False)
+    documents: DocumentService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.patients = PatientService(self.sessions, self.settings.files_dir, self.clock)
+        self.documents = DocumentService(
+            self.sessions,
+            self.settings.files_dir,
+            self.clock,
+            max_bytes=self.settings.max_download_bytes,
+            quiet=timedelta(seconds=self.settings.upload_quiet_seconds),
+            type_from_caption=self.catalog.document_type_from_text,
+        )
+
+    @classmethod
+    def create(
+        cls, settings: Settings, catalog: Catalog, engine: AsyncEngine, i18n: I18n, clock: Clock
+    ) -> Services:
+        return cls(settings, catalog, create_session_factory(engine), i18n, clock)
+
+
+def create_bot(settings: Settings) -> Bot:
+    api = TelegramAPIServer.from_base(
+        settings.telegram_api_url, is_local=settings.telegram_api_local
+    )
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=AiohttpSession(api=api),
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def create_dispatcher(
+    services: Services, bot: Bot, storage: BaseStorage | None = None
+) -> Dispatcher:
+    uploads = UploadCoordinator(
+        bot, services.documents, services.catalog, services.i18n, services.clock
+    )
+    dp = Dispatcher(
+        storage=storage or SQLStorage(services.sessions),
+        events_isolation=SimpleEventIsolation(),
+        settings=services.settings,
+        catalog=services.catalog,
+        sessions=services.sessions,
+        clock=services.clock,
+        patients=services.patients,
+        documents=services.documents,
+        uploads=uploads,
+    )
+    dp.startup.register(uploads.resume)
+    dp.shutdown.register(uploads.close)
+    in_flight = InFlightMiddleware()
+    dp["in_flight"] = in_flight
+    dp.update.outer_middleware(in_flight)
+    dp.update.outer_middleware(PatientMiddleware(services.patients))
+    LocaleMiddleware(services.i18n).setup(dp)
+    dp.callback_query.middleware(CallbackAnswerMiddleware())
+    dp.include_router(build_root_router(services.i18n))
+    return dp
+
+
+COMMANDS = {
+    "start": N_("command.start"),
+    "profile": N_("command.profile"),
+    "help": N_("command.help"),
+    "cancel": N_("command.cancel"),
+}
+
+
+async def set_commands(bot: Bot, i18n: I18n) -> None:
+    """The commands menu in Russian (also the default) and English."""
+    for language in (None, *i18n.available_locales):
+        locale = language or i18n.default_locale
+        commands = [
+            BotCommand(command=name, description=i18n.gettext(key, locale=locale))
+            for name, key in COMMANDS.items()
+        ]
+        await bot.set_my_commands(
+            commands, scope=BotCommandScopeAllPrivateChats(), language_code=language
+        )

@@ -1,0 +1,111 @@
+"""Every CallbackData class, with short prefixes. Fields are validated when unpacked; the
+handlers still re-check that the object belongs to the user pressing the button."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class ConsentAction(StrEnum):
+    ACCEPT = "a"
+    DECLINE = "d"
+    FULL_TEXT = "t"
+    SHORT_TEXT = "s"
+
+
+class ConsentCb(CallbackData, prefix="cs"):
+    action: ConsentAction
+
+
+class RegAction(StrEnum):
+    BACK = "b"
+    CANCEL = "c"
+    CANCEL_YES = "cy"
+    CANCEL_NO = "cn"
+    RESUME = "r"
+    RESTART = "rs"
+
+
+class RegNavCb(CallbackData, prefix="rg"):
+    action: RegAction
+
+
+class RegionPageCb(CallbackData, prefix="rp"):
+    page: int
+
+
+class RegionPickCb(CallbackData, prefix="rr"):
+    code: int
+
+
+class TimeZonePickCb(CallbackData, prefix="tz"):
+    region: int
+    index: int
+
+
+class Field(StrEnum):
+    FULL_NAME = "n"
+    BIRTH_DATE = "b"
+    PHONE = "p"
+    REGION = "r"
+
+
+class SummaryAction(StrEnum):
+    EDIT = "e"
+    CONFIRM = "c"
+
+
+class SummaryCb(CallbackData, prefix="sm"):
+    action: SummaryAction
+    field: Field | None = None
+
+
+class ProfileAction(StrEnum):
+    SHOW = "s"
+    EDIT = "e"
+    LANGUAGE = "l"
+    DELETE = "d"
+    DELETE_YES = "dy"
+    DELETE_FINAL = "df"
+
+
+class ProfileCb(CallbackData, prefix="pf"):
+    action: ProfileAction
+    field: Field | None = None
+
+
+class Language(StrEnum):
+    RU = "ru"
+    EN = "en"
+
+
+class LanguageCb(CallbackData, prefix="lg"):
+    locale: Language
+
+
+class DocMenuAction(StrEnum):
+    MENU = "m"
+    UPLOAD = "u"
+    LIST = "l"
+
+
+class DocMenuCb(CallbackData, prefix="dm"):
+    action: DocMenuAction
+
+
+class DocAction(StrEnum):
+    OPEN = "o"
+    DELETE = "d"
+    DELETE_YES = "y"
+
+
+class DocCb(CallbackData, prefix="dc"):
+    action: DocAction
+    id: int
+
+
+class DocTypeCb(CallbackData, prefix="dt"):
+    batch: int
+    type: str

@@ -1,0 +1,97 @@
+"""Settings read from the environment and an optional ``.env`` file (pydantic-settings)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TOKEN_RE = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,}$")
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; ``str()`` is one line naming it."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot; see ``.env.example`` for the documentation of each."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    bot_token: SecretStr
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_api_local: bool = False
+    database_url: str = "sqlite+aiosqlite:///./data/oblako.db"
+    redis_url: str | None = None
+    duty_chat_id: int | None = None
+    coordinator_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    files_dir: Path = Path("./data/files")
+    catalog_path: Path | None = None
+    default_locale: Literal["ru", "en"] = "ru"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    consent_version: str = "2026-11-01"
+    max_download_mb: int = Field(default=20, ge=1, le=2000)
+    upload_quiet_seconds: float = Field(default=3.0, gt=0, le=60)
+    shutdown_grace_seconds: float = Field(default=20.0, gt=0)
+
+    @property
+    def max_download_bytes(self) -> int:
+        return self.max_download_mb * 1024 * 1024
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_format(cls, value: SecretStr) -> SecretStr:
+        if not TOKEN_RE.match(value.get_secret_value()):
+            raise ValueError("expected the form 123456789:AAE... given by @BotFather")
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("expected an http(s) URL such as https://api.telegram.org")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("expected sqlite+aiosqlite:///path or postgresql+asyncpg://...")
+        return value
+
+    @field_validator("coordinator_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p for p in re.split(r"[,\s;]+", value.strip()) if p]
+            try:
+                return frozenset(int(p) for p in parts)
+            except ValueError:
+                raise ValueError("expected Telegram user ids separated by commas") from None
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings, turning validation errors into one line that names the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "?"
+            reason = "is required but not set" if error["type"] == "missing" else error["msg"]
+            reason = reason.removeprefix("Value error, ")
+            problems.append(f"{name} {reason}")
+        raise SettingsError("configuration error: " + "; ".join(problems)) from None

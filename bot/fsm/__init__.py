@@ -1,0 +1,1 @@
+"""Dialogue states, their typed data and the SQL-backed FSM storage."""

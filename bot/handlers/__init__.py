@@ -1,0 +1,44 @@
+"""All routers, joined in one place. Parent routers carry the chat and role filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Filter
+from aiogram.types import TelegramObject
+from aiogram.utils.i18n import I18n
+
+from bot.handlers import common, documents, errors, fallback, profile, registration
+from bot.middlewares import FlowMiddleware
+
+
+class Registered(Filter):
+    """The user is a registered patient (``patient`` put in the data by PatientMiddleware)."""
+
+    async def __call__(self, event: TelegramObject, patient: Any = None) -> bool:
+        return patient is not None
+
+
+def build_root_router(i18n: I18n) -> Router:
+    root = Router(name="root")
+
+    private = Router(name="private")
+    private.message.filter(F.chat.type == "private")
+    private.callback_query.filter(F.message.chat.type == "private")
+    private.message.middleware(FlowMiddleware())
+    private.callback_query.middleware(FlowMiddleware())
+
+    patients_only = Router(name="patients")
+    patients_only.message.filter(Registered())
+    patients_only.callback_query.filter(Registered())
+    patients_only.include_routers(profile.router(i18n), documents.router(i18n))
+
+    private.include_routers(
+        common.router(i18n),
+        registration.router(i18n),
+        patients_only,
+        fallback.router(),
+    )
+    root.include_routers(private, errors.router())
+    return root

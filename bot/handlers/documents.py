@@ -1,0 +1,245 @@
+"""The "Документы" section: upload (photos, files, albums), list, open, delete."""
+
+from __future__ import annotations
+
+from datetime import date
+from html import escape
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import StateFilter
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    InputMediaDocument,
+    InputMediaPhoto,
+    Message,
+)
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import I18n, ngettext
+from aiogram.utils.i18n import gettext as _
+
+from bot.callbacks import DocAction, DocCb, DocMenuAction, DocMenuCb, DocTypeCb
+from bot.catalog import Catalog
+from bot.fsm.states import Documents
+from bot.handlers.flow import Flow
+from bot.i18n import variants
+from bot.keyboards import documents as kb
+from bot.services.documents import DocumentService, IncomingFile, StoredFileInfo
+from bot.services.patients import PatientDTO
+from bot.uploads import UploadCoordinator
+from bot.views import documents_list_text, format_date
+
+UNSUPPORTED_CONTENT = (
+    F.sticker | F.voice | F.video_note | F.audio | F.video | F.animation | F.location | F.contact
+)
+
+
+def router(i18n: I18n) -> Router:
+    """For registered patients (the parent router checks)."""
+    r = Router(name="documents")
+
+    @r.message(F.text.in_(variants(i18n, "menu.documents")))
+    async def section(
+        _message: Message, flow: Flow, patient: PatientDTO, documents: DocumentService
+    ) -> None:
+        await flow.state.clear()
+        count = len(await documents.list_documents(patient.id))
+        await flow.send(_documents_intro(documents), reply_markup=kb.menu(count))
+
+    @r.callback_query(DocMenuCb.filter(F.action == DocMenuAction.UPLOAD))
+    async def upload(query: CallbackQuery, flow: Flow, documents: DocumentService) -> None:
+        await flow.state.set_state(Documents.upload)
+        await _edit(query, _("doc.upload_prompt").format(limit=_limit_mb(documents)), None)
+
+    @r.callback_query(DocMenuCb.filter(F.action == DocMenuAction.LIST))
+    async def listing(
+        query: CallbackQuery, flow: Flow, documents: DocumentService, patient: PatientDTO
+    ) -> None:
+        items = await documents.list_documents(patient.id)
+        text = documents_list_text(items, flow.catalog, flow.locale)
+        await _edit(query, text, kb.listing(items, flow.catalog, flow.locale))
+
+    # --- receiving files ---------------------------------------------------------------------
+    @r.message(StateFilter(None, Documents.upload), F.photo | F.document)
+    async def file_received(
+        message: Message,
+        flow: Flow,
+        patient: PatientDTO,
+        documents: DocumentService,
+        uploads: UploadCoordinator,
+    ) -> None:
+        incoming = _incoming(message)
+        if incoming.claimed_size is not None and incoming.claimed_size > documents.max_bytes:
+            await flow.send(_("upload.too_big_now").format(limit=_limit_mb(documents)))
+            return
+        received = await documents.receive(patient.id, message.chat.id, flow.locale, incoming)
+        if not received.duplicate_update:
+            uploads.touch(received.batch_id)
+
+    @r.message(Documents.upload, UNSUPPORTED_CONTENT)
+    async def unsupported(_message: Message, flow: Flow, documents: DocumentService) -> None:
+        await flow.send(_("upload.unsupported_content").format(limit=_limit_mb(documents)))
+
+    @r.message(Documents.upload, F.text)
+    async def text_while_uploading(
+        _message: Message, flow: Flow, documents: DocumentService
+    ) -> None:
+        await flow.send(_("upload.need_file").format(limit=_limit_mb(documents)))
+
+    @r.callback_query(DocTypeCb.filter())
+    async def type_chosen(
+        query: CallbackQuery,
+        callback_data: DocTypeCb,
+        flow: Flow,
+        patient: PatientDTO,
+        documents: DocumentService,
+        uploads: UploadCoordinator,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        if flow.catalog.document_type(
+            callback_data.type
+        ) is None or not await documents.choose_type(
+            patient.id, callback_data.batch, callback_data.type
+        ):
+            callback_answer.text = _("common.stale_button")
+            return
+        await query.answer(_("upload.saving"))
+        callback_answer.disabled = True
+        message = query.message if isinstance(query.message, Message) else None
+        if message is not None:
+            await message.edit_text(_("upload.saving"))
+        await uploads.finish(callback_data.batch, message)
+
+    # --- one document ------------------------------------------------------------------------
+    @r.callback_query(DocCb.filter(F.action == DocAction.OPEN))
+    async def open_document(
+        query: CallbackQuery,
+        callback_data: DocCb,
+        flow: Flow,
+        patient: PatientDTO,
+        documents: DocumentService,
+        callback_answer: CallbackAnswer,
+        bot: Bot,
+    ) -> None:
+        detail = await documents.get(patient.id, callback_data.id)
+        if detail is None:  # not theirs, or deleted meanwhile
+            callback_answer.text = _("doc.not_found")
+            callback_answer.show_alert = True
+            return
+        await _send_files(bot, flow.chat_id, detail.files)
+        await flow.send(
+            _document_title(
+                flow.catalog,
+                flow.locale,
+                detail.type_code,
+                detail.created_at.date(),
+                len(detail.files),
+            ),
+            reply_markup=kb.document(detail.id),
+        )
+
+    @r.callback_query(DocCb.filter(F.action == DocAction.DELETE))
+    async def delete_ask(
+        query: CallbackQuery,
+        callback_data: DocCb,
+        flow: Flow,
+        patient: PatientDTO,
+        documents: DocumentService,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        detail = await documents.get(patient.id, callback_data.id)
+        if detail is None:
+            callback_answer.text = _("doc.not_found")
+            callback_answer.show_alert = True
+            return
+        title = _document_title(
+            flow.catalog, flow.locale, detail.type_code, detail.created_at.date(), len(detail.files)
+        )
+        await _edit(
+            query, _("doc.delete_question").format(title=title), kb.delete_confirm(detail.id)
+        )
+
+    @r.callback_query(DocCb.filter(F.action == DocAction.DELETE_YES))
+    async def delete(
+        query: CallbackQuery,
+        callback_data: DocCb,
+        patient: PatientDTO,
+        documents: DocumentService,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        if not await documents.delete(patient.id, callback_data.id):
+            callback_answer.text = _("doc.not_found")
+            callback_answer.show_alert = True
+            return
+        await _edit(query, _("doc.deleted"), kb.upload_back())
+
+    return r
+
+
+def _incoming(message: Message) -> IncomingFile:
+    if message.photo:
+        photo = message.photo[-1]  # the largest size
+        file_id, unique_id, size = photo.file_id, photo.file_unique_id, photo.file_size
+    else:
+        assert message.document is not None
+        document = message.document
+        file_id, unique_id, size = document.file_id, document.file_unique_id, document.file_size
+    return IncomingFile(
+        message_id=message.message_id,
+        media_group_id=message.media_group_id,
+        file_id=file_id,
+        file_unique_id=unique_id,
+        is_photo=bool(message.photo),
+        claimed_size=size,
+        caption=message.caption,
+    )
+
+
+async def _send_files(bot: Bot, chat_id: int, files: list[StoredFileInfo]) -> None:
+    """Send a document's files back: photos and files in albums of up to 10 each."""
+    photos = [f for f in files if f.sent_as_photo]
+    others = [f for f in files if not f.sent_as_photo]
+    for chunk in _chunks(photos):
+        if len(chunk) == 1:
+            await bot.send_photo(chat_id, chunk[0].telegram_file_id)
+        else:
+            await bot.send_media_group(
+                chat_id, [InputMediaPhoto(media=f.telegram_file_id) for f in chunk]
+            )
+    for chunk in _chunks(others):
+        if len(chunk) == 1:
+            await bot.send_document(chat_id, chunk[0].telegram_file_id)
+        else:
+            await bot.send_media_group(
+                chat_id, [InputMediaDocument(media=f.telegram_file_id) for f in chunk]
+            )
+
+
+def _chunks(files: list[StoredFileInfo]) -> list[list[StoredFileInfo]]:
+    return [files[i : i + 10] for i in range(0, len(files), 10)]
+
+
+def _document_title(catalog: Catalog, locale: str, code: str, day: date, files: int) -> str:
+    doc_type = catalog.document_type(code)
+    name = doc_type.name.get(locale) if doc_type else code
+    count = ngettext("doc.files", "doc.files_plural", files).format(count=files)
+    return _("doc.title").format(type=escape(name), date=format_date(day), files=count)
+
+
+def _limit_mb(documents: DocumentService) -> int:
+    return documents.max_bytes // (1024 * 1024)
+
+
+def _documents_intro(documents: DocumentService) -> str:
+    return _("doc.intro").format(limit=_limit_mb(documents))
+
+
+async def _edit(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
+    """Edit the message the button was on; a message too old to edit gets a new one."""
+    if not isinstance(query.message, Message):
+        return
+    try:
+        await query.message.edit_text(text, reply_markup=markup)
+    except TelegramBadRequest:
+        await query.message.answer(text, reply_markup=markup)

@@ -1,0 +1,51 @@
+"""The one error handler: a short apology, the dialogue stays where it was, an id-only log."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import ErrorEvent
+from aiogram.utils.i18n import gettext as _
+
+logger = logging.getLogger("bot.errors")
+
+
+def router() -> Router:
+    r = Router(name="errors")
+
+    @r.errors()
+    async def on_error(event: ErrorEvent, bot: Bot) -> None:
+        update = event.update
+        exc = event.exception
+        # Only ids and the exception type: an exception's text may quote what the user typed.
+        logger.error(
+            "update %s failed: %s",
+            update.update_id,
+            type(exc).__name__,
+            exc_info=(type(exc), exc, exc.__traceback__) if _trace_safe(exc) else None,
+        )
+        chat_id = None
+        if update.message:
+            chat_id = update.message.chat.id
+        elif update.callback_query:
+            chat_id = update.callback_query.from_user.id
+            try:
+                await update.callback_query.answer(_("common.error"), show_alert=True)
+                return
+            except TelegramAPIError:  # already answered or too old: send a message
+                logger.debug("update %s: could not answer the callback", update.update_id)
+        if chat_id is not None:
+            try:
+                await bot.send_message(chat_id, _("common.error"))
+            except TelegramAPIError:  # the apology is best effort
+                logger.warning("update %s: could not send the apology", update.update_id)
+
+    return r
+
+
+def _trace_safe(exc: BaseException) -> bool:
+    """Tracebacks show the exception's message; our own and SQLAlchemy's (parameters hidden)
+    carry no personal data. Validation errors of third parties may quote input: no trace."""
+    return not isinstance(exc, ValueError) or type(exc).__module__.startswith("bot.")

@@ -1,0 +1,105 @@
+"""Profile: show the data, edit a field, switch the language, erase everything."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.callbacks import Field, LanguageCb, ProfileAction, ProfileCb
+from bot.fsm.data import Mode
+from bot.fsm.states import Profile, Registration
+from bot.handlers.flow import Flow
+from bot.handlers.utils import drop_buttons
+from bot.i18n import variants
+from bot.keyboards import menu as menu_kb
+from bot.services.patients import NotRegisteredError, PatientDTO
+from bot.views import profile_text
+
+FIELD_STATES = {
+    Field.FULL_NAME: Registration.full_name,
+    Field.BIRTH_DATE: Registration.birth_date,
+    Field.PHONE: Registration.phone,
+    Field.REGION: Registration.region,
+}
+
+
+def router(i18n: I18n) -> Router:
+    """Only for registered patients: the parent router filters on that."""
+    r = Router(name="profile")
+
+    @r.message(Command("profile"))
+    @r.message(F.text.in_(variants(i18n, "menu.profile")))
+    async def show(_message: Message, flow: Flow) -> None:
+        await flow.state.clear()
+        await flow.show_profile()
+
+    @r.callback_query(ProfileCb.filter(F.action == ProfileAction.SHOW))
+    async def back_to_profile(query: CallbackQuery, flow: Flow, patient: PatientDTO) -> None:
+        await flow.state.clear()
+        text = profile_text(patient, flow.catalog, flow.locale, flow.clock())
+        assert isinstance(query.message, Message)
+        await query.message.edit_text(text, reply_markup=menu_kb.profile())
+
+    @r.callback_query(ProfileCb.filter(F.action == ProfileAction.EDIT))
+    async def edit(query: CallbackQuery, callback_data: ProfileCb, flow: Flow) -> None:
+        if callback_data.field is None:
+            return
+        await drop_buttons(query)
+        await flow.start_edit(FIELD_STATES[callback_data.field], Mode.PROFILE_EDIT)
+
+    @r.callback_query(ProfileCb.filter(F.action == ProfileAction.LANGUAGE))
+    async def language(query: CallbackQuery) -> None:
+        assert isinstance(query.message, Message)
+        await query.message.edit_text(_("language.choose"), reply_markup=menu_kb.languages())
+
+    @r.callback_query(LanguageCb.filter())
+    async def set_language(query: CallbackQuery, callback_data: LanguageCb, flow: Flow) -> None:
+        await flow.patients.set_locale(flow.user_id, callback_data.locale.value)
+        with i18n.use_locale(callback_data.locale.value):
+            flow.locale = callback_data.locale.value
+            await drop_buttons(query)
+            await flow.send(_("language.changed"), reply_markup=menu_kb.main_menu())
+            await flow.show_profile()
+
+    @r.callback_query(ProfileCb.filter(F.action == ProfileAction.DELETE))
+    async def delete_ask(query: CallbackQuery, flow: Flow) -> None:
+        await flow.state.set_state(Profile.delete_confirm)
+        assert isinstance(query.message, Message)
+        await query.message.edit_text(_("delete.first"), reply_markup=menu_kb.delete_step(False))
+
+    @r.callback_query(
+        Profile.delete_confirm, ProfileCb.filter(F.action == ProfileAction.DELETE_YES)
+    )
+    async def delete_confirm(query: CallbackQuery, flow: Flow) -> None:
+        await flow.state.set_state(Profile.delete_final)
+        assert isinstance(query.message, Message)
+        await query.message.edit_text(_("delete.final"), reply_markup=menu_kb.delete_step(True))
+
+    @r.callback_query(
+        Profile.delete_final, ProfileCb.filter(F.action == ProfileAction.DELETE_FINAL)
+    )
+    async def delete_final(
+        query: CallbackQuery, flow: Flow, callback_answer: CallbackAnswer
+    ) -> None:
+        try:
+            report = await flow.patients.erase(flow.user_id)
+        except NotRegisteredError:
+            callback_answer.text = _("common.stale_button")
+            return
+        await flow.state.clear()
+        assert isinstance(query.message, Message)
+        await query.message.edit_text(_("delete.done_title"))
+        await flow.send(
+            _("delete.done").format(files=report.files, record=report.patient_id),
+            reply_markup=ReplyKeyboardRemove(),
+        )
+
+    @r.message(StateFilter(Profile.delete_confirm, Profile.delete_final))
+    async def delete_pending(_message: Message, flow: Flow) -> None:
+        await flow.send(_("delete.use_buttons"))
+
+    return r

@@ -1,0 +1,312 @@
+"""Registration: consent, full name, birth date, phone, region and time zone, summary."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import StateFilter
+from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.callbacks import (
+    ConsentAction,
+    ConsentCb,
+    Field,
+    RegAction,
+    RegionPageCb,
+    RegionPickCb,
+    RegNavCb,
+    SummaryAction,
+    SummaryCb,
+    TimeZonePickCb,
+)
+from bot.config import Settings
+from bot.fsm.data import Mode, load_draft, save_draft
+from bot.fsm.states import Registration
+from bot.handlers.flow import Flow
+from bot.handlers.utils import drop_buttons, edit_markup
+from bot.i18n import N_, variants
+from bot.keyboards import menu as menu_kb
+from bot.keyboards import registration as kb
+from bot.services.clock import Clock
+from bot.services.patients import AlreadyRegisteredError, NewPatient
+from bot.services.validation import InputProblem, parse_birth_date, parse_full_name, parse_phone
+
+FIELD_STATES = {
+    Field.FULL_NAME: Registration.full_name,
+    Field.BIRTH_DATE: Registration.birth_date,
+    Field.PHONE: Registration.phone,
+    Field.REGION: Registration.region,
+}
+MAX_REGION_MATCHES = 8
+PROBLEMS = {
+    "name_digits": N_("problem.name_digits"),
+    "name_too_long": N_("problem.name_too_long"),
+    "name_symbols": N_("problem.name_symbols"),
+    "name_short": N_("problem.name_short"),
+    "date_format": N_("problem.date_format"),
+    "date_impossible": N_("problem.date_impossible"),
+    "date_future": N_("problem.date_future"),
+    "date_too_old": N_("problem.date_too_old"),
+    "phone_invalid": N_("problem.phone_invalid"),
+}
+
+
+def router(i18n: I18n) -> Router:
+    r = Router(name="registration")
+
+    # --- consent -------------------------------------------------------------------------
+    @r.callback_query(Registration.consent, ConsentCb.filter())
+    async def consent(
+        query: CallbackQuery, callback_data: ConsentCb, flow: Flow, settings: Settings, clock: Clock
+    ) -> None:
+        message = query.message
+        assert isinstance(message, Message)
+        if callback_data.action is ConsentAction.FULL_TEXT:
+            await message.edit_text(_("consent.full"), reply_markup=kb.consent(True))
+        elif callback_data.action is ConsentAction.SHORT_TEXT:
+            await message.edit_text(_("consent.short"), reply_markup=kb.consent(False))
+        elif callback_data.action is ConsentAction.DECLINE:
+            await flow.state.clear()
+            await message.edit_text(_("consent.declined"))
+        else:
+            draft = await load_draft(flow.state)
+            draft.consent_version = settings.consent_version
+            draft.consent_at = clock()
+            await save_draft(flow.state, draft)
+            await message.edit_text(_("consent.accepted").format(version=settings.consent_version))
+            await flow.ask(Registration.full_name, draft)
+
+    # --- navigation: back, cancel, resume/restart ------------------------------------------
+    @r.callback_query(StateFilter(Registration), RegNavCb.filter())
+    async def navigate(query: CallbackQuery, callback_data: RegNavCb, flow: Flow) -> None:
+        await drop_buttons(query)
+        action = callback_data.action
+        if action is RegAction.BACK:
+            await flow.back()
+        elif action is RegAction.CANCEL:
+            await ask_cancel(flow)
+        elif action is RegAction.CANCEL_YES:
+            await _cancel(flow)
+        elif action is RegAction.CANCEL_NO:
+            draft = await load_draft(flow.state)
+            await flow.ask(draft.resume_state or Registration.full_name, draft)
+        elif action is RegAction.RESUME:
+            await flow.ask(await flow.state.get_state())
+        else:  # RESTART
+            await flow.state.clear()
+            await flow.welcome()
+
+    @r.message(Registration.phone, F.text.in_(variants(i18n, "btn.back")))
+    async def phone_back(_message: Message, flow: Flow) -> None:
+        await flow.back()
+
+    @r.message(Registration.phone, F.text.in_(variants(i18n, "btn.cancel")))
+    async def phone_cancel(_message: Message, flow: Flow) -> None:
+        await ask_cancel(flow)
+
+    # --- fields ----------------------------------------------------------------------------
+    @r.message(Registration.full_name, F.text)
+    async def full_name(message: Message, flow: Flow) -> None:
+        try:
+            name = parse_full_name(message.text or "")
+        except InputProblem as problem:
+            await _refuse(flow, problem, Registration.full_name)
+            return
+        draft = await load_draft(flow.state)
+        draft.full_name = name
+        await flow.advance(draft, Registration.full_name)
+
+    @r.message(Registration.birth_date, F.text)
+    async def birth_date(message: Message, flow: Flow, clock: Clock) -> None:
+        try:
+            born = parse_birth_date(message.text or "", clock().date())
+        except InputProblem as problem:
+            await _refuse(flow, problem, Registration.birth_date)
+            return
+        draft = await load_draft(flow.state)
+        draft.birth_date = born
+        await flow.advance(draft, Registration.birth_date)
+
+    @r.message(Registration.phone, F.contact)
+    async def phone_contact(message: Message, flow: Flow) -> None:
+        contact = message.contact
+        assert contact is not None and message.from_user is not None
+        if contact.user_id != message.from_user.id:
+            await flow.send(_("phone.not_own"), reply_markup=kb.phone_request())
+            return
+        try:
+            phone = parse_phone(contact.phone_number)
+        except InputProblem:
+            # Telegram verified this number, even if libphonenumber does not know its range.
+            digits = "".join(ch for ch in contact.phone_number if ch.isdigit())
+            phone = "+" + digits
+        await _phone_accepted(flow, phone, verified=True)
+
+    @r.message(Registration.phone, F.text)
+    async def phone_typed(message: Message, flow: Flow) -> None:
+        try:
+            phone = parse_phone(message.text or "")
+        except InputProblem as problem:
+            await _refuse(flow, problem, Registration.phone)
+            return
+        await _phone_accepted(flow, phone, verified=False)
+
+    @r.message(Registration.region, F.text)
+    async def region_typed(message: Message, flow: Flow) -> None:
+        matches = flow.catalog.search_regions(message.text or "", flow.locale)
+        if len(matches) == 1:
+            await _region_chosen(flow, matches[0].code)
+        elif matches:
+            await flow.send(
+                _("region.several"),
+                reply_markup=kb.region_matches(matches[:MAX_REGION_MATCHES], flow.locale),
+            )
+        else:
+            await flow.send(_("region.not_found"))
+            await flow.ask(Registration.region)
+
+    @r.callback_query(Registration.region, RegionPageCb.filter())
+    async def region_page(query: CallbackQuery, callback_data: RegionPageCb, flow: Flow) -> None:
+        regions = sorted(flow.catalog.regions, key=lambda x: x.name.get(flow.locale))
+        draft = await load_draft(flow.state)
+        draft.region_page = callback_data.page
+        await save_draft(flow.state, draft)
+        markup = kb.region_page(regions, callback_data.page, flow.locale)
+        assert isinstance(query.message, Message)
+        if query.message.text == _("reg.ask_region"):
+            await edit_markup(query.message, markup)
+        else:
+            await query.message.edit_text(_("reg.ask_region"), reply_markup=markup)
+
+    @r.callback_query(Registration.region, RegionPickCb.filter())
+    async def region_pick(
+        query: CallbackQuery,
+        callback_data: RegionPickCb,
+        flow: Flow,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        if flow.catalog.region(callback_data.code) is None:
+            callback_answer.text = _("common.stale_button")
+            return
+        await drop_buttons(query)
+        await _region_chosen(flow, callback_data.code)
+
+    @r.callback_query(Registration.time_zone, TimeZonePickCb.filter())
+    async def time_zone_pick(
+        query: CallbackQuery,
+        callback_data: TimeZonePickCb,
+        flow: Flow,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        draft = await load_draft(flow.state)
+        region = flow.catalog.region(callback_data.region)
+        if (
+            region is None
+            or draft.region_code != region.code
+            or not 0 <= callback_data.index < len(region.time_zones)
+        ):
+            callback_answer.text = _("common.stale_button")
+            return
+        await drop_buttons(query)
+        draft.time_zone = region.time_zones[callback_data.index].tz
+        await flow.advance(draft, Registration.time_zone)
+
+    # --- summary ---------------------------------------------------------------------------
+    @r.callback_query(Registration.summary, SummaryCb.filter())
+    async def summary(
+        query: CallbackQuery,
+        callback_data: SummaryCb,
+        flow: Flow,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        if callback_data.action is SummaryAction.EDIT and callback_data.field:
+            await drop_buttons(query)
+            await flow.start_edit(FIELD_STATES[callback_data.field], Mode.SUMMARY_EDIT)
+            return
+        draft = await load_draft(flow.state)
+        if not draft.complete:
+            await flow.ask(Registration.summary, draft)
+            return
+        assert draft.full_name and draft.birth_date and draft.phone and draft.time_zone
+        assert draft.region_code is not None and draft.consent_at and draft.consent_version
+        try:
+            await flow.patients.register(
+                flow.user_id,
+                NewPatient(
+                    full_name=draft.full_name,
+                    birth_date=draft.birth_date,
+                    phone=draft.phone,
+                    phone_verified=draft.phone_verified,
+                    region_code=draft.region_code,
+                    time_zone=draft.time_zone,
+                    consent_version=draft.consent_version,
+                    consent_at=draft.consent_at,
+                ),
+            )
+        except AlreadyRegisteredError:
+            callback_answer.text = _("reg.already_registered")
+        await drop_buttons(query)
+        await flow.state.clear()
+        await flow.send(_("reg.done"), reply_markup=menu_kb.main_menu())
+
+    # --- anything else during registration: say what is expected, ask again ----------------
+    @r.message(StateFilter(Registration.full_name, Registration.birth_date, Registration.region))
+    async def not_text(_message: Message, flow: Flow) -> None:
+        await flow.send(_("reg.need_text"))
+        await flow.ask(await flow.state.get_state())
+
+    @r.message(Registration.phone)
+    async def phone_other(_message: Message, flow: Flow) -> None:
+        await flow.send(_("phone.need_contact"))
+        await flow.ask(Registration.phone)
+
+    @r.message(StateFilter(Registration))
+    async def use_buttons(_message: Message, flow: Flow) -> None:
+        await flow.send(_("reg.use_buttons"))
+        await flow.ask(await flow.state.get_state())
+
+    return r
+
+
+async def _refuse(flow: Flow, problem: InputProblem, step: object) -> None:
+    markup = kb.phone_request() if step is Registration.phone else kb.step_nav()
+    await flow.send(_(PROBLEMS[problem.code]), reply_markup=markup)
+
+
+async def _phone_accepted(flow: Flow, phone: str, *, verified: bool) -> None:
+    draft = await load_draft(flow.state)
+    draft.phone = phone
+    draft.phone_verified = verified
+    key = "phone.saved_verified" if verified else "phone.saved_unverified"
+    await flow.send(_(key), reply_markup=ReplyKeyboardRemove())
+    await flow.advance(draft, Registration.phone)
+
+
+async def _region_chosen(flow: Flow, code: int) -> None:
+    draft = await load_draft(flow.state)
+    draft.region_code = code
+    draft.time_zone = None
+    await flow.advance(draft, Registration.region)
+
+
+async def ask_cancel(flow: Flow) -> None:
+    draft = await load_draft(flow.state)
+    if draft.mode is Mode.PROFILE_EDIT:
+        await flow.state.clear()
+        await flow.send(_("profile.edit_cancelled"), reply_markup=menu_kb.main_menu())
+        await flow.show_profile()
+        return
+    current = await flow.state.get_state()
+    if current != Registration.cancel_confirm.state:
+        draft.resume_state = current
+        await save_draft(flow.state, draft)
+    if current == Registration.phone.state:
+        await flow.send(_("reg.cancel_title"), reply_markup=ReplyKeyboardRemove())
+    await flow.ask(Registration.cancel_confirm, draft)
+
+
+async def _cancel(flow: Flow) -> None:
+    await flow.state.clear()
+    await flow.send(_("reg.cancelled"), reply_markup=ReplyKeyboardRemove())

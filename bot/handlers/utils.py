@@ -1,0 +1,20 @@
+"""Small helpers shared by handlers."""
+
+from __future__ import annotations
+
+import contextlib
+
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+
+
+async def drop_buttons(query: CallbackQuery) -> None:
+    """Take the keyboard off a message whose question was answered (no second press)."""
+    if isinstance(query.message, Message) and query.message.reply_markup:
+        await edit_markup(query.message, None)
+
+
+async def edit_markup(message: Message, markup: InlineKeyboardMarkup | None) -> None:
+    # Already edited (a double click) or too old to edit: nothing to do.
+    with contextlib.suppress(TelegramBadRequest):
+        await message.edit_reply_markup(reply_markup=markup)

@@ -1,0 +1,62 @@
+"""gettext catalogs: compiled from locales/*/LC_MESSAGES/*.po at start, and the locale choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiogram.types import TelegramObject, User
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n.middleware import I18nMiddleware
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+DOMAIN = "messages"
+
+
+def compile_locales(path: Path = LOCALES_DIR) -> list[Path]:
+    """Compile every .po whose .mo is missing or older. Returns the .mo files written."""
+    written = []
+    for po_path in sorted(path.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
+        mo_path = po_path.with_suffix(".mo")
+        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+            continue
+        with po_path.open("rb") as po_file:
+            catalog = read_po(po_file, locale=po_path.parent.parent.name)
+        tmp = mo_path.with_suffix(".mo.tmp")
+        with tmp.open("wb") as mo_file:
+            write_mo(mo_file, catalog, use_fuzzy=False)
+        tmp.replace(mo_path)
+        written.append(mo_path)
+    return written
+
+
+def create_i18n(default_locale: str = "ru") -> I18n:
+    compile_locales()
+    return I18n(path=LOCALES_DIR, default_locale=default_locale, domain=DOMAIN)
+
+
+def variants(i18n: I18n, key: str) -> frozenset[str]:
+    """A text in every locale: a menu button keeps working after the language is switched."""
+    return frozenset(i18n.gettext(key, locale=locale) for locale in i18n.available_locales)
+
+
+class LocaleMiddleware(I18nMiddleware):
+    """The patient's chosen language, else Telegram's when we have it, else the default."""
+
+    async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
+        patient = data.get("patient")
+        if patient is not None and patient.locale in self.i18n.available_locales:
+            return str(patient.locale)
+        user: User | None = data.get("event_from_user")
+        if user and user.language_code:
+            language = user.language_code.split("-")[0].lower()
+            if language in self.i18n.available_locales:
+                return language
+        return self.i18n.default_locale
+
+
+def N_(key: str) -> str:
+    """Marks a message id for extraction where the text is looked up later."""
+    return key

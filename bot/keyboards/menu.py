@@ -1,0 +1,53 @@
+"""The main menu (reply keyboard) and the profile's inline keyboards."""
+
+from __future__ import annotations
+
+from aiogram.types import InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.callbacks import Field, Language, LanguageCb, ProfileAction, ProfileCb
+from bot.i18n import N_
+
+# Menu items in order; a feature adds its key here when it exists.
+MENU_ITEMS: tuple[str, ...] = (N_("menu.documents"), N_("menu.profile"), N_("menu.help"))
+
+
+def main_menu() -> ReplyKeyboardMarkup:
+    buttons = [KeyboardButton(text=_(key)) for key in MENU_ITEMS]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    return ReplyKeyboardMarkup(keyboard=rows, resize_keyboard=True, is_persistent=True)
+
+
+def profile() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for field, key in (
+        (Field.FULL_NAME, "btn.edit_name"),
+        (Field.BIRTH_DATE, "btn.edit_birth_date"),
+        (Field.PHONE, "btn.edit_phone"),
+        (Field.REGION, "btn.edit_region"),
+    ):
+        kb.button(text=_(key), callback_data=ProfileCb(action=ProfileAction.EDIT, field=field))
+    kb.button(text=_("btn.language"), callback_data=ProfileCb(action=ProfileAction.LANGUAGE))
+    kb.button(text=_("btn.delete_data"), callback_data=ProfileCb(action=ProfileAction.DELETE))
+    kb.adjust(2, 2, 1, 1)
+    return kb.as_markup()
+
+
+def languages() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text="Русский", callback_data=LanguageCb(locale=Language.RU))
+    kb.button(text="English", callback_data=LanguageCb(locale=Language.EN))
+    kb.button(text=_("btn.back"), callback_data=ProfileCb(action=ProfileAction.SHOW))
+    kb.adjust(2, 1)
+    return kb.as_markup()
+
+
+def delete_step(final: bool) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    action = ProfileAction.DELETE_FINAL if final else ProfileAction.DELETE_YES
+    key = "btn.delete_final" if final else "btn.delete_yes"
+    kb.button(text=_(key), callback_data=ProfileCb(action=action))
+    kb.button(text=_("btn.delete_no"), callback_data=ProfileCb(action=ProfileAction.SHOW))
+    kb.adjust(1)
+    return kb.as_markup()

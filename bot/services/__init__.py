@@ -1,0 +1,1 @@
+"""Domain rules and transactions. No aiogram types here: plain values and DTOs in and out."""

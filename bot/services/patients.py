@@ -1,0 +1,174 @@
+"""Patients: registration, profile changes, language and erasure of all personal data."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.services.clock import Clock
+from bot.services.validation import age_on
+from bot.storage.db import SessionFactory
+from bot.storage.models import Patient
+from bot.storage.repositories import DialogueRepository, PatientRepository
+
+
+@dataclass(frozen=True, slots=True)
+class PatientDTO:
+    id: int
+    telegram_id: int
+    full_name: str
+    birth_date: date
+    phone: str
+    phone_verified: bool
+    region_code: int
+    time_zone: str
+    locale: str | None
+    consent_version: str
+    consent_at: datetime
+    registered_at: datetime
+
+    def age(self, today: date) -> int:
+        return age_on(self.birth_date, today)
+
+
+@dataclass(frozen=True, slots=True)
+class NewPatient:
+    full_name: str
+    birth_date: date
+    phone: str
+    phone_verified: bool
+    region_code: int
+    time_zone: str
+    consent_version: str
+    consent_at: datetime
+    locale: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    """What was erased, shown to the patient."""
+
+    patient_id: int
+    dialogues: int
+    files: int
+
+
+class AlreadyRegisteredError(Exception):
+    pass
+
+
+class NotRegisteredError(Exception):
+    pass
+
+
+PROFILE_FIELDS = frozenset(
+    {"full_name", "birth_date", "phone", "phone_verified", "region_code", "time_zone"}
+)
+
+
+def _dto(p: Patient) -> PatientDTO:
+    return PatientDTO(
+        id=p.id,
+        telegram_id=p.telegram_id,
+        full_name=p.full_name,
+        birth_date=p.birth_date,
+        phone=p.phone,
+        phone_verified=p.phone_verified,
+        region_code=p.region_code,
+        time_zone=p.time_zone,
+        locale=p.locale,
+        consent_version=p.consent_version,
+        consent_at=p.consent_at,
+        registered_at=p.registered_at,
+    )
+
+
+class PatientService:
+    def __init__(self, sessions: SessionFactory, files_dir: Path, clock: Clock) -> None:
+        self._sessions = sessions
+        self._files_dir = files_dir
+        self._clock = clock
+
+    def patient_files_dir(self, patient_id: int) -> Path:
+        return self._files_dir / "patients" / str(patient_id)
+
+    async def get(self, telegram_id: int) -> PatientDTO | None:
+        async with self._sessions() as session:
+            patient = await PatientRepository(session).by_telegram_id(telegram_id)
+            return _dto(patient) if patient else None
+
+    async def register(self, telegram_id: int, new: NewPatient) -> PatientDTO:
+        now = self._clock()
+        try:
+            async with self._sessions.begin() as session:
+                patients = PatientRepository(session)
+                if await patients.by_telegram_id(telegram_id):
+                    raise AlreadyRegisteredError
+                patient = await patients.add(
+                    Patient(
+                        telegram_id=telegram_id,
+                        full_name=new.full_name,
+                        birth_date=new.birth_date,
+                        phone=new.phone,
+                        phone_verified=new.phone_verified,
+                        region_code=new.region_code,
+                        time_zone=new.time_zone,
+                        locale=new.locale,
+                        consent_version=new.consent_version,
+                        consent_at=new.consent_at,
+                        registered_at=now,
+                        updated_at=now,
+                    )
+                )
+                return _dto(patient)
+        except IntegrityError:
+            # A concurrent confirmation (double click) registered this user first.
+            raise AlreadyRegisteredError from None
+
+    async def update_profile(self, telegram_id: int, **changes: object) -> PatientDTO:
+        unknown = set(changes) - PROFILE_FIELDS
+        if unknown:
+            raise ValueError(f"not profile fields: {sorted(unknown)}")
+        async with self._sessions.begin() as session:
+            patient = await PatientRepository(session).by_telegram_id(telegram_id)
+            if patient is None:
+                raise NotRegisteredError
+            for name, value in changes.items():
+                setattr(patient, name, value)
+            patient.updated_at = self._clock()
+            return _dto(patient)
+
+    async def set_locale(self, telegram_id: int, locale: str) -> None:
+        async with self._sessions.begin() as session:
+            patient = await PatientRepository(session).by_telegram_id(telegram_id)
+            if patient is None:
+                raise NotRegisteredError
+            patient.locale = locale
+            patient.updated_at = self._clock()
+
+    async def erase(self, telegram_id: int) -> ErasureReport:
+        """Erase the patient, every row that belongs to them, their dialogues and files."""
+        async with self._sessions.begin() as session:
+            patients = PatientRepository(session)
+            patient = await patients.by_telegram_id(telegram_id)
+            if patient is None:
+                raise NotRegisteredError
+            patient_id = patient.id
+            dialogues = await DialogueRepository(session).erase_user(telegram_id)
+            await patients.erase(patient, self._clock())
+        files = await asyncio.to_thread(_remove_tree, self.patient_files_dir(patient_id))
+        return ErasureReport(patient_id=patient_id, dialogues=dialogues, files=files)
+
+
+def _remove_tree(folder: Path) -> int:
+    """Delete a folder with everything in it; returns the number of files removed."""
+    if not folder.exists():
+        return 0
+    count = sum(1 for f in folder.rglob("*") if f.is_file())
+    shutil.rmtree(folder)
+    return count

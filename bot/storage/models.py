@@ -1,0 +1,181 @@
+"""SQLAlchemy 2 typed models. Times are stored in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite hands back naive values otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+    }
+
+
+class Patient(Base):
+    """A registered patient. Created only when registration is confirmed (after consent)."""
+
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    birth_date: Mapped[date] = mapped_column(Date)
+    phone: Mapped[str] = mapped_column(String(32))
+    phone_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    region_code: Mapped[int] = mapped_column(Integer)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(8), default=None)
+    consent_version: Mapped[str] = mapped_column(String(32))
+    consent_at: Mapped[datetime]
+    registered_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class DeletedPatient(Base):
+    """Anonymous tombstone of an erased patient: only the former internal id and when."""
+
+    __tablename__ = "deleted_patients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    deleted_at: Mapped[datetime]
+
+
+class FsmRecord(Base):
+    """Dialogue state and data of aiogram's FSM, one row per storage key."""
+
+    __tablename__ = "fsm_records"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
+    thread_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    business_connection_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    destiny: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str | None] = mapped_column(String(128))
+    data: Mapped[str] = mapped_column(Text, default="{}")
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Document(Base):
+    """One document of a patient: one type, one or more files (an album of pages)."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    type_code: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class DocumentFile(Base):
+    """A verified file: the Telegram file_id (for re-sending) next to our own checked copy."""
+
+    __tablename__ = "document_files"
+    __table_args__ = (UniqueConstraint("patient_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))
+    sent_as_photo: Mapped[bool] = mapped_column(Boolean, default=False)
+    telegram_file_id: Mapped[str] = mapped_column(String(256))
+    telegram_file_unique_id: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    stored_path: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+
+
+class UploadBatch(Base):
+    """Files a patient sent together (an album, or files within a few seconds), kept in the
+    database so that a restart or another worker finishes the same batch."""
+
+    __tablename__ = "upload_batches"
+    __table_args__ = (UniqueConstraint("patient_id", "media_group_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    locale: Mapped[str] = mapped_column(String(8))
+    media_group_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(
+        String(16), index=True
+    )  # see services.documents.BatchStatus
+    type_code: Mapped[str | None] = mapped_column(String(32))
+    document_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    last_item_at: Mapped[datetime]
+
+
+class UploadItem(Base):
+    """One file message of a batch, as Telegram described it (nothing downloaded yet)."""
+
+    __tablename__ = "upload_items"
+    __table_args__ = (UniqueConstraint("batch_id", "message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("upload_batches.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    media_group_id: Mapped[str | None] = mapped_column(String(64))
+    telegram_file_id: Mapped[str] = mapped_column(String(256))
+    telegram_file_unique_id: Mapped[str] = mapped_column(String(64))
+    is_photo: Mapped[bool] = mapped_column(Boolean, default=False)
+    claimed_size: Mapped[int | None] = mapped_column(BigInteger)
+    caption_type: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime]

@@ -1,0 +1,118 @@
+"""Texts assembled from i18n messages and data: summaries, profile, dates and time zones."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from html import escape
+from zoneinfo import ZoneInfo
+
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
+
+from bot.catalog import Catalog
+from bot.fsm.data import RegistrationDraft
+from bot.services.documents import DocumentSummary
+from bot.services.patients import PatientDTO
+from bot.services.validation import age_on, format_phone
+
+MOSCOW = ZoneInfo("Europe/Moscow")
+
+
+def format_date(value: date) -> str:
+    return value.strftime("%d.%m.%Y")
+
+
+def _offset(seconds: float) -> str:
+    sign = "+" if seconds >= 0 else "-"
+    seconds = abs(int(seconds))
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{sign}{hours}" if minutes == 0 else f"{sign}{hours}:{minutes:02d}"
+
+
+def _utc_offset_seconds(now: datetime, zone: ZoneInfo) -> float:
+    offset = now.astimezone(zone).utcoffset()
+    return offset.total_seconds() if offset is not None else 0.0
+
+
+def format_time_zone(tz: str, now: datetime) -> str:
+    """'Asia/Irkutsk' → 'UTC+8, МСК+5 (Asia/Irkutsk)'."""
+    utc = _utc_offset_seconds(now, ZoneInfo(tz))
+    moscow = _utc_offset_seconds(now, MOSCOW)
+    relative = _("tz.moscow") + ("" if utc == moscow else _offset(utc - moscow))
+    return f"UTC{_offset(utc)}, {relative} ({tz})"
+
+
+def _age(years: int) -> str:
+    return ngettext("summary.age", "summary.age_plural", years).format(age=years)
+
+
+def polite_name(full_name: str) -> str:
+    """'Иванова Мария Петровна' → 'Мария Петровна' (first name and patronymic)."""
+    words = full_name.split()
+    return " ".join(words[1:3]) if len(words) > 1 else full_name
+
+
+def region_name(catalog: Catalog, code: int | None, locale: str) -> str:
+    region = catalog.region(code) if code is not None else None
+    return region.name.get(locale) if region else "—"
+
+
+def registration_summary(
+    draft: RegistrationDraft, catalog: Catalog, locale: str, now: datetime
+) -> str:
+    born = draft.birth_date
+    age = _age(age_on(born, now.date())) if born else ""
+    phone = format_phone(draft.phone) if draft.phone else "—"
+    if draft.phone and not draft.phone_verified:
+        phone += " " + _("summary.phone_unverified")
+    return _("summary.text").format(
+        full_name=escape(draft.full_name or "—"),
+        birth_date=(format_date(born) + age) if born else "—",
+        phone=escape(phone),
+        region=escape(region_name(catalog, draft.region_code, locale)),
+        time_zone=format_time_zone(draft.time_zone, now) if draft.time_zone else "—",
+    )
+
+
+def profile_text(patient: PatientDTO, catalog: Catalog, locale: str, now: datetime) -> str:
+    phone = format_phone(patient.phone)
+    if not patient.phone_verified:
+        phone += " " + _("summary.phone_unverified")
+    return _("profile.text").format(
+        full_name=escape(patient.full_name),
+        birth_date=format_date(patient.birth_date) + _age(patient.age(now.date())),
+        phone=escape(phone),
+        region=escape(region_name(catalog, patient.region_code, locale)),
+        time_zone=format_time_zone(patient.time_zone, now),
+        language=_("language.name"),
+        consent=_("profile.consent").format(
+            version=patient.consent_version, date=format_date(patient.consent_at.date())
+        ),
+    )
+
+
+def documents_list_text(items: list[DocumentSummary], catalog: Catalog, locale: str) -> str:
+    """The patient's documents grouped by type: type, then each document's date and files."""
+    if not items:
+        return _("doc.list_empty")
+    lines = [_("doc.list_title")]
+    by_type: dict[str, list[DocumentSummary]] = {}
+    for item in items:
+        by_type.setdefault(item.type_code, []).append(item)
+    for doc_type in catalog.document_types:
+        group = by_type.pop(doc_type.code, [])
+        if group:
+            lines.append(_document_group(doc_type.name.get(locale), group))
+    for code, group in by_type.items():  # types no longer in the catalog
+        lines.append(_document_group(code, group))
+    return "\n".join(lines)
+
+
+def _document_group(name: str, group: list[DocumentSummary]) -> str:
+    entries = ", ".join(
+        f"{format_date(d.created_at.date())} ("
+        + ngettext("doc.files", "doc.files_plural", d.files).format(count=d.files)
+        + ")"
+        for d in group
+    )
+    return f"\n<b>{escape(name)}</b>: {entries}"

@@ -1,0 +1,141 @@
+"""The real ``python -m bot`` process against the fake Bot API: registration, a SIGKILL in the
+middle of it, a graceful stop, the commands menu, and logs without personal data."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakegram.client import FakeUser
+from fakegram.server import FakeTelegram
+from tests.conftest import ROOT, TOKEN
+
+pytestmark = pytest.mark.process
+
+NAME = "Кузнецова-Ратмирова Евпраксия Игнатьевна"
+BIRTH = "13.04.1957"
+PHONE = "+79025550147"
+
+
+@pytest.fixture
+async def fake_queue() -> AsyncIterator[FakeTelegram]:
+    """A fake of its own, delivering updates through getUpdates like Telegram does."""
+    async with FakeTelegram() as server:
+        server.add_bot(TOKEN)
+        yield server
+
+
+class BotProcess:
+    def __init__(self, fake: FakeTelegram, tmp: Path) -> None:
+        self.fake = fake
+        self.tmp = tmp
+        self.log = tmp / "bot.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.env = {
+            **os.environ,
+            "BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_URL": fake.base_url,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bot.db",
+            "FILES_DIR": str(tmp / "files"),
+            "LOG_LEVEL": "DEBUG",
+            "PYTHONPATH": str(ROOT),
+        }
+
+    async def start(self) -> None:
+        mark = len(self.fake.calls())
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child process
+                [sys.executable, "-m", "bot"], cwd=self.tmp, env=self.env, stderr=log
+            )
+        await self.fake.wait_for_call("getUpdates", after_index=mark, timeout=60)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        for _ in range(300):
+            if self.proc.poll() is not None:
+                return self.proc.returncode
+            await asyncio.sleep(0.1)
+        self.proc.kill()
+        raise AssertionError("the bot did not stop within 30 s")
+
+    def db(self, sql: str) -> list[Any]:
+        with sqlite3.connect(self.tmp / "bot.db") as conn:
+            return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+async def bot_process(fake_queue: FakeTelegram, tmp_path: Path) -> AsyncIterator[BotProcess]:
+    process = BotProcess(fake_queue, tmp_path)
+    await process.start()
+    yield process
+    if process.proc and process.proc.poll() is None:
+        process.kill()
+
+
+async def step(
+    fake: FakeTelegram, action: Callable[[], Awaitable[Any]], expect: str, within: float = 20
+) -> str:
+    """Do something as the user, then wait for the bot's message (or edit) containing ``expect``."""
+    mark = len(fake.calls())
+    await action()
+
+    def shows(call: Any) -> bool:
+        return expect in str(call.params.get("text", ""))
+
+    call = await fake.wait_for_call(None, predicate=shows, after_index=mark, timeout=within)
+    return str(call.params["text"])
+
+
+async def test_registration_survives_sigkill_and_commands_are_set(
+    bot_process: BotProcess, fake_queue: FakeTelegram
+) -> None:
+    fake = fake_queue
+    user = FakeUser(fake, 610_000_001, first_name="Евпраксия")
+    commands = fake.calls("setMyCommands")
+    languages = {call.params.get("language_code") for call in commands}
+    assert {None, "ru", "en"} <= languages
+    ru = next(c for c in commands if c.params.get("language_code") == "ru")
+    assert "Мой профиль" in str(ru.params["commands"])
+
+    await step(fake, lambda: user.send("/start"), "Согласие на обработку")
+    await step(fake, lambda: user.click("✅ Согласен"), "Шаг 1 из 4")
+    await step(fake, lambda: user.send(NAME), "Шаг 2 из 4")
+    await step(fake, lambda: user.send(BIRTH), "Шаг 3 из 4")
+
+    bot_process.kill()  # SIGKILL in the middle of registration
+    await bot_process.start()
+
+    await step(fake, lambda: user.send_contact(PHONE), "Шаг 4 из 4")
+    summary = await step(fake, lambda: user.send("Иркутская"), "Проверьте данные")
+    assert NAME in summary
+    assert BIRTH in summary
+    await step(fake, lambda: user.click("✅ Всё верно"), "Регистрация завершена")
+    assert bot_process.db("SELECT full_name, phone FROM patients") == [(NAME, PHONE)]
+
+    assert await bot_process.stop(signal.SIGTERM) == 0
+    log = bot_process.log.read_text(encoding="utf-8")
+    assert "bot stopped" in log
+    for secret in (NAME, "Евпраксия", PHONE, "5550147", BIRTH, "1957-04-13"):
+        assert secret not in log, f"personal data in the log: {secret!r}"
+
+
+async def test_sigint_stops_cleanly(bot_process: BotProcess, fake_queue: FakeTelegram) -> None:
+    user = FakeUser(fake_queue, 610_000_002)
+    await step(fake_queue, lambda: user.send("/start"), "Согласие на обработку")
+    assert await bot_process.stop(signal.SIGINT) == 0
+    assert "bot stopped" in bot_process.log.read_text(encoding="utf-8")

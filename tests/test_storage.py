@@ -1,0 +1,67 @@
+"""Migrations up and down, models in step with them, and the SQL dialogue storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiogram.fsm.storage.base import StorageKey
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from bot.fsm.storage import SQLStorage
+from bot.storage.db import (
+    alembic_config,
+    create_engine,
+    create_session_factory,
+    downgrade,
+    migrate,
+)
+from bot.storage.models import Base
+
+
+async def test_every_migration_runs_up_and_down(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/m.db")
+    script = ScriptDirectory.from_config(alembic_config())
+    revisions = [r.revision for r in script.walk_revisions("base", "heads")][::-1]
+    assert revisions
+    for revision in revisions:
+        await migrate(engine, revision)
+    await downgrade(engine, "base")
+    async with engine.connect() as conn:
+        tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+    assert set(tables) <= {"alembic_version"}
+    await migrate(engine)
+    async with engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+        )
+    assert diff == [], "models and migrations differ: add a migration"
+    await engine.dispose()
+
+
+async def test_sql_storage_keeps_state_and_data(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/s.db")
+    await migrate(engine)
+    storage = SQLStorage(create_session_factory(engine))
+    key = StorageKey(bot_id=1, chat_id=10, user_id=10)
+    other = StorageKey(bot_id=1, chat_id=-100, user_id=10, thread_id=5)
+    assert await storage.get_state(key) is None
+    assert await storage.get_data(key) == {}
+    await storage.set_state(key, "Registration:full_name")
+    await storage.set_data(key, {"registration": {"full_name": "Ё"}})
+    await storage.set_state(other, "Other:x")
+    assert await storage.get_state(key) == "Registration:full_name"
+    assert await storage.get_data(key) == {"registration": {"full_name": "Ё"}}
+    assert await storage.update_data(key, {"n": 1}) == {"registration": {"full_name": "Ё"}, "n": 1}
+    # a new storage over the same database (a restart) sees the same
+    again = SQLStorage(create_session_factory(engine))
+    assert await again.get_state(key) == "Registration:full_name"
+    assert await again.get_state(other) == "Other:x"
+    await again.set_state(key, None)
+    await again.set_data(key, {})
+    assert await again.get_state(key) is None
+    assert await again.forget_user(10) == 1  # the forum-topic row; the cleared one is gone
+    assert await again.get_state(other) is None
+    await engine.dispose()
