@@ -23,9 +23,13 @@ from bot.fsm.storage import SQLStorage
 from bot.handlers import build_root_router
 from bot.i18n import N_, LocaleMiddleware
 from bot.middlewares import InFlightMiddleware, PatientMiddleware
+from bot.notifications import ApplicationNotifier
+from bot.services.applications import CARD, CARD_REFRESH, ApplicationService
 from bot.services.clock import Clock, utc_now
 from bot.services.documents import DocumentService
+from bot.services.outbox import Limits, OutboxSender
 from bot.services.patients import PatientService
+from bot.staff_access import StaffAccess
 from bot.storage.db import SessionFactory, create_session_factory
 from bot.uploads import UploadCoordinator
 
@@ -41,6 +45,7 @@ class Services:
     clock: Clock = utc_now
     patients: PatientService = field(init=False)
     documents: DocumentService = field(init=False)
+    applications: ApplicationService = field(init=False)
 
     def __post_init__(self) -> None:
         self.patients = PatientService(self.sessions, self.settings.files_dir, self.clock)
@@ -52,12 +57,45 @@ class Services:
             quiet=timedelta(seconds=self.settings.upload_quiet_seconds),
             type_from_caption=self.catalog.document_type_from_text,
         )
+        self.applications = ApplicationService(
+            self.sessions, self.catalog, self.clock, self.settings.video_base_url
+        )
 
     @classmethod
     def create(
         cls, settings: Settings, catalog: Catalog, engine: AsyncEngine, i18n: I18n, clock: Clock
     ) -> Services:
         return cls(settings, catalog, create_session_factory(engine), i18n, clock)
+
+
+def build_outbox(services: Services, bot: Bot) -> OutboxSender:
+    """The sender of the outbox, with the job handlers that render applications' messages."""
+    settings = services.settings
+    sender = OutboxSender(
+        services.sessions,
+        bot,
+        services.clock,
+        Limits(
+            global_per_second=settings.outbox_global_per_second,
+            per_chat_per_second=settings.outbox_per_chat_per_second,
+            per_group_per_minute=settings.outbox_per_group_per_minute,
+        ),
+        on_blocked=services.patients.mark_unreachable,
+    )
+    notifier = ApplicationNotifier(
+        services.sessions,
+        services.applications,
+        services.documents,
+        services.catalog,
+        services.i18n,
+        services.clock,
+        settings.default_locale,
+    )
+    for kind, handler in notifier.handlers().items():
+        # A card posted or edited again is harmless (post_card checks what is already there);
+        # a notice to a patient is never repeated blindly after a crash.
+        sender.register(kind, handler, idempotent=kind in {CARD, CARD_REFRESH})
+    return sender
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -75,8 +113,14 @@ def create_dispatcher(
     services: Services, bot: Bot, storage: BaseStorage | None = None
 ) -> Dispatcher:
     uploads = UploadCoordinator(
-        bot, services.documents, services.catalog, services.i18n, services.clock
+        bot,
+        services.documents,
+        services.catalog,
+        services.i18n,
+        services.clock,
+        on_document=services.applications.documents_added,
     )
+    sender = build_outbox(services, bot)
     dp = Dispatcher(
         storage=storage or SQLStorage(services.sessions),
         events_isolation=SimpleEventIsolation(),
@@ -86,7 +130,10 @@ def create_dispatcher(
         clock=services.clock,
         patients=services.patients,
         documents=services.documents,
+        applications=services.applications,
         uploads=uploads,
+        outbox=sender,
+        access=StaffAccess(),
     )
     dp.startup.register(uploads.resume)
     dp.shutdown.register(uploads.close)

@@ -109,3 +109,73 @@ class DocCb(CallbackData, prefix="dc"):
 class DocTypeCb(CallbackData, prefix="dt"):
     batch: int
     type: str
+
+
+class AppAction(StrEnum):
+    """A patient's actions on their application / consultation."""
+
+    CENTER = "c"
+    GROUP = "g"
+    CHECK = "k"
+    SUBMIT = "s"
+    SUBMIT_ANYWAY = "sa"
+    UPLOAD = "u"
+    CANCEL = "x"
+    BACK = "b"
+    OPEN = "o"
+    WITHDRAW = "w"
+    WITHDRAW_YES = "wy"
+    LIST = "l"
+
+
+class AppCb(CallbackData, prefix="ap"):
+    action: AppAction
+    id: int = 0
+    code: str = ""
+
+
+class TimeAnswer(StrEnum):
+    CONFIRM = "c"
+    OTHER = "o"
+
+
+class TimeAnswerCb(CallbackData, prefix="ta"):
+    consultation: int
+    answer: TimeAnswer
+
+
+class ConclusionCb(CallbackData, prefix="cn"):
+    id: int
+
+
+class StaffAction(StrEnum):
+    TAKE = "t"
+    ASSIGN = "a"
+    REQUEST_DOCS = "r"
+    DECLINE = "d"
+    INVITE = "i"
+    CONCLUDE = "c"
+    CANCEL = "x"
+
+
+class StaffCb(CallbackData, prefix="st"):
+    action: StaffAction
+    app: int
+
+
+class CalendarCb(CallbackData, prefix="cl"):
+    app: int
+    month: int  # yyyymm shown
+    day: int = 0  # yyyymmdd picked, 0 = navigation only
+
+
+class TimeSlotCb(CallbackData, prefix="ts"):
+    app: int
+    day: int  # yyyymmdd
+    minutes: int  # from midnight, center's time zone
+    confirm: bool = False
+
+
+class RequestDocCb(CallbackData, prefix="rq"):
+    app: int
+    type: str = ""  # "" = done choosing

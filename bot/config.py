@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     consent_version: str = "2026-11-01"
     max_download_mb: int = Field(default=20, ge=1, le=2000)
     upload_quiet_seconds: float = Field(default=3.0, gt=0, le=60)
+    video_base_url: str = "https://meet.jit.si"
+    outbox_tick_seconds: float = Field(default=1.0, gt=0, le=3600)
+    outbox_global_per_second: float = Field(default=30.0, gt=0)
+    outbox_per_chat_per_second: float = Field(default=1.0, gt=0)
+    outbox_per_group_per_minute: float = Field(default=20.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
 
     @property

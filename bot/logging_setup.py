@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 import sys
 
-# aiosqlite logs every call with its SQL parameters; SQLAlchemy's engine echo prints them too.
-QUIET_LOGGERS = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool", "asyncio", "asyncpg")
+# aiosqlite logs every call with its SQL parameters at DEBUG; SQLAlchemy's engine would print
+# every statement. They stay at WARNING whatever LOG_LEVEL says.
+QUIET_LOGGERS = ("aiosqlite", "sqlalchemy", "asyncio", "asyncpg", "apscheduler.executors")
 
 
 def configure_logging(level: str) -> None:
@@ -17,6 +18,5 @@ def configure_logging(level: str) -> None:
         stream=sys.stderr,
     )
     logging.getLogger().setLevel(level)
-    floor = max(logging.INFO, logging.getLevelName(level))
     for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(floor)
+        logging.getLogger(name).setLevel(logging.WARNING)

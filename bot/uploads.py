@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from html import escape
 
@@ -42,8 +43,15 @@ REFUSALS = {
 
 class UploadCoordinator:
     def __init__(
-        self, bot: Bot, documents: DocumentService, catalog: Catalog, i18n: I18n, clock: Clock
+        self,
+        bot: Bot,
+        documents: DocumentService,
+        catalog: Catalog,
+        i18n: I18n,
+        clock: Clock,
+        on_document: Callable[[int, int], Awaitable[object]] | None = None,
     ) -> None:
+        self._on_document = on_document
         self._bot = bot
         self._documents = documents
         self._catalog = catalog
@@ -132,6 +140,8 @@ class UploadCoordinator:
             report.accepted,
             len(report.refused),
         )
+        if report.document_id is not None and self._on_document is not None:
+            await self._on_document(report.patient_id, report.document_id)
         with self._i18n.context(), self._i18n.use_locale(report.locale):
             text = self.render_report(report)
             if question is not None:

@@ -3,6 +3,7 @@ database in a temp dir) per test, and users played by the fake's client."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -109,6 +110,16 @@ class Harness:
         self.clock.advance(seconds=self.settings.upload_quiet_seconds + 0.01)
         await self.uploads.idle()
 
+    async def deliver(self) -> int:
+        """Deliver everything due in the outbox (what the scheduler's tick does)."""
+        total = 0
+        for _ in range(50):
+            sent = await self.dp["outbox"].deliver_due()
+            total += sent
+            if not sent:
+                return total
+        return total
+
     async def rows(self, sql: str, **params: Any) -> list[Any]:
         from sqlalchemy import text
 
@@ -123,16 +134,30 @@ def make_settings(base_url: str, tmp: Path, **overrides: Any) -> Settings:
         "database_url": f"sqlite+aiosqlite:///{tmp}/bot.db",
         "files_dir": tmp / "files",
         "upload_quiet_seconds": 0.2,
+        "outbox_per_chat_per_second": 1000.0,
+        "outbox_per_group_per_minute": 100000.0,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+_staff_chats = itertools.count(1)
+
+
+def with_fresh_staff_chats(catalog: Catalog) -> Catalog:
+    """Each test gets staff chats of its own on the shared fake server."""
+    centers = tuple(
+        dataclasses.replace(c, staff_chat_id=-1002000000000 - next(_staff_chats))
+        for c in catalog.centers
+    )
+    return dataclasses.replace(catalog, centers=centers)
 
 
 @pytest.fixture
 async def harness(
     fake: FakeTelegram, tmp_path: Path, i18n: I18n, catalog: Catalog
 ) -> AsyncIterator[Harness]:
-    h = Harness(fake, tmp_path, i18n, catalog)
+    h = Harness(fake, tmp_path, i18n, with_fresh_staff_chats(catalog))
     await h.start()
     try:
         yield h

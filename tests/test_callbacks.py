@@ -27,7 +27,9 @@ def biggest(cls: type[CallbackData]) -> CallbackData:
         if isinstance(kind, type) and issubclass(kind, str) and hasattr(kind, "__members__"):
             values[name] = max(kind, key=lambda m: len(m.value))  # type: ignore[arg-type]
         elif kind is int:
-            values[name] = -(2**63)
+            values[name] = 99_999_999_999  # ids and yyyymmdd values, far beyond real ones
+        elif kind is bool:
+            values[name] = True
         else:
             values[name] = "x" * 20
     return cls(**values)

@@ -66,3 +66,17 @@ def test_no_cyrillic_literals_in_handlers() -> None:
         )
         code = re.sub(r'"""[\s\S]*?"""', "", code)
         assert not re.search(r"[А-Яа-яЁё]", code), path.name
+
+
+def test_every_key_literal_in_the_code_is_translated() -> None:
+    """Keys looked up indirectly (tables of keys, ``_(key)``) are checked too."""
+    catalog = load("ru")
+    known = {m.id if isinstance(m.id, str) else m.id[0] for m in catalog if m.id}
+    prefixes = {key.split(".")[0] for key in known}
+    literals = set()
+    for path in (ROOT / "bot").rglob("*.py"):
+        for match in re.finditer(r"\"([a-z]+\.[a-z_]+)\"", path.read_text(encoding="utf-8")):
+            if match.group(1).split(".")[0] in prefixes:
+                literals.add(match.group(1))
+    plural_ids = {m.id[1] for m in catalog if m.id and not isinstance(m.id, str)}
+    assert literals - known - plural_ids == set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from fakegram.client import FakeUser
+from fakegram.client import FakeGroup, FakeUser
 from fakegram.server import FakeTelegram
 from tests.conftest import ROOT, TOKEN
 
@@ -50,11 +51,11 @@ class BotProcess:
             "PYTHONPATH": str(ROOT),
         }
 
-    async def start(self) -> None:
+    async def start(self, **env: str) -> None:
         mark = len(self.fake.calls())
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child process
-                [sys.executable, "-m", "bot"], cwd=self.tmp, env=self.env, stderr=log
+                [sys.executable, "-m", "bot"], cwd=self.tmp, env={**self.env, **env}, stderr=log
             )
         await self.fake.wait_for_call("getUpdates", after_index=mark, timeout=60)
 
@@ -139,3 +140,45 @@ async def test_sigint_stops_cleanly(bot_process: BotProcess, fake_queue: FakeTel
     await step(fake_queue, lambda: user.send("/start"), "Согласие на обработку")
     assert await bot_process.stop(signal.SIGINT) == 0
     assert "bot stopped" in bot_process.log.read_text(encoding="utf-8")
+
+
+async def test_outbox_row_committed_before_a_sigkill_is_delivered_once(
+    fake_queue: FakeTelegram, tmp_path: Path
+) -> None:
+    fake = fake_queue
+    group = FakeGroup(fake, -1001000000001, "НМИЦ ССХ — заявки", is_forum=True)
+    process = BotProcess(fake, tmp_path)
+    await process.start(OUTBOX_TICK_SECONDS="3600")  # the sender will not run before the kill
+    try:
+        user = FakeUser(fake, 610_000_003, first_name="Евпраксия")
+        await step(fake, lambda: user.send("/start"), "Согласие на обработку")
+        await step(fake, lambda: user.click("✅ Согласен"), "Шаг 1 из 4")
+        await step(fake, lambda: user.send(NAME), "Шаг 2 из 4")
+        await step(fake, lambda: user.send(BIRTH), "Шаг 3 из 4")
+        await step(fake, lambda: user.send_contact(PHONE), "Шаг 4 из 4")
+        await step(fake, lambda: user.send("Иркутская"), "Проверьте данные")
+        await step(fake, lambda: user.click("✅ Всё верно"), "Регистрация завершена")
+        await step(fake, lambda: user.press("📨 Заявка в центр"), "Выберите центр")
+        await step(fake, lambda: user.click("НМИЦ ССХ им. А.Н. Бакулева"), "группу заболеваний")
+        await step(fake, lambda: user.click("Кардиомиопатии"), "текущий диагноз")
+        await step(fake, lambda: user.send("ДКМП"), "жалобы")
+        await step(fake, lambda: user.send("Одышка при нагрузке"), "Документы для центра")
+        await step(fake, lambda: user.click(re.compile("Отправить без них")), "Проверьте заявку")
+        await step(fake, lambda: user.click("✅ Отправить заявку"), "отправлена")
+        assert process.db("SELECT status FROM outbox") == [("pending",)]
+        assert group.messages() == []
+        process.kill()  # committed, not delivered
+
+        await process.start(OUTBOX_TICK_SECONDS="0.2")
+        for _ in range(100):
+            if group.messages():
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # several more ticks: nothing is sent again
+        cards = [m for m in group.messages() if (m.text or "").startswith("📨")]
+        assert len(cards) == 1
+        assert len(fake.calls("createForumTopic")) == 1
+        assert process.db("SELECT status FROM outbox") == [("sent",)]
+    finally:
+        if process.proc and process.proc.poll() is None:
+            process.kill()

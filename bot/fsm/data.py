@@ -53,3 +53,40 @@ async def load_draft(state: FSMContext) -> RegistrationDraft:
 
 async def save_draft(state: FSMContext, draft: RegistrationDraft) -> None:
     await state.update_data({_KEY: draft.model_dump(mode="json")})
+
+
+class ApplicationDraft(BaseModel):
+    center_code: str | None = None
+    group_code: str | None = None
+    diagnosis: str | None = None
+    complaints: str | None = None
+
+
+_APPLICATION_KEY = "application"
+
+
+async def load_application(state: FSMContext) -> ApplicationDraft:
+    raw: dict[str, Any] | None = (await state.get_data()).get(_APPLICATION_KEY)
+    return ApplicationDraft.model_validate(raw) if raw else ApplicationDraft()
+
+
+async def save_application(state: FSMContext, draft: ApplicationDraft) -> None:
+    await state.update_data({_APPLICATION_KEY: draft.model_dump(mode="json")})
+
+
+class StaffDraft(BaseModel):
+    application_id: int
+    chosen_documents: list[str] = []
+    starts_at: datetime | None = None
+
+
+_STAFF_KEY = "staff"
+
+
+async def load_staff(state: FSMContext) -> StaffDraft | None:
+    raw: dict[str, Any] | None = (await state.get_data()).get(_STAFF_KEY)
+    return StaffDraft.model_validate(raw) if raw else None
+
+
+async def save_staff(state: FSMContext, draft: StaffDraft) -> None:
+    await state.update_data({_STAFF_KEY: draft.model_dump(mode="json")})

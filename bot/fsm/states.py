@@ -23,3 +23,23 @@ class Profile(StatesGroup):
 
 class Documents(StatesGroup):
     upload = State()  # files are expected (they are also taken from the main menu)
+
+
+class ApplicationForm(StatesGroup):
+    center = State()
+    group = State()
+    diagnosis = State()
+    complaints = State()
+    checklist = State()
+    summary = State()
+
+
+class StaffFlow(StatesGroup):
+    """A doctor in a staff chat, between pressing a card button and finishing the action."""
+
+    assign_time = State()
+    request_documents = State()
+    request_comment = State()
+    decline_reason = State()
+    invite_comment = State()
+    conclusion = State()

@@ -9,7 +9,16 @@ from aiogram.filters import Filter
 from aiogram.types import TelegramObject
 from aiogram.utils.i18n import I18n
 
-from bot.handlers import common, documents, errors, fallback, profile, registration
+from bot.handlers import (
+    applications,
+    common,
+    documents,
+    errors,
+    fallback,
+    profile,
+    registration,
+    staff,
+)
 from bot.middlewares import FlowMiddleware
 
 
@@ -32,7 +41,9 @@ def build_root_router(i18n: I18n) -> Router:
     patients_only = Router(name="patients")
     patients_only.message.filter(Registered())
     patients_only.callback_query.filter(Registered())
-    patients_only.include_routers(profile.router(i18n), documents.router(i18n))
+    patients_only.include_routers(
+        profile.router(i18n), applications.router(i18n), documents.router(i18n)
+    )
 
     private.include_routers(
         common.router(i18n),
@@ -40,5 +51,5 @@ def build_root_router(i18n: I18n) -> Router:
         patients_only,
         fallback.router(),
     )
-    root.include_routers(private, errors.router())
+    root.include_routers(private, staff.router(), errors.router())
     return root

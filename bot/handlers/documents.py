@@ -6,11 +6,9 @@ from datetime import date
 from html import escape
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import StateFilter
 from aiogram.types import (
     CallbackQuery,
-    InlineKeyboardMarkup,
     InputMediaDocument,
     InputMediaPhoto,
     Message,
@@ -21,8 +19,9 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import DocAction, DocCb, DocMenuAction, DocMenuCb, DocTypeCb
 from bot.catalog import Catalog
-from bot.fsm.states import Documents
+from bot.fsm.states import ApplicationForm, Documents
 from bot.handlers.flow import Flow
+from bot.handlers.utils import edit_or_send
 from bot.i18n import variants
 from bot.keyboards import documents as kb
 from bot.services.documents import DocumentService, IncomingFile, StoredFileInfo
@@ -50,7 +49,7 @@ def router(i18n: I18n) -> Router:
     @r.callback_query(DocMenuCb.filter(F.action == DocMenuAction.UPLOAD))
     async def upload(query: CallbackQuery, flow: Flow, documents: DocumentService) -> None:
         await flow.state.set_state(Documents.upload)
-        await _edit(query, _("doc.upload_prompt").format(limit=_limit_mb(documents)), None)
+        await edit_or_send(query, _("doc.upload_prompt").format(limit=_limit_mb(documents)), None)
 
     @r.callback_query(DocMenuCb.filter(F.action == DocMenuAction.LIST))
     async def listing(
@@ -58,10 +57,10 @@ def router(i18n: I18n) -> Router:
     ) -> None:
         items = await documents.list_documents(patient.id)
         text = documents_list_text(items, flow.catalog, flow.locale)
-        await _edit(query, text, kb.listing(items, flow.catalog, flow.locale))
+        await edit_or_send(query, text, kb.listing(items, flow.catalog, flow.locale))
 
     # --- receiving files ---------------------------------------------------------------------
-    @r.message(StateFilter(None, Documents.upload), F.photo | F.document)
+    @r.message(StateFilter(None, Documents.upload, ApplicationForm.checklist), F.photo | F.document)
     async def file_received(
         message: Message,
         flow: Flow,
@@ -110,6 +109,10 @@ def router(i18n: I18n) -> Router:
         if message is not None:
             await message.edit_text(_("upload.saving"))
         await uploads.finish(callback_data.batch, message)
+        if await flow.state.get_state() == ApplicationForm.checklist.state:
+            from bot.handlers.applications import ask
+
+            await ask(flow, ApplicationForm.checklist, None)
 
     # --- one document ------------------------------------------------------------------------
     @r.callback_query(DocCb.filter(F.action == DocAction.OPEN))
@@ -156,7 +159,7 @@ def router(i18n: I18n) -> Router:
         title = _document_title(
             flow.catalog, flow.locale, detail.type_code, detail.created_at.date(), len(detail.files)
         )
-        await _edit(
+        await edit_or_send(
             query, _("doc.delete_question").format(title=title), kb.delete_confirm(detail.id)
         )
 
@@ -172,7 +175,7 @@ def router(i18n: I18n) -> Router:
             callback_answer.text = _("doc.not_found")
             callback_answer.show_alert = True
             return
-        await _edit(query, _("doc.deleted"), kb.upload_back())
+        await edit_or_send(query, _("doc.deleted"), kb.upload_back())
 
     return r
 
@@ -233,13 +236,3 @@ def _limit_mb(documents: DocumentService) -> int:
 
 def _documents_intro(documents: DocumentService) -> str:
     return _("doc.intro").format(limit=_limit_mb(documents))
-
-
-async def _edit(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Edit the message the button was on; a message too old to edit gets a new one."""
-    if not isinstance(query.message, Message):
-        return
-    try:
-        await query.message.edit_text(text, reply_markup=markup)
-    except TelegramBadRequest:
-        await query.message.answer(text, reply_markup=markup)

@@ -23,6 +23,7 @@ from bot.fsm.states import Registration
 from bot.keyboards import menu as menu_kb
 from bot.keyboards import registration as kb
 from bot.services.clock import Clock
+from bot.services.documents import DocumentService
 from bot.services.patients import PatientService
 from bot.views import profile_text, registration_summary
 
@@ -48,6 +49,8 @@ class Flow:
     settings: Settings
     clock: Clock
     locale: str
+    documents: DocumentService | None = None
+    patient_id: int | None = None
 
     @classmethod
     def from_event(cls, event: Message | CallbackQuery, data: dict[str, Any]) -> Flow | None:
@@ -67,6 +70,8 @@ class Flow:
             settings=data["settings"],
             clock=data["clock"],
             locale=i18n.current_locale,
+            documents=data.get("documents"),
+            patient_id=patient.id if (patient := data.get("patient")) is not None else None,
         )
 
     async def send(self, text: str, **kwargs: object) -> None:

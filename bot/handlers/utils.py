@@ -18,3 +18,15 @@ async def edit_markup(message: Message, markup: InlineKeyboardMarkup | None) -> 
     # Already edited (a double click) or too old to edit: nothing to do.
     with contextlib.suppress(TelegramBadRequest):
         await message.edit_reply_markup(reply_markup=markup)
+
+
+async def edit_or_send(
+    query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None
+) -> None:
+    """Edit the message the button was on; a message too old to edit gets a new one."""
+    if not isinstance(query.message, Message):
+        return
+    try:
+        await query.message.edit_text(text, reply_markup=markup)
+    except TelegramBadRequest:
+        await query.message.answer(text, reply_markup=markup)

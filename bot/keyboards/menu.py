@@ -10,7 +10,14 @@ from bot.callbacks import Field, Language, LanguageCb, ProfileAction, ProfileCb
 from bot.i18n import N_
 
 # Menu items in order; a feature adds its key here when it exists.
-MENU_ITEMS: tuple[str, ...] = (N_("menu.documents"), N_("menu.profile"), N_("menu.help"))
+MENU_ITEMS: tuple[str, ...] = (
+    N_("menu.apply"),
+    N_("menu.my_applications"),
+    N_("menu.documents"),
+    N_("menu.conclusions"),
+    N_("menu.profile"),
+    N_("menu.help"),
+)
 
 
 def main_menu() -> ReplyKeyboardMarkup:

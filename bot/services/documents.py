@@ -80,6 +80,7 @@ class ClosedBatch:
 @dataclass(frozen=True, slots=True)
 class BatchReport:
     batch_id: int
+    patient_id: int
     chat_id: int
     locale: str
     type_code: str
@@ -404,6 +405,7 @@ class DocumentService:
             raise
         return BatchReport(
             batch_id=batch_id,
+            patient_id=patient_id,
             chat_id=chat_id,
             locale=locale,
             type_code=type_code,

@@ -31,6 +31,7 @@ class PatientDTO:
     consent_version: str
     consent_at: datetime
     registered_at: datetime
+    unreachable: bool = False
 
     def age(self, today: date) -> int:
         return age_on(self.birth_date, today)
@@ -85,6 +86,7 @@ def _dto(p: Patient) -> PatientDTO:
         consent_version=p.consent_version,
         consent_at=p.consent_at,
         registered_at=p.registered_at,
+        unreachable=p.unreachable_at is not None,
     )
 
 
@@ -150,6 +152,23 @@ class PatientService:
                 raise NotRegisteredError
             patient.locale = locale
             patient.updated_at = self._clock()
+
+    async def mark_unreachable(self, patient_id: int | None, chat_id: int) -> None:
+        """The patient blocked the bot (a 403 on delivery): cards show it."""
+        async with self._sessions.begin() as session:
+            patient = (
+                await session.get(Patient, patient_id)
+                if patient_id is not None
+                else await PatientRepository(session).by_telegram_id(chat_id)
+            )
+            if patient is not None and patient.unreachable_at is None:
+                patient.unreachable_at = self._clock()
+
+    async def mark_reachable(self, telegram_id: int) -> None:
+        async with self._sessions.begin() as session:
+            patient = await PatientRepository(session).by_telegram_id(telegram_id)
+            if patient is not None and patient.unreachable_at is not None:
+                patient.unreachable_at = None
 
     async def erase(self, telegram_id: int) -> ErasureReport:
         """Erase the patient, every row that belongs to them, their dialogues and files."""

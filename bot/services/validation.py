@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 
@@ -88,3 +89,31 @@ def format_phone(e164: str) -> str:
     except phonenumbers.NumberParseException:
         return e164
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+_STAFF_TIME = re.compile(r"^\s*(\d{1,2})\.(\d{1,2})(?:\.(\d{4}))?\s+(\d{1,2})[:.](\d{2})\s*$")
+
+
+def parse_staff_time(text: str, tz: str, now: datetime) -> datetime:
+    """'28.11 14:30' or '28.11.2026 14:30' in the center's zone → an aware UTC datetime.
+
+    Without a year: this year, or the next one when the date is more than two months past
+    (typing 10.01 in December). A past moment and an impossible date are refused."""
+    match = _STAFF_TIME.match(text)
+    if not match:
+        raise InputProblem("time_format")
+    day, month, year_text, hour, minute = match.groups()
+    local_now = now.astimezone(ZoneInfo(tz))
+    year = int(year_text) if year_text else local_now.year
+    try:
+        moment = datetime(year, int(month), int(day), int(hour), int(minute), tzinfo=ZoneInfo(tz))
+    except ValueError:
+        raise InputProblem("time_impossible") from None
+    if year_text is None and moment < local_now - timedelta(days=60):
+        try:
+            moment = moment.replace(year=year + 1)
+        except ValueError:
+            raise InputProblem("time_impossible") from None
+    if moment <= local_now:
+        raise InputProblem("time_past")
+    return moment.astimezone(UTC)

@@ -72,6 +72,7 @@ class Patient(Base):
     region_code: Mapped[int] = mapped_column(Integer)
     time_zone: Mapped[str] = mapped_column(String(64))
     locale: Mapped[str | None] = mapped_column(String(8), default=None)
+    unreachable_at: Mapped[datetime | None] = mapped_column(default=None)
     consent_version: Mapped[str] = mapped_column(String(32))
     consent_at: Mapped[datetime]
     registered_at: Mapped[datetime]
@@ -179,3 +180,89 @@ class UploadItem(Base):
     claimed_size: Mapped[int | None] = mapped_column(BigInteger)
     caption_type: Mapped[str | None] = mapped_column(String(32))
     received_at: Mapped[datetime]
+
+
+class Application(Base):
+    """An application to a federal center (the letter's first path)."""
+
+    __tablename__ = "applications"
+    # open_center holds the center code while the application is open, NULL once closed:
+    # the unique pair gives "one open application per patient per center" on every backend.
+    __table_args__ = (UniqueConstraint("patient_id", "open_center"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    center_code: Mapped[str] = mapped_column(String(32))
+    open_center: Mapped[str | None] = mapped_column(String(32))
+    disease_group_code: Mapped[str] = mapped_column(String(32))
+    diagnosis: Mapped[str] = mapped_column(Text)
+    complaints: Mapped[str] = mapped_column(Text)
+    missing_at_submit: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    status_note: Mapped[str | None] = mapped_column(Text)
+    acted_by: Mapped[str | None] = mapped_column(String(128))
+    staff_chat_id: Mapped[int] = mapped_column(BigInteger)
+    staff_thread_id: Mapped[int | None] = mapped_column(BigInteger)
+    card_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    requested_documents: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ApplicationEvent(Base):
+    """One step of an application's timeline, shown to the patient with its time."""
+
+    __tablename__ = "application_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(24))
+    note: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(128))
+    at: Mapped[datetime]
+
+
+class Consultation(Base):
+    """An online consultation at a set time, from either path."""
+
+    __tablename__ = "consultations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    application_id: Mapped[int | None] = mapped_column(
+        ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    video_url: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime]
+
+
+class Conclusion(Base):
+    """The doctor's conclusion after a consultation: text and/or a PDF."""
+
+    __tablename__ = "conclusions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    application_id: Mapped[int | None] = mapped_column(
+        ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
+    text: Mapped[str | None] = mapped_column(Text)
+    telegram_file_id: Mapped[str | None] = mapped_column(String(256))
+    author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
+from bot.storage.outbox_models import OutboxMessage  # noqa: E402 - registers the outbox table
+
+__all__ = ["OutboxMessage"]

@@ -1,0 +1,53 @@
+"""The outbox table: every message that is not the direct answer to an update, written in the
+transaction of the change that caused it and delivered later by ``OutboxSender``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.storage.models import Base
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # waiting for its due time (or for a retry)
+    SENDING = "sending"  # claimed by a sender; the HTTP call is in flight
+    SENT = "sent"
+    FAILED = "failed"  # last_error says why
+    CANCELLED = "cancelled"  # by cancel_group, or because the chat blocked the bot
+    MISSED = "missed"  # due too long ago to be worth sending (set by the reminders)
+
+
+class OutboxMessage(Base):
+    """One Bot API call (kind "api") or one registered job to deliver at ``due_at``.
+
+    ``payload`` holds personal data (message texts): it is never logged; ``last_error`` is a
+    short code, never a Telegram description. Rows of an erased patient go with the patient.
+    """
+
+    __tablename__ = "outbox"
+    # The sender's question is "pending rows due by now, oldest first".
+    __table_args__ = (Index("ix_outbox_status_due_at", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str | None] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    patient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("patients.id", ondelete="CASCADE"), index=True
+    )
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    result_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    dedup_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    group_key: Mapped[str | None] = mapped_column(String(128), index=True)

@@ -1,0 +1,255 @@
+"""Applications to the centers, end to end against the fake Bot API: the patient's dialogue,
+the staff card in its forum topic, requests, time assignment, conclusions; races and
+forgeries."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import pytest
+
+from bot.callbacks import AppAction, AppCb, StaffAction, StaffCb, TimeAnswer, TimeAnswerCb
+from bot.fsm.states import ApplicationForm
+from fakegram.client import FakeGroup, FakeUser
+from tests.conftest import Harness
+from tests.helpers import NAME, flat, register, state_of
+from tests.test_documents import pdf, png
+
+
+@pytest.fixture
+def staff(harness: Harness, make_user: Any) -> tuple[FakeGroup, FakeUser, FakeUser]:
+    """Bakulev's staff forum with two doctors."""
+    center = harness.catalog.center("bakulev")
+    assert center is not None
+    group = FakeGroup(harness.fake, center.staff_chat_id, "НМИЦ ССХ — заявки", is_forum=True)
+    first = make_user(first_name="Пётр", last_name="Врачев")
+    second = make_user(first_name="Анна", last_name="Докторова")
+    group.add_member(first)
+    group.add_member(second)
+    return group, first, second
+
+
+async def apply(
+    user: FakeUser, h: Harness, *, diagnosis: str = "ИБС, стенокардия напряжения"
+) -> None:
+    await user.press("📨 Заявка в центр")
+    await user.click("НМИЦ ССХ им. А.Н. Бакулева")
+    await user.click("Ишемическая болезнь сердца")
+    await user.send(diagnosis)
+    await user.send("Давящие боли за грудиной при ходьбе, около года")
+
+
+async def submitted(user: FakeUser, h: Harness) -> None:
+    await register(user)
+    await user.send_document(pdf("discharge"), "vypiska.pdf", caption="выписка")
+    await h.settle()
+    await apply(user, h)
+    await user.click("➡️ Отправить без них (добавлю позже)")
+    await user.click("✅ Отправить заявку")
+    await h.deliver()
+
+
+def card(group: FakeGroup) -> Any:
+    return next(m for m in group.messages() if "Заявка №" in (m.text or "") and m.inline_keyboard)
+
+
+async def test_the_whole_path(harness: Harness, user: FakeUser, staff: Any) -> None:
+    group, doctor, _second = staff
+    await register(user)
+    await user.send_document(pdf("discharge"), "vypiska.pdf", caption="выписка")
+    await harness.settle()
+    await apply(user, harness)
+    checklist = user.last_text()
+    assert "✅ Медицинская выписка" in checklist
+    assert "❌ ЭКГ" in checklist and "❌ ЭХО КГ" in checklist
+    assert "(при наличии)" in checklist
+    await user.click("➡️ Отправить без них (добавлю позже)")
+    summary = user.last_text()
+    assert NAME in summary and "Возраст: 65" in summary and "Иркутская область" in summary
+    assert "уйдёт без документов" in summary
+    await user.click("✅ Отправить заявку")
+    assert "Заявка №1 отправлена" in user.last_text() and "1–3 дней" in user.last_text()
+    await harness.deliver()
+
+    topics = group.topics()
+    assert len(topics) == 1 and topics[0].name.startswith("Заявка №1")
+    thread = topics[0].thread_id
+    the_card = card(group)
+    assert the_card.message_thread_id == thread
+    assert NAME in the_card.text and "❌ ЭКГ" in the_card.text
+    assert "Давящие боли" in the_card.text
+    assert group.files_received(thread_id=thread), "the documents go with the card"
+
+    # the doctor asks for the ECG
+    await doctor.click_in_group(group, "📎 Запросить документы")
+    await doctor.click_in_group(group, "▫️ ЭКГ")
+    await doctor.click_in_group(group, "✅ Готово")
+    await doctor.send_in_group(group, "Нужна свежая ЭКГ", thread_id=thread)
+    await harness.deliver()
+    assert "Врач просит загрузить документы: ЭКГ" in user.last_text()
+    assert "Нужна свежая ЭКГ" in user.last_text()
+    assert "запрошены документы" in card(group).text
+
+    await user.click("📎 Загрузить документ")
+    await user.send_photo(png(5), caption="ЭКГ")
+    await harness.settle()
+    await harness.deliver()
+    assert "✅ ЭКГ" in card(group).text
+    assert any("загрузил документ" in (m.text or "") for m in group.messages(thread_id=thread))
+
+    # the doctor sets the time on the calendar
+    await doctor.click_in_group(group, "🗓 Назначить дату и время")
+    await doctor.click_in_group(group, "28")
+    await doctor.click_in_group(group, "14:30")
+    await doctor.click_in_group(group, "✅ Назначить")
+    await harness.deliver()
+    notice = user.last_text()
+    assert "28.11.2026 19:30 (Asia/Irkutsk)" in notice and "28.11.2026 14:30" in notice
+    assert "https://meet.jit.si/oblako-" in notice
+    assert "назначено время" in card(group).text and "Пётр Врачев" in card(group).text
+    await user.click("✅ Подтверждаю")
+    await harness.deliver()
+    assert any("подтвердил" in (m.text or "") for m in group.messages(thread_id=thread))
+
+    # the conclusion
+    await doctor.click_in_group(group, "📝 Заключение")
+    await doctor.send_in_group(group, "Рекомендована коронарография.", thread_id=thread)
+    await harness.deliver()
+    assert "Рекомендована коронарография." in user.last_text()
+    await user.press("📝 Мои заключения")
+    await user.click(re.compile("Пётр Врачев"))
+    assert "Рекомендована коронарография." in user.last_text()
+    await user.press("📋 Мои заявки")
+    await user.click(re.compile("^№1 "))
+    timeline = user.last_text()
+    for step in ("подана", "запрошены документы", "назначено время", "завершена"):
+        assert step in timeline
+
+
+async def test_diagnosis_over_the_limit(harness: Harness, user: FakeUser) -> None:
+    await register(user)
+    await user.press("📨 Заявка в центр")
+    await user.click("НМИЦ ССХ им. А.Н. Бакулева")
+    await user.click("Кардиомиопатии")
+    await user.send("а" * 501)
+    assert "501 символов, а можно не больше 500" in user.last_text()
+    assert await state_of(harness, user) == ApplicationForm.diagnosis.state
+
+
+async def test_second_open_application_to_the_same_center(
+    harness: Harness, user: FakeUser, staff: Any
+) -> None:
+    await submitted(user, harness)
+    await user.press("📨 Заявка в центр")
+    await user.click("НМИЦ ССХ им. А.Н. Бакулева")
+    assert "уже есть открытая заявка" in (user.last_callback_answer() or "")
+    assert await state_of(harness, user) == ApplicationForm.center.state
+    assert await harness.rows("SELECT count(*) FROM applications") == [(1,)]
+
+
+async def test_staff_types_a_past_or_impossible_time(
+    harness: Harness, user: FakeUser, staff: Any
+) -> None:
+    group, doctor, _ = staff
+    await submitted(user, harness)
+    await doctor.click_in_group(group, "🗓 Назначить дату и время")
+    await doctor.send_in_group(group, "24.11 10:00")
+    assert "уже прошло" in group.last_text()
+    await doctor.send_in_group(group, "31.11 10:00")
+    assert "Такой даты не бывает" in group.last_text()
+    await doctor.send_in_group(group, "завтра")
+    assert "Не понял время" in group.last_text()
+    await doctor.send_in_group(group, "26.11 12:00")
+    await doctor.click_in_group(group, "✅ Назначить")
+    assert await harness.rows("SELECT count(*) FROM consultations") == [(1,)]
+
+
+async def test_assigning_twice_and_concurrent_presses(
+    harness: Harness, user: FakeUser, staff: Any
+) -> None:
+    group, first, second = staff
+    await submitted(user, harness)
+    # both take the card at the same moment: one wins
+    await asyncio.gather(
+        first.click_in_group(group, "👁 Взять на рассмотрение"),
+        second.click_in_group(group, "👁 Взять на рассмотрение"),
+    )
+    answers = sorted(str(u.last_callback_answer()) for u in (first, second))
+    assert answers[0].startswith("Заявка взята") or answers[1].startswith("Заявка взята")
+    assert sum("Уже сделано" in a for a in answers) == 1
+    # both prepare a time, then confirm at once: one consultation
+    await first.click_in_group(group, "🗓 Назначить дату и время")
+    await first.send_in_group(group, "27.11 10:00")
+    first_confirm = group.last_message()
+    await second.click_in_group(group, "🗓 Назначить дату и время")
+    await second.send_in_group(group, "27.11 11:00")
+    second_confirm = group.last_message()
+    await asyncio.gather(
+        first.click_in_group(group, "✅ Назначить", message_id=first_confirm.message_id),
+        second.click_in_group(group, "✅ Назначить", message_id=second_confirm.message_id),
+    )
+    assert await harness.rows("SELECT count(*) FROM consultations") == [(1,)]
+    losers = [u for u in (first, second) if "Уже сделано" in str(u.last_callback_answer())]
+    assert len(losers) == 1
+
+
+async def test_non_member_is_refused(
+    harness: Harness, user: FakeUser, staff: Any, make_user: Any
+) -> None:
+    group, _doctor, _ = staff
+    await submitted(user, harness)
+    stranger = make_user(first_name="Посторонний")
+    group.add_member(stranger, status="left")
+    await stranger.click_in_group(group, "✖️ Отклонить")
+    assert "Недостаточно прав" in str(stranger.last_callback_answer())
+    assert await harness.rows("SELECT status FROM applications") == [("submitted",)]
+
+
+async def test_buttons_of_a_withdrawn_application(
+    harness: Harness, user: FakeUser, staff: Any
+) -> None:
+    group, doctor, _ = staff
+    await submitted(user, harness)
+    old_card = card(group)
+    await user.press("📋 Мои заявки")
+    await user.click(re.compile("^№1 "))
+    await user.click("↩️ Отозвать заявку")
+    await user.click("Да, отозвать")
+    assert "отозвана" in user.last_text()
+    await doctor.click_in_group(group, "👁 Взять на рассмотрение", message_id=old_card.message_id)
+    assert "Уже сделано: отозвана" in str(doctor.last_callback_answer())
+    await harness.deliver()
+    assert "отозвана" in card_text(group)
+    assert await harness.rows("SELECT status FROM applications") == [("withdrawn",)]
+
+
+def card_text(group: FakeGroup) -> str:
+    return next(m.text for m in group.messages() if (m.text or "").startswith("📨"))
+
+
+async def test_patients_forged_callbacks(
+    harness: Harness, user: FakeUser, staff: Any, make_user: Any
+) -> None:
+    group, doctor, _ = staff
+    await submitted(user, harness)
+    await doctor.click_in_group(group, "🗓 Назначить дату и время")
+    await doctor.send_in_group(group, "27.11 10:00")
+    await doctor.click_in_group(group, "✅ Назначить")
+    await harness.deliver()
+    intruder = make_user()
+    await register(intruder)
+    anchor = intruder.last_message().message_id
+    for data in (
+        AppCb(action=AppAction.OPEN, id=1).pack(),
+        AppCb(action=AppAction.WITHDRAW_YES, id=1).pack(),
+        TimeAnswerCb(consultation=1, answer=TimeAnswer.OTHER).pack(),
+    ):
+        await intruder.click_data(data, anchor)
+        assert "не найдена" in str(intruder.last_callback_answer())
+    # a staff button forged in a private chat does nothing either
+    await intruder.click_data(StaffCb(action=StaffAction.DECLINE, app=1).pack(), anchor)
+    assert await harness.rows("SELECT status FROM applications") == [("time_assigned",)]
+    assert await harness.rows("SELECT status FROM consultations") == [("scheduled",)]
+    assert flat(intruder.inline_buttons()) is not None
