@@ -71,6 +71,11 @@ class Services:
 def build_outbox(services: Services, bot: Bot) -> OutboxSender:
     """The sender of the outbox, with the job handlers that render applications' messages."""
     settings = services.settings
+
+    async def on_blocked(patient_id: int | None, chat_id: int) -> None:
+        await services.patients.mark_unreachable(patient_id, chat_id)
+        await services.applications.refresh_cards(patient_id, chat_id)
+
     sender = OutboxSender(
         services.sessions,
         bot,
@@ -80,7 +85,7 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
             per_chat_per_second=settings.outbox_per_chat_per_second,
             per_group_per_minute=settings.outbox_per_group_per_minute,
         ),
-        on_blocked=services.patients.mark_unreachable,
+        on_blocked=on_blocked,
     )
     notifier = ApplicationNotifier(
         services.sessions,

@@ -22,7 +22,12 @@ from bot.catalog import Catalog
 from bot.i18n import N_
 from bot.keyboards import applications as kb
 from bot.services import applications as apps
-from bot.services.applications import ApplicationDTO, ApplicationService, Status
+from bot.services.applications import (
+    ApplicationDTO,
+    ApplicationService,
+    ConsultationStatus,
+    Status,
+)
 from bot.services.clock import Clock
 from bot.services.documents import DocumentService
 from bot.services.validation import age_on
@@ -128,6 +133,19 @@ class ApplicationNotifier:
                     lines.append(f"✅ {self._doc_name(code, locale)} " + _("card.optional"))
         if application.missing_at_submit:
             lines.append(_("card.submitted_without"))
+        consultation = await self._applications.consultation_for(application.id)
+        if consultation is not None and center is not None:
+            local = consultation.starts_at.astimezone(ZoneInfo(center.time_zone))
+            answer = {
+                ConsultationStatus.CONFIRMED: N_("card.time_confirmed"),
+                ConsultationStatus.RESCHEDULE_REQUESTED: N_("card.time_other_requested"),
+                ConsultationStatus.DONE: N_("card.time_done"),
+            }.get(consultation.status, N_("card.time_unconfirmed"))
+            lines.append(
+                _("card.consultation").format(
+                    time=f"{local:%d.%m.%Y %H:%M}", tz=center.time_zone, answer=_(answer)
+                )
+            )
         lines.append("")
         lines.append(self._status_line(application))
         return "\n".join(lines)

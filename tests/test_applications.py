@@ -253,3 +253,68 @@ async def test_patients_forged_callbacks(
     assert await harness.rows("SELECT status FROM applications") == [("time_assigned",)]
     assert await harness.rows("SELECT status FROM consultations") == [("scheduled",)]
     assert flat(intruder.inline_buttons()) is not None
+
+
+async def test_missing_document_uploaded_at_the_checklist(harness: Harness, user: FakeUser) -> None:
+    await register(user)
+    await apply(user, harness)
+    assert "❌ ЭКГ" in user.last_text()
+    await user.click("📎 Загрузить документ")
+    await user.send_photo(png(41), caption="ЭКГ")
+    await harness.settle()
+    await user.click("🔄 Обновить")
+    assert "✅ ЭКГ" in user.last_text()
+    assert await state_of(harness, user) == ApplicationForm.checklist.state
+
+
+async def test_blocked_patient_is_marked_on_the_card(
+    harness: Harness, user: FakeUser, staff: Any
+) -> None:
+    group, doctor, _ = staff
+    await submitted(user, harness)
+    harness.fake.block(user.user_id)
+    await doctor.click_in_group(group, "✖️ Отклонить")
+    await doctor.send_in_group(group, "Не профиль центра")
+    await harness.deliver()
+    assert await harness.rows("SELECT unreachable_at IS NOT NULL FROM patients") == [(1,)]
+    assert "заблокировал бота" in card_text(group)
+    harness.fake.unblock(user.user_id)
+    await user.send("/start")  # writing again means they are back
+    assert await harness.rows("SELECT unreachable_at IS NULL FROM patients") == [(1,)]
+
+
+async def test_another_time_then_a_new_one_and_a_pdf_conclusion(
+    harness: Harness, user: FakeUser, staff: Any
+) -> None:
+    group, doctor, _ = staff
+    await submitted(user, harness)
+    await doctor.click_in_group(group, "🗓 Назначить дату и время")
+    await doctor.send_in_group(group, "27.11 10:00")
+    await doctor.click_in_group(group, "✅ Назначить")
+    await harness.deliver()
+    await user.click("🔁 Прошу другое время")
+    await harness.deliver()
+    assert "пациент просит другое время" in card_text(group)
+    await doctor.click_in_group(group, "🗓 Назначить другое время")
+    await doctor.send_in_group(group, "30.11 09:30")
+    await doctor.click_in_group(group, "✅ Назначить")
+    await harness.deliver()
+    assert "30.11.2026 14:30 (Asia/Irkutsk)" in user.last_text()
+    assert await harness.rows("SELECT status FROM consultations ORDER BY id") == [
+        ("cancelled",),
+        ("scheduled",),
+    ]
+    await doctor.click_in_group(group, "📝 Заключение")
+    center = harness.catalog.center("bakulev")
+    assert center is not None
+    not_pdf = doctor._document_content(b"hello", "conclusion.pdf", "application/pdf", None, None)
+    await doctor._send_content(not_pdf, chat_id=group.chat_id)
+    assert "Это не PDF" in group.last_text()
+    conclusion = pdf("conclusion")
+    content = doctor._document_content(conclusion, "z.pdf", "application/pdf", "Итог", None)
+    await doctor._send_content(content, chat_id=group.chat_id)
+    await harness.deliver()
+    assert any(f.data == conclusion for f in user.files_received())
+    assert await harness.rows("SELECT text, telegram_file_id IS NOT NULL FROM conclusions") == [
+        ("Итог", 1)
+    ]

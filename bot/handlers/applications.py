@@ -102,7 +102,9 @@ def router(i18n: I18n) -> Router:
 
     @r.callback_query(ApplicationForm.checklist, AppCb.filter(F.action == AppAction.CHECK))
     async def refresh(query: CallbackQuery, flow: Flow) -> None:
-        await ask(flow, ApplicationForm.checklist, query)
+        # A new message: uploads' acknowledgements came after the old checklist.
+        await drop_buttons(query)
+        await ask(flow, ApplicationForm.checklist, None)
 
     @r.callback_query(ApplicationForm.checklist, AppCb.filter(F.action == AppAction.UPLOAD))
     async def upload(_query: CallbackQuery, flow: Flow, documents: DocumentService) -> None:

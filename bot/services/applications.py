@@ -507,6 +507,23 @@ class ApplicationService:
                 self._refresh_card(session, application, now)
             return len(rows)
 
+    async def refresh_cards(self, patient_id: int | None, chat_id: int) -> int:
+        """Re-render the cards of a patient's applications (e.g. after a 403: a doctor must see
+        that a decision did not reach the patient)."""
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            query = select(Application).where(Application.card_message_id.is_not(None))
+            if patient_id is not None:
+                query = query.where(Application.patient_id == patient_id)
+            else:
+                query = query.join(Patient, Patient.id == Application.patient_id).where(
+                    Patient.telegram_id == chat_id
+                )
+            rows = list(await session.scalars(query))
+            for application in rows:
+                self._refresh_card(session, application, now)
+            return len(rows)
+
     async def set_card(self, application_id: int, thread_id: int | None, message_id: int) -> None:
         async with self._sessions.begin() as session:
             await session.execute(
