@@ -60,3 +60,10 @@ class LocaleMiddleware(I18nMiddleware):
 def N_(key: str) -> str:
     """Marks a message id for extraction where the text is looked up later."""
     return key
+
+
+def menu_texts(i18n: I18n) -> frozenset[str]:
+    """Every main-menu button in every language: a press leaves whatever step the user is on."""
+    from bot.keyboards.menu import MENU_ITEMS
+
+    return frozenset().union(*(variants(i18n, key) for key in MENU_ITEMS))

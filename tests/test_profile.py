@@ -111,3 +111,19 @@ async def test_delete_erases_everything_personal(harness: Harness, user: FakeUse
     # The person can start again from scratch.
     await user.send("/start")
     assert "Согласие на обработку" in user.last_text()
+
+
+async def test_a_menu_button_leaves_any_step(harness: Harness, user: FakeUser) -> None:
+    await register(user)
+    await user.send("/profile")
+    await user.click("✏️ ФИО")
+    await user.press("📄 Документы")
+    assert "Принимаем" in user.last_text()
+    assert await state_of(harness, user) is None
+    assert await harness.rows("SELECT full_name FROM patients") == [(NAME,)]
+    await user.press("📨 Заявка в центр")
+    await user.click("НМИЦ ССХ им. А.Н. Бакулева")
+    await user.click("Кардиомиопатии")
+    await user.press("👤 Профиль")
+    assert "Ваш профиль" in user.last_text()
+    assert await state_of(harness, user) is None

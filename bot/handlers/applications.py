@@ -18,7 +18,7 @@ from bot.fsm.data import ApplicationDraft, load_application, save_application
 from bot.fsm.states import ApplicationForm
 from bot.handlers.flow import Flow
 from bot.handlers.utils import drop_buttons, edit_or_send
-from bot.i18n import variants
+from bot.i18n import menu_texts, variants
 from bot.keyboards import applications as kb
 from bot.keyboards import menu as menu_kb
 from bot.notifications import status_name
@@ -44,6 +44,7 @@ STEPS = (
 
 def router(i18n: I18n) -> Router:
     r = Router(name="applications")
+    not_menu = ~F.text.in_(menu_texts(i18n))
 
     @r.message(F.text.in_(variants(i18n, "menu.apply")))
     async def start(_message: Message, flow: Flow) -> None:
@@ -87,15 +88,15 @@ def router(i18n: I18n) -> Router:
         await drop_buttons(query)
         await ask(flow, ApplicationForm.diagnosis, None)
 
-    @r.message(ApplicationForm.diagnosis, F.text)
+    @r.message(ApplicationForm.diagnosis, F.text, not_menu)
     async def diagnosis(message: Message, flow: Flow) -> None:
         await _free_text(flow, message, ApplicationService.MAX_DIAGNOSIS, "diagnosis")
 
-    @r.message(ApplicationForm.complaints, F.text)
+    @r.message(ApplicationForm.complaints, F.text, not_menu)
     async def complaints(message: Message, flow: Flow) -> None:
         await _free_text(flow, message, ApplicationService.MAX_COMPLAINTS, "complaints")
 
-    @r.message(StateFilter(ApplicationForm.diagnosis, ApplicationForm.complaints))
+    @r.message(StateFilter(ApplicationForm.diagnosis, ApplicationForm.complaints), not_menu)
     async def not_text(_message: Message, flow: Flow) -> None:
         await flow.send(_("reg.need_text"))
         await ask(flow, await flow.state.get_state(), None)
@@ -173,7 +174,10 @@ def router(i18n: I18n) -> Router:
         await drop_buttons(query)
         await _cancel(flow)
 
-    @r.message(StateFilter(ApplicationForm.center, ApplicationForm.group, ApplicationForm.summary))
+    @r.message(
+        StateFilter(ApplicationForm.center, ApplicationForm.group, ApplicationForm.summary),
+        not_menu,
+    )
     async def use_buttons(_message: Message, flow: Flow) -> None:
         await flow.send(_("reg.use_buttons"))
         await ask(flow, await flow.state.get_state(), None)

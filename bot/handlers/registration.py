@@ -26,7 +26,7 @@ from bot.fsm.data import Mode, load_draft, save_draft
 from bot.fsm.states import Registration
 from bot.handlers.flow import Flow
 from bot.handlers.utils import drop_buttons, edit_markup
-from bot.i18n import N_, variants
+from bot.i18n import N_, menu_texts, variants
 from bot.keyboards import menu as menu_kb
 from bot.keyboards import registration as kb
 from bot.services.clock import Clock
@@ -55,6 +55,8 @@ PROBLEMS = {
 
 def router(i18n: I18n) -> Router:
     r = Router(name="registration")
+    # A main-menu button is never an answer to a step: it goes on to its own handler.
+    r.message.filter(~F.text.in_(menu_texts(i18n)))
 
     # --- consent -------------------------------------------------------------------------
     @r.callback_query(Registration.consent, ConsentCb.filter())
