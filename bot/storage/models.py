@@ -243,6 +243,16 @@ class Consultation(Base):
     video_url: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(24))
     created_at: Mapped[datetime]
+    # The duty path: the doctor and the slot. slot_id is unique while the booking is live
+    # (a second booking of the same slot fails in the database); cancelling sets it to NULL.
+    doctor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("duty_doctors.id", ondelete="SET NULL"), index=True, default=None
+    )
+    slot_id: Mapped[int | None] = mapped_column(
+        ForeignKey("duty_slots.id", ondelete="SET NULL"), unique=True, default=None
+    )
+    cancel_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Conclusion(Base):
@@ -260,6 +270,36 @@ class Conclusion(Base):
     text: Mapped[str | None] = mapped_column(Text)
     telegram_file_id: Mapped[str | None] = mapped_column(String(256))
     author: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+
+
+
+class DutyDoctor(Base):
+    """A duty doctor (the letter's second path): anyone may book them by the schedule."""
+
+    __tablename__ = "duty_doctors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    specialty: Mapped[str] = mapped_column(String(32))  # cardiology | obgyn | general
+    about: Mapped[str] = mapped_column(String(255), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class DutySlot(Base):
+    """A bookable time of a duty doctor. Booked when a live consultation points at it."""
+
+    __tablename__ = "duty_slots"
+    __table_args__ = (UniqueConstraint("doctor_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    doctor_id: Mapped[int] = mapped_column(
+        ForeignKey("duty_doctors.id", ondelete="CASCADE"), index=True
+    )
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    time_zone: Mapped[str] = mapped_column(String(64), default="Europe/Moscow")
     created_at: Mapped[datetime]
 
 
