@@ -8,6 +8,7 @@ from typing import Any
 from aiogram.types import TelegramObject, User
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n.middleware import I18nMiddleware
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -16,20 +17,36 @@ DOMAIN = "messages"
 
 
 def compile_locales(path: Path = LOCALES_DIR) -> list[Path]:
-    """Compile every .po whose .mo is missing or older. Returns the .mo files written."""
+    """Compile each locale's catalogs into one ``messages.mo`` when any .po is newer.
+
+    A locale may split its texts over several .po files (one per feature, e.g. ``relay.po``);
+    they are merged into the one gettext domain the bot uses."""
     written = []
-    for po_path in sorted(path.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
-        mo_path = po_path.with_suffix(".mo")
-        if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+    for folder in sorted(p for p in path.glob("*/LC_MESSAGES") if p.is_dir()):
+        sources = sorted(folder.glob("*.po"))
+        if not sources:
             continue
-        with po_path.open("rb") as po_file:
-            catalog = read_po(po_file, locale=po_path.parent.parent.name)
+        mo_path = folder / f"{DOMAIN}.mo"
+        newest = max(po.stat().st_mtime for po in sources)
+        if mo_path.exists() and mo_path.stat().st_mtime >= newest:
+            continue
+        locale = folder.parent.name
+        merged = read_catalog(sources[0], locale)
+        for extra in sources[1:]:
+            for message in read_catalog(extra, locale):
+                if message.id:
+                    merged[message.id] = message
         tmp = mo_path.with_suffix(".mo.tmp")
         with tmp.open("wb") as mo_file:
-            write_mo(mo_file, catalog, use_fuzzy=False)
+            write_mo(mo_file, merged, use_fuzzy=False)
         tmp.replace(mo_path)
         written.append(mo_path)
     return written
+
+
+def read_catalog(po_path: Path, locale: str) -> Catalog:
+    with po_path.open("rb") as po_file:
+        return read_po(po_file, locale=locale)
 
 
 def create_i18n(default_locale: str = "ru") -> I18n:

@@ -25,8 +25,17 @@ def used_ids() -> set[str]:
 
 
 def load(locale: str):  # type: ignore[no-untyped-def]
-    with (LOCALES_DIR / locale / "LC_MESSAGES" / "messages.po").open("rb") as f:
-        return read_po(f, locale=locale)
+    """Every .po of the locale merged (features may keep their texts in files of their own)."""
+    sources = sorted((LOCALES_DIR / locale / "LC_MESSAGES").glob("*.po"))
+    with sources[0].open("rb") as f:
+        merged = read_po(f, locale=locale)
+    for extra in sources[1:]:
+        with extra.open("rb") as f:
+            for message in read_po(f, locale=locale):
+                if message.id:
+                    assert message.id not in merged, f"{message.id} defined twice"
+                    merged[message.id] = message
+    return merged
 
 
 def fields(text: str) -> set[str]:
