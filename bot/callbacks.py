@@ -179,3 +179,24 @@ class TimeSlotCb(CallbackData, prefix="ts"):
 class RequestDocCb(CallbackData, prefix="rq"):
     app: int
     type: str = ""  # "" = done choosing
+
+
+class DutyAction(StrEnum):
+    """Booking a duty doctor (the letter's second path)."""
+
+    START = "st"
+    SPECIALTY = "s"
+    DOCTOR = "d"
+    EARLIEST = "e"
+    DAY = "y"
+    SLOT = "t"
+    CONFIRM = "c"
+    CANCEL = "x"
+
+
+class DutyCb(CallbackData, prefix="du"):
+    action: DutyAction
+    specialty: str = ""
+    doctor: int = 0  # 0 = any doctor (earliest available)
+    day: int = 0  # yyyymmdd in the patient's zone
+    slot: int = 0

@@ -43,3 +43,11 @@ class StaffFlow(StatesGroup):
     decline_reason = State()
     invite_comment = State()
     conclusion = State()
+
+
+class DutyBooking(StatesGroup):
+    choosing = State()  # specialty → doctor → day → slot → confirm, all by buttons
+
+
+class MyConsultations(StatesGroup):
+    cancel_reason = State()
