@@ -23,8 +23,9 @@ from bot.fsm.storage import SQLStorage
 from bot.handlers import build_root_router
 from bot.i18n import N_, LocaleMiddleware
 from bot.middlewares import InFlightMiddleware, PatientMiddleware
-from bot.notifications import ApplicationNotifier
+from bot.notifications import ApplicationNotifier, BookingNotifier
 from bot.services.applications import CARD, CARD_REFRESH, ApplicationService
+from bot.services.booking import BOOKING_NOTICE, BookingService
 from bot.services.clock import Clock, utc_now
 from bot.services.documents import DocumentService
 from bot.services.outbox import Limits, OutboxSender
@@ -46,6 +47,7 @@ class Services:
     patients: PatientService = field(init=False)
     documents: DocumentService = field(init=False)
     applications: ApplicationService = field(init=False)
+    booking: BookingService = field(init=False)
 
     def __post_init__(self) -> None:
         self.patients = PatientService(self.sessions, self.settings.files_dir, self.clock)
@@ -59,6 +61,14 @@ class Services:
         )
         self.applications = ApplicationService(
             self.sessions, self.catalog, self.clock, self.settings.video_base_url
+        )
+        self.booking = BookingService(
+            self.sessions,
+            self.clock,
+            video_base_url=self.settings.video_base_url,
+            max_future_bookings=self.settings.max_duty_bookings,
+            cancel_cutoff=timedelta(hours=self.settings.cancel_cutoff_hours),
+            duty_chat_id=self.settings.duty_chat_id,
         )
 
     @classmethod
@@ -95,6 +105,10 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         services.i18n,
         services.clock,
         settings.default_locale,
+    )
+    sender.register(
+        BOOKING_NOTICE,
+        BookingNotifier(services.booking, services.catalog, services.i18n, settings).notify,
     )
     for kind, handler in notifier.handlers().items():
         # A card posted or edited again is harmless (post_card checks what is already there);
@@ -136,6 +150,7 @@ def create_dispatcher(
         patients=services.patients,
         documents=services.documents,
         applications=services.applications,
+        booking=services.booking,
         uploads=uploads,
         outbox=sender,
         access=StaffAccess(),

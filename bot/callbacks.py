@@ -200,3 +200,31 @@ class DutyCb(CallbackData, prefix="du"):
     doctor: int = 0  # 0 = any doctor (earliest available)
     day: int = 0  # yyyymmdd in the patient's zone
     slot: int = 0
+
+
+class ConsultAction(StrEnum):
+    """A patient's actions under "Мои консультации"."""
+
+    LIST = "l"
+    OPEN = "o"
+    CANCEL = "c"
+    CANCEL_REASON = "r"
+    RESCHEDULE = "m"
+    RESCHEDULE_DAY = "d"
+    RESCHEDULE_SLOT = "s"
+    RESCHEDULE_CONFIRM = "y"
+
+
+class CancelReason(StrEnum):
+    CANNOT = "cannot"
+    ILL = "ill"
+    NOT_NEEDED = "not_needed"
+    OTHER = "other"
+
+
+class ConsultCb(CallbackData, prefix="co"):
+    action: ConsultAction
+    id: int
+    reason: CancelReason | None = None
+    day: int = 0
+    slot: int = 0

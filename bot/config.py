@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     max_download_mb: int = Field(default=20, ge=1, le=2000)
     upload_quiet_seconds: float = Field(default=3.0, gt=0, le=60)
     video_base_url: str = "https://meet.jit.si"
+    max_duty_bookings: int = Field(default=2, ge=1, le=20)
+    cancel_cutoff_hours: float = Field(default=2.0, ge=0, le=168)
     outbox_tick_seconds: float = Field(default=1.0, gt=0, le=3600)
     outbox_global_per_second: float = Field(default=30.0, gt=0)
     outbox_per_chat_per_second: float = Field(default=1.0, gt=0)

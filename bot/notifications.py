@@ -19,6 +19,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy import select
 
 from bot.catalog import Catalog
+from bot.config import Settings
 from bot.i18n import N_
 from bot.keyboards import applications as kb
 from bot.services import applications as apps
@@ -28,6 +29,7 @@ from bot.services.applications import (
     ConsultationStatus,
     Status,
 )
+from bot.services.booking import BookingService
 from bot.services.clock import Clock
 from bot.services.documents import DocumentService
 from bot.services.validation import age_on
@@ -259,6 +261,10 @@ class ApplicationNotifier:
                 text = _("staff.documents_added")
             elif event == "patient_confirmed":
                 text = _("staff.patient_confirmed")
+            elif event == "patient_cancelled":
+                text = _("staff.patient_cancelled").format(
+                    reason=escape(application.status_note or "—")
+                )
             else:
                 text = _("staff.patient_wants_other_time")
             message = await bot.send_message(
@@ -340,3 +346,35 @@ def status_name(status: Status) -> str:
         Status.COMPLETED: _("status.completed"),
     }
     return names[status]
+
+
+class BookingNotifier:
+    """Tells the duty doctors' chat about bookings, moves and cancellations."""
+
+    def __init__(
+        self, booking: BookingService, catalog: Catalog, i18n: I18n, settings: Settings
+    ) -> None:
+        self._booking = booking
+        self._catalog = catalog
+        self._i18n = i18n
+        self._locale = settings.default_locale
+
+    async def notify(self, row: JobRow, bot: Bot) -> int | None:
+        found = await self._booking.booking_notice_data(int(row.payload["consultation_id"]))
+        if found is None:
+            return None
+        consultation, patient = found
+        keys = {
+            "booked": N_("duty_notice.booked"),
+            "rescheduled": N_("duty_notice.rescheduled"),
+            "cancelled": N_("duty_notice.cancelled"),
+        }
+        with self._i18n.context(), self._i18n.use_locale(self._locale):
+            text = _(keys.get(str(row.payload["event"]), N_("duty_notice.booked"))).format(
+                patient=escape(polite_name(patient.full_name)),
+                id=patient.id,
+                doctor=escape(consultation.doctor_name or "—"),
+                time=f"{consultation.starts_at.astimezone(MOSCOW):%d.%m.%Y %H:%M}",
+            )
+            message = await bot.send_message(row.chat_id, text)
+            return message.message_id

@@ -11,6 +11,7 @@ from aiogram.utils.i18n import I18n
 
 from bot.handlers import (
     applications,
+    booking,
     common,
     documents,
     errors,
@@ -42,7 +43,10 @@ def build_root_router(i18n: I18n) -> Router:
     patients_only.message.filter(Registered())
     patients_only.callback_query.filter(Registered())
     patients_only.include_routers(
-        profile.router(i18n), applications.router(i18n), documents.router(i18n)
+        profile.router(i18n),
+        applications.router(i18n),
+        booking.router(i18n),
+        documents.router(i18n),
     )
 
     private.include_routers(

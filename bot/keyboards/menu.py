@@ -13,6 +13,8 @@ from bot.i18n import N_
 MENU_ITEMS: tuple[str, ...] = (
     N_("menu.apply"),
     N_("menu.my_applications"),
+    N_("menu.duty"),
+    N_("menu.consultations"),
     N_("menu.documents"),
     N_("menu.conclusions"),
     N_("menu.profile"),

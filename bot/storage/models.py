@@ -273,7 +273,6 @@ class Conclusion(Base):
     created_at: Mapped[datetime]
 
 
-
 class DutyDoctor(Base):
     """A duty doctor (the letter's second path): anyone may book them by the schedule."""
 
