@@ -21,6 +21,7 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.fsm.storage import SQLStorage
 from bot.handlers import build_root_router
+from bot.handlers.schedule import SlotRemovedNotifier
 from bot.i18n import N_, LocaleMiddleware
 from bot.middlewares import InFlightMiddleware, PatientMiddleware
 from bot.notifications import ApplicationNotifier, BookingNotifier
@@ -30,6 +31,8 @@ from bot.services.clock import Clock, utc_now
 from bot.services.documents import DocumentService
 from bot.services.outbox import Limits, OutboxSender
 from bot.services.patients import PatientService
+from bot.services.relay import RelayService
+from bot.services.schedule import SLOT_REMOVED, ScheduleService
 from bot.staff_access import StaffAccess
 from bot.storage.db import SessionFactory, create_session_factory
 from bot.uploads import UploadCoordinator
@@ -48,6 +51,8 @@ class Services:
     documents: DocumentService = field(init=False)
     applications: ApplicationService = field(init=False)
     booking: BookingService = field(init=False)
+    relay: RelayService = field(init=False)
+    schedule: ScheduleService = field(init=False)
 
     def __post_init__(self) -> None:
         self.patients = PatientService(self.sessions, self.settings.files_dir, self.clock)
@@ -70,6 +75,8 @@ class Services:
             cancel_cutoff=timedelta(hours=self.settings.cancel_cutoff_hours),
             duty_chat_id=self.settings.duty_chat_id,
         )
+        self.relay = RelayService(self.sessions, self.clock, self.settings.duty_chat_id)
+        self.schedule = ScheduleService(self.sessions, self.catalog, self.clock)
 
     @classmethod
     def create(
@@ -109,6 +116,10 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
     sender.register(
         BOOKING_NOTICE,
         BookingNotifier(services.booking, services.catalog, services.i18n, settings).notify,
+    )
+    sender.register(
+        SLOT_REMOVED,
+        SlotRemovedNotifier(services.schedule, services.i18n, settings.default_locale).notify,
     )
     for kind, handler in notifier.handlers().items():
         # A card posted or edited again is harmless (post_card checks what is already there);
@@ -151,6 +162,8 @@ def create_dispatcher(
         documents=services.documents,
         applications=services.applications,
         booking=services.booking,
+        relay=services.relay,
+        schedule=services.schedule,
         uploads=uploads,
         outbox=sender,
         access=StaffAccess(),

@@ -228,3 +228,57 @@ class ConsultCb(CallbackData, prefix="co"):
     reason: CancelReason | None = None
     day: int = 0
     slot: int = 0
+
+
+class ScheduleAction(StrEnum):
+    """A coordinator's duty schedule: menu, doctors, slots (outside the dialogues)."""
+
+    MENU = "m"
+    DOCTORS = "d"
+    DOCTOR = "o"
+    ADD_DOCTOR = "a"
+    DEACTIVATE = "x"
+    DEACTIVATE_YES = "xy"
+    ACTIVATE = "ac"
+    CREATE = "c"
+    UPLOAD = "u"
+    SLOTS = "s"  # choose a doctor whose slots to list
+    SLOT_LIST = "l"
+    REMOVE = "r"
+    REMOVE_YES = "ry"
+
+
+class ScheduleCb(CallbackData, prefix="sc"):
+    action: ScheduleAction
+    doctor: int = 0
+    slot: int = 0
+    page: int = 0
+    booked: bool = False  # REMOVE_YES: the coordinator was told the slot is booked
+
+
+class ScheduleStep(StrEnum):
+    """Buttons inside the coordinator's dialogues (adding a doctor, making slots)."""
+
+    SPECIALTY = "sp"
+    SKIP = "sk"
+    SAVE = "sv"
+    DOCTOR = "dr"
+    WEEKDAY = "wd"
+    WORKDAYS = "w5"
+    EVERY_DAY = "w7"
+    NEXT = "nx"
+    LENGTH = "ln"
+    MOSCOW = "ms"
+    REGIONS = "rs"
+    REGION = "rg"
+    ZONE = "zn"
+    CREATE = "cr"
+    BACK = "b"
+    CANCEL = "x"
+
+
+class ScheduleStepCb(CallbackData, prefix="sd"):
+    step: ScheduleStep
+    value: int = 0
+    index: int = 0
+    code: str = ""

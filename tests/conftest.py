@@ -1,18 +1,29 @@
 """Shared fixtures: one fake Bot API server per session, a fresh bot (real Dispatcher, real
-database in a temp dir) per test, and users played by the fake's client."""
+database of its own) per test, and users played by the fake's client.
+
+The database: SQLite in each test's temp dir by default; with ``TEST_DATABASE_URL`` set (e.g.
+``postgresql+asyncpg://oblako:oblako@127.0.0.1:55432/oblako_test``) every test that uses one gets
+a fresh PostgreSQL database of its own on that server, created from a template migrated once per
+session (or empty, for tests that migrate themselves), and dropped afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
+import json
+import os
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.utils.i18n import I18n
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import Services, create_bot, create_dispatcher
@@ -26,6 +37,132 @@ from fakegram.server import FakeTelegram
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 ROOT = Path(__file__).resolve().parent.parent
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
+
+
+def pytest_report_header() -> str:
+    if not TEST_DATABASE_URL:
+        return "database: SQLite, a file per test (set TEST_DATABASE_URL for PostgreSQL)"
+    return f"database: {make_url(TEST_DATABASE_URL).render_as_string(hide_password=True)}"
+
+
+class Databases:
+    """Hands out a fresh database per test: a SQLite file in the test's temp dir, or (with
+    ``TEST_DATABASE_URL``) a PostgreSQL database of its own on that server."""
+
+    def __init__(self, url: str) -> None:
+        self.url: URL | None = make_url(url) if url else None
+        self._admin: asyncpg.Connection | None = None
+        self._names = itertools.count(1)
+        self._sqlite_files = itertools.count(1)
+        if self.url is not None:
+            if self.url.get_backend_name() != "postgresql" or not self.url.database:
+                pytest.exit(f"TEST_DATABASE_URL must be postgresql+asyncpg://…/db, not {url!r}", 4)
+            # Names of this run's databases: <db>_<pid>_template, <db>_<pid>_<n>.
+            self.prefix = f"{self.url.database}_{os.getpid()}_"
+            self.template = f"{self.prefix}template"
+
+    async def open(self) -> None:
+        """Connect (failing the run loudly if the server is unreachable) and build the template:
+        a database migrated to head once, copied for each test."""
+        if self.url is None:
+            return
+        dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            self._admin = await asyncpg.connect(dsn, timeout=10)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            where = self.url.render_as_string(hide_password=True)
+            pytest.exit(
+                f"TEST_DATABASE_URL is set but PostgreSQL cannot be reached ({where}): {exc!r}", 1
+            )
+        await self._drop_leftovers()
+        await self._admin.execute(f'CREATE DATABASE "{self.template}" TEMPLATE template0')
+        engine = create_engine(self._url_of(self.template))
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    async def close(self) -> None:
+        if self._admin is None:
+            return
+        await self._admin.execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+        await self._admin.close()
+
+    async def create(self, tmp: Path, *, empty: bool = False) -> str:
+        """A new database's URL: at the latest schema, or ``empty`` (no tables at all). SQLite
+        files start empty either way; whoever uses them migrates, as the bot does on start."""
+        if self._admin is None:
+            return f"sqlite+aiosqlite:///{tmp}/db{next(self._sqlite_files)}.db"
+        name = f"{self.prefix}{next(self._names)}"
+        template = "template0" if empty else self.template
+        await self._admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return self._url_of(name)
+
+    async def drop(self, url: str) -> None:
+        if self._admin is None:
+            return
+        name = make_url(url).database
+        await self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _url_of(self, database: str) -> str:
+        assert self.url is not None
+        return self.url.set(database=database).render_as_string(hide_password=False)
+
+    async def _drop_leftovers(self) -> None:
+        """Drop databases of earlier runs on this machine that died before cleaning up (ours
+        too: a run that had this process id before)."""
+        assert self._admin is not None and self.url is not None
+        if self.url.host not in (None, "", "localhost", "127.0.0.1", "::1"):
+            return  # other machines' runs may share the server
+        pattern = re.compile(rf"{re.escape(self.url.database or '')}_(\d+)_(\d+|template)")
+        for row in await self._admin.fetch("SELECT datname FROM pg_database"):
+            found = pattern.fullmatch(row["datname"])
+            pid = int(found[1]) if found else 0
+            if found and (pid == os.getpid() or not _process_alive(pid)):
+                await self._admin.execute(
+                    f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)'
+                )
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@pytest.fixture(scope="session")
+async def databases() -> AsyncIterator[Databases]:
+    dbs = Databases(TEST_DATABASE_URL)
+    await dbs.open()
+    try:
+        yield dbs
+    finally:
+        await dbs.close()
+
+
+@pytest.fixture
+async def database_url(databases: Databases, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh database of the test's own (at the latest schema on PostgreSQL)."""
+    url = await databases.create(tmp_path)
+    try:
+        yield url
+    finally:
+        await databases.drop(url)
+
+
+@pytest.fixture
+async def empty_database_url(databases: Databases, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh database with no tables at all, for tests of migrations and of a first start."""
+    url = await databases.create(tmp_path, empty=True)
+    try:
+        yield url
+    finally:
+        await databases.drop(url)
 
 
 class FrozenClock:
@@ -59,16 +196,23 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 
 
 class Harness:
-    """The bot under test, in-process: real Dispatcher, real database in a temp dir."""
+    """The bot under test, in-process: real Dispatcher, real database of its own."""
 
     def __init__(
-        self, fake: FakeTelegram, tmp: Path, i18n: I18n, catalog: Catalog, **overrides: Any
+        self,
+        fake: FakeTelegram,
+        tmp: Path,
+        i18n: I18n,
+        catalog: Catalog,
+        *,
+        database_url: str,  # from the ``database_url`` fixture: SQLite or PostgreSQL
+        **overrides: Any,
     ) -> None:
         self.fake = fake
         self.tmp = tmp
         self.i18n = i18n
         self.catalog = catalog
-        self.settings = make_settings(fake.base_url, tmp, **overrides)
+        self.settings = make_settings(fake.base_url, tmp, database_url=database_url, **overrides)
         self.clock = FrozenClock(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
 
     async def start(self) -> None:
@@ -126,6 +270,24 @@ class Harness:
         async with self.engine.connect() as conn:
             return list((await conn.execute(text(sql), params)).all())
 
+    async def dump(self) -> str:
+        """Every value in every table as text, the same on every backend: dates as ISO text,
+        JSON documents decoded (so escaped non-ASCII text is searchable too)."""
+        from sqlalchemy import inspect
+
+        async with self.engine.connect() as conn:
+            tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        values: list[str] = []
+        for table in sorted(tables):
+            for row in await self.rows(f'SELECT * FROM "{table}"'):  # noqa: S608 - test
+                values.append(f"{table}:")
+                for value in row:
+                    values.append(str(value))
+                    if isinstance(value, str) and value[:1] in ("{", "["):
+                        with contextlib.suppress(ValueError):
+                            values.append(json.dumps(json.loads(value), ensure_ascii=False))
+        return "\n".join(values)
+
 
 def make_settings(base_url: str, tmp: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
@@ -155,9 +317,9 @@ def with_fresh_staff_chats(catalog: Catalog) -> Catalog:
 
 @pytest.fixture
 async def harness(
-    fake: FakeTelegram, tmp_path: Path, i18n: I18n, catalog: Catalog
+    fake: FakeTelegram, tmp_path: Path, i18n: I18n, catalog: Catalog, database_url: str
 ) -> AsyncIterator[Harness]:
-    h = Harness(fake, tmp_path, i18n, with_fresh_staff_chats(catalog))
+    h = Harness(fake, tmp_path, i18n, with_fresh_staff_chats(catalog), database_url=database_url)
     await h.start()
     try:
         yield h

@@ -276,11 +276,12 @@ async def test_blocked_patient_is_marked_on_the_card(
     await doctor.click_in_group(group, "✖️ Отклонить")
     await doctor.send_in_group(group, "Не профиль центра")
     await harness.deliver()
-    assert await harness.rows("SELECT unreachable_at IS NOT NULL FROM patients") == [(1,)]
+    [(unreachable_at,)] = await harness.rows("SELECT unreachable_at FROM patients")
+    assert unreachable_at is not None
     assert "заблокировал бота" in card_text(group)
     harness.fake.unblock(user.user_id)
     await user.send("/start")  # writing again means they are back
-    assert await harness.rows("SELECT unreachable_at IS NULL FROM patients") == [(1,)]
+    assert await harness.rows("SELECT unreachable_at FROM patients") == [(None,)]
 
 
 async def test_another_time_then_a_new_one_and_a_pdf_conclusion(
@@ -315,6 +316,8 @@ async def test_another_time_then_a_new_one_and_a_pdf_conclusion(
     await doctor._send_content(content, chat_id=group.chat_id)
     await harness.deliver()
     assert any(f.data == conclusion for f in user.files_received())
-    assert await harness.rows("SELECT text, telegram_file_id IS NOT NULL FROM conclusions") == [
-        ("Итог", 1)
-    ]
+    [(conclusion_text, telegram_file_id)] = await harness.rows(
+        "SELECT text, telegram_file_id FROM conclusions"
+    )
+    assert conclusion_text == "Итог"
+    assert telegram_file_id

@@ -85,9 +85,9 @@ async def test_pdf_with_a_caption_naming_the_type(harness: Harness, user: FakeUs
     await user.send_document(pdf("a"), "scan.pdf", caption="Выписка из стационара")
     await harness.settle()
     assert user.last_text() == "✅ Получен 1 файл — Выписка"
-    assert await harness.rows("SELECT type_code, kind FROM documents JOIN document_files") == [
-        ("discharge", "pdf")
-    ]
+    assert await harness.rows(
+        "SELECT d.type_code, f.kind FROM documents d JOIN document_files f ON f.document_id = d.id"
+    ) == [("discharge", "pdf")]
 
 
 async def test_files_are_taken_from_the_main_menu_too(harness: Harness, user: FakeUser) -> None:
@@ -123,7 +123,8 @@ async def test_two_albums_interleaved_are_two_batches(harness: Harness, user: Fa
     assert acks == ["✅ Получено 4 файла — МРТ", "✅ Получено 4 файла — ЭКГ"]
     rows = await harness.rows(
         "SELECT d.type_code, f.kind, count(*) FROM documents d"
-        " JOIN document_files f ON f.document_id = d.id GROUP BY d.id ORDER BY d.type_code"
+        " JOIN document_files f ON f.document_id = d.id"
+        " GROUP BY d.id, d.type_code, f.kind ORDER BY d.type_code"
     )
     assert rows == [("ecg", "png", 4), ("mri", "pdf", 4)]
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import inspect
-
 from fakegram.client import FakeGroup, FakeUser
 from tests.conftest import Harness
 from tests.helpers import NAME, PHONE, register
@@ -47,13 +45,18 @@ async def test_erasure_after_a_whole_path(harness: Harness, user: FakeUser, make
     await user.click("🗑 Удалить навсегда")
     assert "Ваши данные удалены" in user.last_text()
 
-    async with harness.engine.connect() as conn:
-        tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
-    dump = ""
-    for table in tables:
-        dump += repr(await harness.rows(f"SELECT * FROM {table}"))  # noqa: S608 - test
-    secrets = (NAME, "Агриппина", PHONE, "9876543", "1961-09-07", str(user.user_id),
-               "Гипертрофическая", "Одышка", "Кардиомиопатия подтверждена")
+    dump = await harness.dump()
+    secrets = (
+        NAME,
+        "Агриппина",
+        PHONE,
+        "9876543",
+        "1961-09-07",
+        str(user.user_id),
+        "Гипертрофическая",
+        "Одышка",
+        "Кардиомиопатия подтверждена",
+    )
     for secret in secrets:
         assert secret not in dump, secret
     assert [p for p in Path(harness.settings.files_dir).rglob("*") if p.is_file()] == []

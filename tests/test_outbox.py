@@ -7,20 +7,20 @@ import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiogram import Bot
 from aiogram.types import BufferedInputFile
-from sqlalchemy import select, text
+from sqlalchemy import Boolean, Date, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import bot.storage.outbox_models  # noqa: F401 - the outbox table is mapped before use
 from bot.app import create_bot
 from bot.services.outbox import Limits, Outbox, OutboxJob, OutboxSender
 from bot.storage.db import SessionFactory, create_engine, create_session_factory, migrate
+from bot.storage.models import UTCDateTime
 from bot.storage.outbox_models import OutboxMessage
 from fakegram.models import ApiCall
 from fakegram.server import FakeTelegram
@@ -37,9 +37,9 @@ FAST = Limits(global_per_second=1000, per_chat_per_second=1000, per_group_per_mi
 class Rig:
     """A database migrated to head, a real Bot pointed at the fake, a frozen clock."""
 
-    def __init__(self, fake: FakeTelegram, tmp: Path, engine: AsyncEngine, bot: Bot) -> None:
+    def __init__(self, fake: FakeTelegram, url: str, engine: AsyncEngine, bot: Bot) -> None:
         self.fake = fake
-        self.tmp = tmp
+        self.url = url
         self.engine = engine
         self.sessions: SessionFactory = create_session_factory(engine)
         self.bot = bot
@@ -60,7 +60,7 @@ class Rig:
         return chat_id
 
     def group(self) -> int:
-        chat_id = -1003000000000 - next(_group_ids)
+        chat_id = -1003500000000 - next(_group_ids)  # apart from other tests' chats
         self.fake.add_chat({"id": chat_id, "type": "supergroup", "title": "Врачи"})
         return chat_id
 
@@ -83,17 +83,25 @@ class Rig:
 
     async def patient(self, telegram_id: int) -> int:
         """A registered patient (plain SQL: only the columns of the first migration)."""
-        now = self.clock().isoformat()
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 text(
                     "INSERT INTO patients (telegram_id, full_name, birth_date, phone,"
                     " phone_verified, region_code, time_zone, consent_version, consent_at,"
-                    " registered_at, updated_at) VALUES (:tid, 'Иванова Анна', '1961-09-07',"
-                    " '+79140000000', 1, 38, 'Asia/Irkutsk', 'v1', :now, :now, :now)"
+                    " registered_at, updated_at) VALUES (:tid, 'Иванова Анна', :birth,"
+                    " '+79140000000', :verified, 38, 'Asia/Irkutsk', 'v1', :now, :now, :now)"
                     " RETURNING id"
+                ).bindparams(
+                    bindparam("birth", type_=Date()),
+                    bindparam("verified", type_=Boolean()),
+                    bindparam("now", type_=UTCDateTime()),
                 ),
-                {"tid": telegram_id, "now": now},
+                {
+                    "tid": telegram_id,
+                    "birth": date(1961, 9, 7),
+                    "verified": True,
+                    "now": self.clock(),
+                },
             )
             return int(result.scalar_one())
 
@@ -117,11 +125,11 @@ async def shared_bot(
 
 
 @pytest.fixture
-async def rig(fake: FakeTelegram, tmp_path: Path, shared_bot: Bot) -> AsyncIterator[Rig]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/outbox.db")
+async def rig(fake: FakeTelegram, database_url: str, shared_bot: Bot) -> AsyncIterator[Rig]:
+    engine = create_engine(database_url)
     await migrate(engine)
     try:
-        yield Rig(fake, tmp_path, engine, shared_bot)
+        yield Rig(fake, database_url, engine, shared_bot)
     finally:
         await engine.dispose()
 
@@ -157,7 +165,7 @@ async def test_concurrent_senders_never_send_a_row_twice(rig: Rig) -> None:
     async with rig.sessions.begin() as session:
         for n, chat in enumerate(chats):
             Outbox.send_message(session, chat_id=chat, text=f"Рассылка {n}", now=rig.clock())
-    other_engine = create_engine(f"sqlite+aiosqlite:///{rig.tmp}/outbox.db")  # "a 2nd process"
+    other_engine = create_engine(rig.url)  # "a 2nd process"
     try:
         one = rig.sender()
         two = rig.sender(sessions=create_session_factory(other_engine))
@@ -576,7 +584,7 @@ async def test_recover_does_not_resend_an_interrupted_send(rig: Rig) -> None:
             text(
                 "UPDATE outbox SET status = 'sending', attempts = 1, claimed_at = :at"
                 " WHERE id IN (:a, :b)"
-            ),
+            ).bindparams(bindparam("at", type_=UTCDateTime())),
             {"at": rig.clock(), "a": sent.id, "b": edit.id},
         )
     assert await rig.statuses(job.id, sent.id, edit.id) == ["sending"] * 3

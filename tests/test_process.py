@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from bot.storage.db import create_engine
 from fakegram.client import FakeGroup, FakeUser
 from fakegram.server import FakeTelegram
 from tests.conftest import ROOT, TOKEN
@@ -36,16 +37,17 @@ async def fake_queue() -> AsyncIterator[FakeTelegram]:
 
 
 class BotProcess:
-    def __init__(self, fake: FakeTelegram, tmp: Path) -> None:
+    def __init__(self, fake: FakeTelegram, tmp: Path, database_url: str) -> None:
         self.fake = fake
         self.tmp = tmp
+        self.database_url = database_url
         self.log = tmp / "bot.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.env = {
             **os.environ,
             "BOT_TOKEN": TOKEN,
             "TELEGRAM_API_URL": fake.base_url,
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bot.db",
+            "DATABASE_URL": database_url,
             "FILES_DIR": str(tmp / "files"),
             "LOG_LEVEL": "DEBUG",
             "PYTHONPATH": str(ROOT),
@@ -74,14 +76,22 @@ class BotProcess:
         self.proc.kill()
         raise AssertionError("the bot did not stop within 30 s")
 
-    def db(self, sql: str) -> list[Any]:
-        with sqlite3.connect(self.tmp / "bot.db") as conn:
-            return conn.execute(sql).fetchall()
+    async def db(self, sql: str) -> list[Any]:
+        """Rows of the bot's database, read as another process would."""
+        engine = create_engine(self.database_url)
+        try:
+            async with engine.connect() as conn:
+                return list((await conn.execute(text(sql))).all())
+        finally:
+            await engine.dispose()
 
 
 @pytest.fixture
-async def bot_process(fake_queue: FakeTelegram, tmp_path: Path) -> AsyncIterator[BotProcess]:
-    process = BotProcess(fake_queue, tmp_path)
+async def bot_process(
+    fake_queue: FakeTelegram, tmp_path: Path, empty_database_url: str
+) -> AsyncIterator[BotProcess]:
+    """The bot started on an empty database: it creates the schema itself, as on a first start."""
+    process = BotProcess(fake_queue, tmp_path, empty_database_url)
     await process.start()
     yield process
     if process.proc and process.proc.poll() is None:
@@ -126,7 +136,7 @@ async def test_registration_survives_sigkill_and_commands_are_set(
     assert NAME in summary
     assert BIRTH in summary
     await step(fake, lambda: user.click("✅ Всё верно"), "Регистрация завершена")
-    assert bot_process.db("SELECT full_name, phone FROM patients") == [(NAME, PHONE)]
+    assert await bot_process.db("SELECT full_name, phone FROM patients") == [(NAME, PHONE)]
 
     assert await bot_process.stop(signal.SIGTERM) == 0
     log = bot_process.log.read_text(encoding="utf-8")
@@ -143,11 +153,11 @@ async def test_sigint_stops_cleanly(bot_process: BotProcess, fake_queue: FakeTel
 
 
 async def test_outbox_row_committed_before_a_sigkill_is_delivered_once(
-    fake_queue: FakeTelegram, tmp_path: Path
+    fake_queue: FakeTelegram, tmp_path: Path, empty_database_url: str
 ) -> None:
     fake = fake_queue
     group = FakeGroup(fake, -1001000000001, "НМИЦ ССХ — заявки", is_forum=True)
-    process = BotProcess(fake, tmp_path)
+    process = BotProcess(fake, tmp_path, empty_database_url)
     await process.start(OUTBOX_TICK_SECONDS="3600")  # the sender will not run before the kill
     try:
         user = FakeUser(fake, 610_000_003, first_name="Евпраксия")
@@ -165,7 +175,7 @@ async def test_outbox_row_committed_before_a_sigkill_is_delivered_once(
         await step(fake, lambda: user.send("Одышка при нагрузке"), "Документы для центра")
         await step(fake, lambda: user.click(re.compile("Отправить без них")), "Проверьте заявку")
         await step(fake, lambda: user.click("✅ Отправить заявку"), "отправлена")
-        assert process.db("SELECT status FROM outbox") == [("pending",)]
+        assert await process.db("SELECT status FROM outbox") == [("pending",)]
         assert group.messages() == []
         process.kill()  # committed, not delivered
 
@@ -178,7 +188,7 @@ async def test_outbox_row_committed_before_a_sigkill_is_delivered_once(
         cards = [m for m in group.messages() if (m.text or "").startswith("📨")]
         assert len(cards) == 1
         assert len(fake.calls("createForumTopic")) == 1
-        assert process.db("SELECT status FROM outbox") == [("sent",)]
+        assert await process.db("SELECT status FROM outbox") == [("sent",)]
     finally:
         if process.proc and process.proc.poll() is None:
             process.kill()

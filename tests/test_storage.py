@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiogram.fsm.storage.base import StorageKey
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -21,8 +19,8 @@ from bot.storage.db import (
 from bot.storage.models import Base
 
 
-async def test_every_migration_runs_up_and_down(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/m.db")
+async def test_every_migration_runs_up_and_down(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     script = ScriptDirectory.from_config(alembic_config())
     revisions = [r.revision for r in script.walk_revisions("base", "heads")][::-1]
     assert revisions
@@ -41,8 +39,8 @@ async def test_every_migration_runs_up_and_down(tmp_path: Path) -> None:
     await engine.dispose()
 
 
-async def test_sql_storage_keeps_state_and_data(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/s.db")
+async def test_sql_storage_keeps_state_and_data(database_url: str) -> None:
+    engine = create_engine(database_url)
     await migrate(engine)
     storage = SQLStorage(create_session_factory(engine))
     key = StorageKey(bot_id=1, chat_id=10, user_id=10)

@@ -51,3 +51,24 @@ class DutyBooking(StatesGroup):
 
 class MyConsultations(StatesGroup):
     cancel_reason = State()
+
+
+class Schedule(StatesGroup):
+    """A coordinator keeping the duty schedule: adding a doctor, making slots, a CSV."""
+
+    doctor_name = State()
+    doctor_specialty = State()
+    doctor_about = State()
+    doctor_confirm = State()
+    slots_doctor = State()
+    slots_dates = State()
+    slots_weekdays = State()
+    slots_hours = State()
+    slots_length = State()
+    slots_time_zone = State()
+    slots_preview = State()
+    csv_upload = State()
+
+
+class Relay(StatesGroup):
+    chatting = State()  # the patient's messages go to the duty doctors' chat

@@ -18,6 +18,8 @@ from bot.handlers import (
     fallback,
     profile,
     registration,
+    relay,
+    schedule,
     staff,
 )
 from bot.middlewares import FlowMiddleware
@@ -47,13 +49,15 @@ def build_root_router(i18n: I18n) -> Router:
         applications.router(i18n),
         booking.router(i18n),
         documents.router(i18n),
+        relay.router(i18n),
     )
 
     private.include_routers(
         common.router(i18n),
+        schedule.router(i18n),  # coordinators only (its own filter); others fall through
         registration.router(i18n),
         patients_only,
         fallback.router(),
     )
-    root.include_routers(private, staff.router(), errors.router())
+    root.include_routers(private, staff.router(), relay.duty_router(), errors.router())
     return root

@@ -17,6 +17,7 @@ MENU_ITEMS: tuple[str, ...] = (
     N_("menu.consultations"),
     N_("menu.documents"),
     N_("menu.conclusions"),
+    N_("menu.ask_doctor"),
     N_("menu.profile"),
     N_("menu.help"),
 )

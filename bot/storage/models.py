@@ -305,3 +305,5 @@ class DutySlot(Base):
 from bot.storage.outbox_models import OutboxMessage  # noqa: E402 - registers the outbox table
 
 __all__ = ["OutboxMessage"]
+
+from bot.storage import relay_models as relay_models  # noqa: E402
