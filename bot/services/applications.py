@@ -50,6 +50,7 @@ class ConsultationStatus(StrEnum):
     RESCHEDULE_REQUESTED = "reschedule_requested"
     CANCELLED = "cancelled"
     DONE = "done"
+    NO_SHOW = "no_show"  # the doctor marked that the patient did not attend
 
 
 class Refused(StrEnum):
