@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -32,7 +33,10 @@ from bot.services.documents import DocumentService
 from bot.services.outbox import Limits, OutboxSender
 from bot.services.patients import PatientService
 from bot.services.relay import RelayService
+from bot.services.retention import RetentionService
 from bot.services.schedule import SLOT_REMOVED, ScheduleService
+from bot.services.sla import SlaService
+from bot.sla_notifier import SlaNotifier
 from bot.staff_access import StaffAccess
 from bot.storage.db import SessionFactory, create_session_factory
 from bot.uploads import UploadCoordinator
@@ -53,6 +57,8 @@ class Services:
     booking: BookingService = field(init=False)
     relay: RelayService = field(init=False)
     schedule: ScheduleService = field(init=False)
+    sla: SlaService = field(init=False)
+    retention: RetentionService = field(init=False)
 
     def __post_init__(self) -> None:
         self.patients = PatientService(self.sessions, self.settings.files_dir, self.clock)
@@ -77,6 +83,17 @@ class Services:
         )
         self.relay = RelayService(self.sessions, self.clock, self.settings.duty_chat_id)
         self.schedule = ScheduleService(self.sessions, self.catalog, self.clock)
+        self.sla = SlaService(
+            self.sessions,
+            self.clock,
+            sla_days=self.settings.sla_days,
+            coordinator_ids=self.settings.coordinator_ids,
+            digest_time=self.settings.digest_time,
+            digest_zone=ZoneInfo(self.settings.digest_time_zone),
+        )
+        self.retention = RetentionService(
+            self.sessions, self.clock, retention_days=self.settings.retention_days
+        )
 
     @classmethod
     def create(
@@ -121,6 +138,9 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         SLOT_REMOVED,
         SlotRemovedNotifier(services.schedule, services.i18n, settings.default_locale).notify,
     )
+    sla = SlaNotifier(services.sla, services.catalog, services.i18n, settings.default_locale)
+    for kind, handler in sla.handlers().items():
+        sender.register(kind, handler)
     for kind, handler in notifier.handlers().items():
         # A card posted or edited again is harmless (post_card checks what is already there);
         # a notice to a patient is never repeated blindly after a crash.

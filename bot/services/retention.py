@@ -1,0 +1,71 @@
+"""Retention: once a day, finished dialogues and settled outbox rows older than the retention
+period are deleted. Pending rows (and rows being sent) are never touched, nor dialogues still
+in a state: a patient may come back to a half-done registration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, and_, delete, or_, select
+
+from bot.services.clock import Clock
+from bot.storage.db import SessionFactory
+from bot.storage.models import FsmRecord
+from bot.storage.outbox_models import OutboxMessage, OutboxStatus
+from bot.storage.runs import claim_period
+
+RETENTION_JOB = "retention"
+SETTLED = (OutboxStatus.SENT, OutboxStatus.CANCELLED, OutboxStatus.MISSED, OutboxStatus.FAILED)
+BATCH = 500  # rows per delete: short transactions, no long lock on the outbox
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    dialogues: int
+    outbox_rows: int
+
+
+class RetentionService:
+    def __init__(self, sessions: SessionFactory, clock: Clock, *, retention_days: int) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self.keep = timedelta(days=retention_days)
+
+    async def purge_daily(self) -> Purged | None:
+        """The purge, at most once per UTC day (a restart does not repeat it); None if it has
+        already run today."""
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            if not await claim_period(session, RETENTION_JOB, now.date().isoformat(), now):
+                return None
+        return await self.purge()
+
+    async def purge(self) -> Purged:
+        cutoff = self._clock() - self.keep
+        async with self._sessions.begin() as session:
+            # A finished dialogue: no state left (whatever data a handler left behind).
+            dialogues = await session.execute(
+                delete(FsmRecord).where(FsmRecord.state.is_(None), FsmRecord.updated_at < cutoff)
+            )
+        m = OutboxMessage
+        old = and_(
+            m.status.in_(SETTLED),
+            m.created_at < cutoff,
+            m.due_at < cutoff,
+            or_(m.sent_at.is_(None), m.sent_at < cutoff),
+        )
+        outbox_rows = 0
+        while True:
+            async with self._sessions.begin() as session:
+                ids = list(await session.scalars(select(m.id).where(old).limit(BATCH)))
+                if not ids:
+                    break
+                result = await session.execute(delete(m).where(m.id.in_(ids), old))
+                outbox_rows += _rowcount(result)
+        return Purged(dialogues=_rowcount(dialogues), outbox_rows=outbox_rows)
+
+
+def _rowcount(result: Any) -> int:
+    return int(cast(CursorResult[Any], result).rowcount or 0)
