@@ -6,6 +6,10 @@ row yet, an INSERT ... ON CONFLICT DO NOTHING. Of several processes trying at on
 succeeds, on SQLite (writes are serialised) and on PostgreSQL (a concurrent UPDATE re-checks
 its condition on the row the winner committed; a conflicting INSERT does nothing).
 
+A holder that died on this very host (same host name and process namespace, its process gone)
+is replaced at once rather than when its lease runs out: a bot restarted after a crash goes on
+delivering without waiting. Anywhere else the lease's expiry is the only proof of death.
+
 Time is the application's clock (``Clock``), not the database's, so tests can move it; the
 hosts of the schedulers must therefore keep their clocks in step (NTP): a skew of ``s`` seconds
 shifts the takeover by ``s``.
@@ -18,7 +22,7 @@ import secrets
 import socket
 from datetime import timedelta
 
-from sqlalchemy import case, delete, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.services.clock import Clock
@@ -29,8 +33,40 @@ SCHEDULER_LEASE = "scheduler"
 
 
 def new_holder_id() -> str:
-    """Unique per process start; names the host and pid for the operator (no personal data)."""
-    return f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
+    """Unique per process start: ``host:pid:namespace:random`` (no personal data). The pid
+    namespace tells apart processes of containers that share a host name."""
+    return f"{_host()}:{os.getpid()}:{_pid_namespace()}:{secrets.token_hex(4)}"
+
+
+def _host() -> str:
+    return socket.gethostname()[:64].replace(":", "_")
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return ""
+
+
+def died_here(holder: str) -> bool:
+    """Whether ``holder`` was a process of this host and namespace that no longer runs."""
+    parts = holder.split(":")
+    if len(parts) != 4 or parts[0] != _host() or not parts[2] or parts[2] != _pid_namespace():
+        return False
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return True  # our own pid with another token: an earlier process of this pid
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists (another user's process): alive as far as we can tell
+    return False
 
 
 class DatabaseLease:
@@ -79,7 +115,19 @@ class DatabaseLease:
                 .on_conflict_do_nothing(index_elements=[Lease.name])
                 .returning(Lease.name)
             )
-            return inserted.scalar_one_or_none() is not None
+            if inserted.scalar_one_or_none() is not None:
+                return True
+            holder = await session.scalar(select(Lease.holder).where(Lease.name == self.name))
+            if holder is None or holder == self.holder or not died_here(holder):
+                return False
+            taken = await session.execute(
+                update(Lease)
+                .where(Lease.name == self.name, Lease.holder == holder)
+                .values(holder=self.holder, expires_at=expires, acquired_at=now)
+                .returning(Lease.name)
+                .execution_options(synchronize_session=False)
+            )
+            return taken.scalar_one_or_none() is not None
 
     async def release(self) -> None:
         """Give the lease up (a graceful stop): a standby takes over at its next try."""

@@ -5,6 +5,9 @@ coordinators' daily digest, and the retention purge."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +23,7 @@ from bot.storage.models import FsmRecord
 from bot.storage.outbox_models import OutboxStatus
 from fakegram.client import FakeGroup, FakeUser
 from fakegram.server import FakeTelegram
-from scheduler.lease import DatabaseLease
+from scheduler.lease import DatabaseLease, new_holder_id
 from scheduler.runner import SchedulerRunner
 from tests.conftest import Harness, with_fresh_staff_chats
 from tests.helpers import NAME
@@ -67,6 +70,30 @@ async def test_of_many_contenders_exactly_one_gets_the_lease(harness: Harness) -
     harness.clock.advance(seconds=LEASE + 1)  # the winner died: all try to take over at once
     won = await asyncio.gather(*(c.acquire() for c in contenders))
     assert won.count(True) == 1
+
+
+async def test_a_dead_holder_on_this_host_is_replaced_without_waiting(harness: Harness) -> None:
+    dead_pid = _last_pid()
+    host, _pid, namespace, token = new_holder_id().split(":")
+
+    def holder(host: str, pid: int) -> DatabaseLease:
+        name = f"{host}:{pid}:{namespace}:{token}"
+        return DatabaseLease(harness.services.sessions, harness.clock, seconds=LEASE, holder=name)
+
+    contender = lease(harness, f"{host}:{os.getpid()}:{namespace}:other")
+    for alive_or_elsewhere in (holder(host, os.getppid()), holder("another-host", dead_pid)):
+        assert await alive_or_elsewhere.acquire()
+        assert not await contender.acquire()  # it may be alive: wait for the expiry
+        await alive_or_elsewhere.release()
+    assert await holder(host, dead_pid).acquire()
+    assert await contender.acquire()  # its process is gone: taken at once
+
+
+def _last_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 async def test_runners_run_the_jobs_only_while_holding_the_lease(harness: Harness) -> None:

@@ -1,5 +1,7 @@
 """Real processes against one database and the fake Bot API: two ``python -m scheduler`` (one
-delivers, the other waits; SIGKILL the first and the second takes over within the lease), a
+delivers, the other waits; the holder stalls (SIGSTOP): the standby takes over when the lease
+runs out and the stalled one stops its jobs when it wakes; the holder is SIGKILLed: the other
+takes over, at once since the dead process was on this host), a
 ``python -m bot`` with its embedded scheduler next to a ``python -m scheduler``, and a scheduler
 killed just before a row is due. Every test counts what the fake server received: each row
 exactly once.
@@ -87,15 +89,20 @@ class Process:
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8") if self.log.exists() else ""
 
-    async def wait_log(self, needle: str, timeout: float) -> None:  # noqa: ASYNC109
+    async def wait_log(self, needle: str, timeout: float, count: int = 1) -> None:  # noqa: ASYNC109
         deadline = time.monotonic() + timeout
-        while needle not in self.text():
+        while self.text().count(needle) < count:
             assert self.proc is not None and self.proc.poll() is None, self.text()[-2000:]
             assert time.monotonic() < deadline, f"{needle!r} not logged: {self.text()[-2000:]}"
             await asyncio.sleep(0.1)
 
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.kill()
             self.proc.wait(10)
 
@@ -186,7 +193,7 @@ async def world(fake_api: FakeTelegram, tmp_path: Path, database_url: str) -> As
         await w.engine.dispose()
 
 
-async def test_two_schedulers_one_delivers_sigkill_and_the_standby_takes_over(
+async def test_two_schedulers_one_delivers_the_standby_takes_over_after_a_stall_and_a_kill(
     world: World,
 ) -> None:
     first = await world.scheduler()
@@ -198,23 +205,44 @@ async def test_two_schedulers_one_delivers_sigkill_and_the_standby_takes_over(
     assert await world.holder_pid() == first.pid
     assert "jobs start" not in second.text()  # the standby never ran the jobs
 
-    reminders = [f"напоминание {i}" for i in range(5)]
-    await world.queue(*reminders, due_in=1.0)  # due while nobody holds the lease
-    await asyncio.sleep(0.3)  # between two ticks: nothing due, nothing claimed
-    first.kill()
-    killed = time.monotonic()
+    # The holder stalls (alive, not renewing): the standby takes over when the lease runs out.
+    stalled = [f"во время зависания {i}" for i in range(5)]
+    await world.queue(*stalled, due_in=0.5)
+    first.signal(signal.SIGSTOP)
+    since = time.monotonic()
     await second.wait_log("jobs start", timeout=TAKEOVER + SLACK)
-    assert time.monotonic() - killed <= TAKEOVER + SLACK
-    await world.wait_received(reminders, timeout=5)
+    took = time.monotonic() - since
+    assert LEASE - LEASE / 3 - 0.5 <= took <= TAKEOVER + SLACK  # by expiry, within the bound
+    await world.wait_received(stalled, timeout=5)
     assert await world.holder_pid() == second.pid
 
+    # The stalled one wakes up, finds the lease lost at its next look and stops its jobs.
+    first.signal(signal.SIGCONT)
+    await first.wait_log("lease lost", timeout=LEASE / 3 + SLACK)
+    after_stall = [f"после зависания {i}" for i in range(3)]
+    await world.queue(*after_stall)
+    await world.wait_received(after_stall, timeout=5)
+
+    # SIGKILL the holder just before rows are due: the other one (same host, the dead
+    # process's pid gone) takes over without waiting for the lease to run out.
+    reminders = [f"напоминание {i}" for i in range(5)]
+    await world.queue(*reminders, due_in=1.0)
+    await asyncio.sleep(0.3)
+    second.kill()
+    killed = time.monotonic()
+    await first.wait_log("jobs start", timeout=TAKEOVER + SLACK, count=2)
+    assert time.monotonic() - killed <= TAKEOVER + SLACK
+    await world.wait_received(reminders, timeout=5)
+    assert await world.holder_pid() == first.pid
+
     await asyncio.sleep(1.0)  # more ticks of the new holder: nothing again
+    everything = batch + stalled + after_stall + reminders
     received = world.received()
-    assert all(received[t] == 1 for t in batch + reminders), received
-    assert sum(received.values()) == 10
-    assert await world.statuses() == Counter({"sent": 10})
-    assert await second.stop() == 0
-    assert "scheduler stopped" in second.text()
+    assert all(received[t] == 1 for t in everything), received
+    assert sum(received.values()) == len(everything)
+    assert await world.statuses() == Counter({"sent": len(everything)})
+    assert await first.stop() == 0
+    assert "scheduler stopped" in first.text()
     assert await world.holder_pid() is None  # released on a graceful stop
 
 

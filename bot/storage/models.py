@@ -305,6 +305,5 @@ class DutySlot(Base):
 # The tables of other modules register with Base (imported as modules: any of them may be the
 # first one imported, e.g. by ``python -m scheduler``).
 from bot.storage import outbox_models as outbox_models  # noqa: E402
-
 from bot.storage import relay_models as relay_models  # noqa: E402
 from bot.storage import scheduler_models as scheduler_models  # noqa: E402
