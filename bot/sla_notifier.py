@@ -9,6 +9,7 @@ from html import escape
 from typing import Any, Protocol
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.utils.i18n import I18n
 
 from bot.catalog import Catalog
@@ -55,7 +56,12 @@ class SlaNotifier:
         if row.payload.get("to") == STAFF:
             text = self._("sla.staff").format(id=application.id, since=since, status=waiting)
             thread = await self._sla.thread_of(application.id)
-            sent = await bot.send_message(row.chat_id, text, message_thread_id=thread)
+            try:
+                sent = await bot.send_message(row.chat_id, text, message_thread_id=thread)
+            except TelegramBadRequest as error:
+                if thread is None or "thread not found" not in error.message.lower():
+                    raise
+                sent = await bot.send_message(row.chat_id, text)  # the topic was deleted
         else:
             text = self._("sla.coordinator").format(
                 id=application.id,

@@ -102,7 +102,10 @@ class SchedulerRunner:
 
     async def _loop(self) -> None:
         while True:
-            await self.check()
+            try:
+                await self.check()
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any one look
+                log.error("scheduler lease loop: %s", type(exc).__name__)
             await asyncio.sleep(self.renew_every)
 
     async def _stop_jobs(self) -> None:

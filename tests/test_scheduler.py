@@ -226,16 +226,19 @@ async def test_sla_escalates_after_three_days_once_a_day_until_handled(
     assert len(escalations(group)) == 1 and len(coordinator.messages()) == 1
 
     h.clock.advance(hours=1)  # a day after the first: once more
+    await h.bot.delete_forum_topic(group.chat_id, thread)  # someone deleted the topic
     assert await h.services.sla.escalate_overdue() == 1
     await h.deliver()
-    assert len(escalations(group)) == 2 and len(coordinator.messages()) == 2
+    [again] = escalations(group)  # the deleted topic took the first one with it
+    assert again.message_thread_id is None  # this one is in the chat itself
+    assert len(coordinator.messages()) == 2
 
     await h.services.applications.decline(1, "Пётр Врачев", "вне профиля центра")
     await h.deliver()
     h.clock.advance(days=2)
     assert await h.services.sla.escalate_overdue() == 0
     await h.deliver()
-    assert len(escalations(group)) == 2 and len(coordinator.messages()) == 2
+    assert len(escalations(group)) == 1 and len(coordinator.messages()) == 2
 
 
 async def test_an_escalation_handled_before_delivery_is_not_sent(

@@ -4,6 +4,7 @@ in a state: a patient may come back to a half-done registration."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
@@ -15,6 +16,8 @@ from bot.storage.db import SessionFactory
 from bot.storage.models import FsmRecord
 from bot.storage.outbox_models import OutboxMessage, OutboxStatus
 from bot.storage.runs import claim_period
+
+log = logging.getLogger(__name__)
 
 RETENTION_JOB = "retention"
 SETTLED = (OutboxStatus.SENT, OutboxStatus.CANCELLED, OutboxStatus.MISSED, OutboxStatus.FAILED)
@@ -64,7 +67,13 @@ class RetentionService:
                     break
                 result = await session.execute(delete(m).where(m.id.in_(ids), old))
                 outbox_rows += _rowcount(result)
-        return Purged(dialogues=_rowcount(dialogues), outbox_rows=outbox_rows)
+        purged = Purged(dialogues=_rowcount(dialogues), outbox_rows=outbox_rows)
+        log.info(
+            "retention: %s finished dialogues and %s outbox rows deleted",
+            purged.dialogues,
+            purged.outbox_rows,
+        )
+        return purged
 
 
 def _rowcount(result: Any) -> int:

@@ -11,6 +11,7 @@ regions only, never diagnoses or names.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -27,6 +28,8 @@ from bot.storage.db import SessionFactory
 from bot.storage.models import Application, Consultation, Patient
 from bot.storage.runs import claim_period
 from bot.storage.scheduler_models import SlaEscalation
+
+log = logging.getLogger(__name__)
 
 #: Outbox job kinds (rendered at delivery by ``bot.sla_notifier.SlaNotifier``).
 SLA_ESCALATION = "sla_escalation"
@@ -134,6 +137,7 @@ class SlaService:
                     dedup_key=f"sla:{application_id}:{count}:{chat_id}",
                     now=now,
                 )
+            log.info("application %s escalated (escalation %s)", application_id, count)
             return True
 
     async def is_waiting(self, application_id: int) -> ApplicationBrief | None:
@@ -177,6 +181,7 @@ class SlaService:
                     dedup_key=f"digest:{day.isoformat()}:{chat_id}",
                     now=now,
                 )
+        log.info("digest of %s queued for %s coordinators", day, len(self._coordinators))
         return True
 
     async def digest(self, at: datetime) -> Digest:
