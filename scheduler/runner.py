@@ -2,10 +2,11 @@
 
 Every ``renew_every`` seconds (a third of the lease) the runner tries to take or renew the
 lease. Holding it, it runs the scheduler (built afresh from the database each time it takes
-over); failing to renew — the lease taken by another, the database unreachable, or the renewal
-slower than ``renew_every`` — it stops its jobs at once. A runner that does not hold the lease
-waits as a hot standby and takes over at most ``lease + renew_every`` seconds after the holder
-died (at once after a graceful stop, which releases the lease).
+over); failing to renew — the lease taken by another, the database unreachable, or no answer
+within a quarter of the lease — it stops its jobs at once, before the lease could run out. A
+runner that does not hold the lease waits as a hot standby and takes over at most ``lease +
+renew_every`` seconds after the holder died: at its next look once the lease has run out, or at
+once after a graceful stop (which releases the lease) or a death on the same host.
 
 Between a holder's stall and its next renewal both may run for a moment: nothing is sent twice
 even then, because every outbox row, SLA escalation and daily run is claimed in the database
@@ -50,6 +51,11 @@ class SchedulerRunner:
         self._tick_seconds = tick_seconds
         self._periodic = tuple(periodic)
         self.renew_every = renew_every or lease.duration.total_seconds() / 3
+        # A renewal still unanswered after this counts as failed, and the jobs stop before the
+        # lease can run out: the lease is counted from the start of the last renewal, which
+        # took at most renew_timeout; then renew_every passes, then at most renew_timeout again
+        # (1/4 + 1/3 + 1/4 of the lease).
+        self.renew_timeout = lease.duration.total_seconds() / 4
         self._scheduler: AsyncIOScheduler | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -63,7 +69,7 @@ class SchedulerRunner:
         """One look at the lease: take or renew it and start the jobs, or stop them."""
         async with self._lock:
             try:
-                async with asyncio.timeout(self.renew_every):
+                async with asyncio.timeout(self.renew_timeout):
                     held = await self.lease.acquire()
             except Exception as exc:  # noqa: BLE001 - no lease is the safe answer to any error
                 log.warning("scheduler lease check failed: %s", type(exc).__name__)

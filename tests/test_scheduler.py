@@ -131,9 +131,9 @@ async def test_a_failed_renewal_stops_the_jobs_at_once(harness: Harness) -> None
             await asyncio.sleep(3600)
             return True
 
-        a.renew_every = 0.05
+        a.renew_timeout = 0.05
         a.lease.acquire = hangs  # type: ignore[method-assign]
-        assert not await a.check()  # a renewal slower than the renew interval counts as failed
+        assert not await a.check()  # a renewal not answered in time counts as failed
         assert not a.active
     finally:
         await a.stop()
