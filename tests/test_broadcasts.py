@@ -17,6 +17,7 @@ from bot.callbacks import BroadcastAction, BroadcastCb
 from bot.catalog import Catalog
 from bot.fsm.states import BroadcastForm
 from bot.services.broadcasts import Audience, AudienceKind, BroadcastError, Content, ContentKind
+from bot.services.outbox import Outbox
 from bot.storage.broadcast_models import Broadcast
 from bot.storage.models import Application, Consultation, Patient
 from bot.storage.outbox_models import OutboxMessage, OutboxStatus
@@ -506,5 +507,44 @@ async def test_a_thousand_patients_survive_a_restart_with_nobody_messaged_twice(
         assert sent == 1000
         assert "Отправлено: 1000" in coordinator.last_text()
         assert "завершена" in coordinator.last_text()
+    finally:
+        await h.stop()
+
+
+async def test_personal_notifications_are_not_stuck_behind_a_broadcast(
+    fake: FakeTelegram,
+    tmp_path: Path,
+    i18n: I18n,
+    catalog: Catalog,
+    database_url: str,
+    coordinator: FakeUser,
+    make_user: Callable[..., FakeUser],
+) -> None:
+    h = coordinator_harness(
+        fake,
+        tmp_path,
+        i18n,
+        catalog,
+        database_url,
+        coordinator,
+        outbox_global_per_second=10.0,
+        broadcast_per_second=5.0,
+    )
+    await h.start()
+    try:
+        patients = await add_patients(h, make_user, 40)
+        await write_and_pick_all(coordinator, "Длинная рассылка")
+        await coordinator.click("✅ Отправить (40)")
+        for _ in range(3):
+            h.clock.advance(seconds=1)
+            await h.deliver()
+        (someone,) = await add_patients(h, make_user, 1)
+        async with h.services.sessions.begin() as session:
+            Outbox.send_message(
+                session, chat_id=someone.user_id, text="Ваша заявка принята", now=h.clock()
+            )
+        await h.deliver()
+        assert received(fake, someone, "Ваша заявка принята") == 1  # at once, not after 40
+        assert sum(received(fake, p, "Длинная рассылка") for p in patients) < 40
     finally:
         await h.stop()

@@ -435,12 +435,13 @@ def _call(content: Content) -> tuple[str, dict[str, Any]]:
 async def _progress(session: AsyncSession, broadcast: Broadcast) -> Progress:
     m = OutboxMessage
     rows = await session.execute(
-        select(m.status, m.last_error == "blocked", func.count())
+        select(m.status, m.last_error, func.count())
         .where(m.group_key == _group(broadcast.id))
-        .group_by(m.status, m.last_error == "blocked")
+        .group_by(m.status, m.last_error)
     )
     sent = failed = blocked = skipped = left = 0
-    for status, was_blocked, n in rows.all():
+    for status, last_error, n in rows.all():
+        was_blocked = last_error == "blocked"
         if status == OutboxStatus.SENT:
             sent += n
         elif status in (OutboxStatus.PENDING, OutboxStatus.SENDING):
