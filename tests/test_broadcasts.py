@@ -4,6 +4,7 @@ patients, bad input, and a 1,000-patient broadcast that survives a restart midwa
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from fakegram.client import FakeUser
 from fakegram.server import FakeTelegram
 from tests.conftest import Harness
 from tests.helpers import flat, state_of
-from tests.test_documents import png
+from tests.test_documents import pdf, png
 
 IRKUTSK = 38
 MOSCOW = 77
@@ -548,3 +549,27 @@ async def test_personal_notifications_are_not_stuck_behind_a_broadcast(
         assert sum(received(fake, p, "Длинная рассылка") for p in patients) < 40
     finally:
         await h.stop()
+
+
+async def test_a_document_with_a_caption_reaches_a_region(
+    harness: Harness,
+    fake: FakeTelegram,
+    coordinator: FakeUser,
+    make_user: Callable[..., FakeUser],
+) -> None:
+    irkutsk = await add_patients(harness, make_user, 2, region=IRKUTSK)
+    (moscow,) = await add_patients(harness, make_user, 1, region=MOSCOW)
+    await coordinator.send("/broadcast")
+    await coordinator.send_document(pdf("памятка"), "pamyatka.pdf", caption="Памятка пациента")
+    preview = coordinator.messages()[-2]
+    assert preview.method == "sendDocument" and preview.content == "Памятка пациента"
+    await coordinator.click("👥 Выбрать получателей")
+    await coordinator.click("По региону…")
+    await coordinator.click(re.compile(r"^Иркутская"))
+    await coordinator.click("✅ Отправить (2)")
+    await run_to_the_end(harness)
+    for patient in irkutsk:
+        (got,) = patient.files_received()
+        assert got.caption == "Памятка пациента" and got.data == pdf("памятка")
+    assert moscow.files_received() == []
+    assert "Отправлено: 2" in coordinator.last_text()
