@@ -344,6 +344,9 @@ async def test_a_double_click_on_send_makes_one_broadcast(
     data, message_id = progress_button(coordinator, "✅ Отправить (3)")
     await coordinator.click_data(data, message_id)
     await coordinator.click_data(data, message_id)
+    answer = coordinator.last_callback_answer()
+    assert answer == "Эта рассылка уже запущена — второй раз она не отправится."
+    assert "⏸ Пауза" in flat(coordinator.last_message().inline_buttons)  # still there
     await run_to_the_end(harness)
     assert await harness.rows("SELECT count(*) FROM broadcasts") == [(1,)]
     for patient in patients:

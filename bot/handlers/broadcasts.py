@@ -263,6 +263,19 @@ def router(i18n: I18n) -> Router:
             callback_answer.text = _("broadcast.already_started")
         await show(query, progress_text(progress, catalog, flow.locale), kb.progress(progress))
 
+    @r.callback_query(BroadcastStepCb.filter())
+    async def stale_step(
+        query: CallbackQuery, callback_data: BroadcastStepCb, callback_answer: CallbackAnswer
+    ) -> None:
+        # A button of a dialogue that is over. "Send" pressed again (a double click): its
+        # message is the progress message now, so its buttons stay.
+        callback_answer.show_alert = True
+        if callback_data.step is BroadcastStep.CONFIRM:
+            callback_answer.text = _("broadcast.already_started")
+            return
+        callback_answer.text = _("common.stale_button")
+        await drop_buttons(query)
+
     # --- the progress message -----------------------------------------------------------------
     @r.callback_query(BroadcastCb.filter())
     async def progress_button(
