@@ -306,6 +306,7 @@ class BroadcastAction(StrEnum):
     RESUME = "r"
     CANCEL = "c"
     CANCEL_YES = "cy"
+    KEEP = "k"  # "no, go on" under the stop question
     REFRESH = "f"
 
 

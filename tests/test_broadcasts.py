@@ -235,12 +235,24 @@ async def test_pause_resume_stop_and_buttons_pressed_after_the_end(
 
         pause_data, message_id = progress_button(coordinator, "⏸ Пауза")
         await coordinator.click("⏹ Остановить")
-        assert "Остановить рассылку?" in coordinator.last_text()  # asked first
-        await coordinator.click("⏹ Да, остановить")
-        final = coordinator.last_text()
-        assert "остановлена" in final
-        assert f"Не отправлено из-за остановки: {30 - sent}" in final
-        assert coordinator.last_message().inline_buttons == []
+        assert "Остановить рассылку №1?" in coordinator.last_text()  # asked first
+        await coordinator.click("⬅️ Нет, продолжить")
+        assert coordinator.last_text() == "Рассылка №1 продолжается."
+        await coordinator.click("⏹ Остановить", message_id=message_id)
+        question = coordinator.last_message().message_id
+        h.clock.advance(seconds=2)
+        await h.services.broadcasts.tick()  # the progress message goes on being edited
+        await h.deliver()
+        assert "Остановить рассылку №1?" in coordinator.last_text()  # the question stays
+        await coordinator.click("⏹ Да, остановить", message_id=question)
+        assert "Рассылка №1 остановлена" in coordinator.last_text()
+        (progress,) = [m for m in coordinator.messages() if m.message_id == message_id]
+        sent = sum(received(fake, p, text) for p in patients)
+        assert "остановлена" in progress.content
+        assert f"Отправлено: {sent}" in progress.content
+        assert 0 < 30 - sent < 30
+        assert f"Не отправлено из-за остановки: {30 - sent}" in progress.content
+        assert progress.inline_buttons == []
         h.clock.advance(seconds=60)
         await run_to_the_end(h)
         assert sum(received(fake, p, text) for p in patients) == sent
@@ -249,7 +261,8 @@ async def test_pause_resume_stop_and_buttons_pressed_after_the_end(
         await coordinator.click_data(pause_data, message_id)
         answer = coordinator.last_callback_answer()
         assert answer is not None and "уже завершена" in answer and answer.show_alert
-        assert "остановлена" in coordinator.last_text()
+        (progress,) = [m for m in coordinator.messages() if m.message_id == message_id]
+        assert "остановлена" in progress.content
     finally:
         await h.stop()
 

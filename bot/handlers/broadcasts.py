@@ -6,6 +6,7 @@ message with the current numbers."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from html import escape
 
@@ -32,6 +33,7 @@ from bot.handlers.utils import drop_buttons
 from bot.i18n import N_, menu_texts
 from bot.keyboards import broadcasts as kb
 from bot.services.broadcasts import (
+    FINISHED,
     UPCOMING_DAYS,
     Audience,
     AudienceKind,
@@ -277,6 +279,8 @@ def router(i18n: I18n) -> Router:
         await drop_buttons(query)
 
     # --- the progress message -----------------------------------------------------------------
+    # Pause, resume and refresh edit the progress message. "Stop" asks in a message of its own
+    # (the progress message keeps being edited meanwhile); the answer edits both.
     @r.callback_query(BroadcastCb.filter())
     async def progress_button(
         query: CallbackQuery,
@@ -287,6 +291,7 @@ def router(i18n: I18n) -> Router:
         callback_answer: CallbackAnswer,
     ) -> None:
         action, broadcast_id = callback_data.action, callback_data.broadcast
+        question = action in (BroadcastAction.CANCEL_YES, BroadcastAction.KEEP)
         try:
             if action is BroadcastAction.PAUSE:
                 found = await broadcasts.pause(broadcast_id, flow.user_id)
@@ -299,27 +304,49 @@ def router(i18n: I18n) -> Router:
                 callback_answer.text = _("broadcast.stopped")
             else:
                 found = await owned_progress(broadcasts, broadcast_id, flow.user_id)
+                if found.status in FINISHED:
+                    raise BroadcastError(Refusal.FINISHED, found)
         except BroadcastError as refused:
             callback_answer.text = _(REFUSAL_KEYS[refused.reason])
             callback_answer.show_alert = True
-            if refused.progress is not None:
-                text = progress_text(refused.progress, catalog, flow.locale)
-                await show(query, text, kb.progress(refused.progress))
-            elif refused.reason is Refusal.NOT_FOUND:
-                await drop_buttons(query)
-            else:
+            current = refused.progress
+            if current is None and refused.reason is not Refusal.NOT_FOUND:
                 current = await owned_progress(broadcasts, broadcast_id, flow.user_id)
-                text = progress_text(current, catalog, flow.locale)
-                await show(query, text, kb.progress(current))
+            if question or current is None:
+                await drop_buttons(query)
+            if current is not None:
+                await show_progress(flow, current, catalog, None if question else query)
             return
-        text = progress_text(found, catalog, flow.locale)
         if action is BroadcastAction.CANCEL:
-            text += "\n\n" + _("broadcast.stop_question").format(left=found.left)
-            await show(query, text, kb.stop_confirm(found.id))
+            await flow.send(
+                _("broadcast.stop_question").format(id=found.id, left=found.left),
+                reply_markup=kb.stop_confirm(found.id),
+            )
             return
-        await show(query, text, kb.progress(found))
+        if action is BroadcastAction.KEEP:
+            await show(query, _("broadcast.stop_kept").format(id=found.id), None)
+        elif action is BroadcastAction.CANCEL_YES:
+            await show(query, _("broadcast.stopped_note").format(id=found.id), None)
+        await show_progress(flow, found, catalog, None if question else query)
 
     return r
+
+
+async def show_progress(
+    flow: Flow, found: Progress, catalog: Catalog, query: CallbackQuery | None
+) -> None:
+    """Put the current numbers on the progress message (the one pressed, or found by id)."""
+    text, markup = progress_text(found, catalog, flow.locale), kb.progress(found)
+    if query is not None:
+        await show(query, text, markup)
+        return
+    if found.message_id is None:
+        return
+    # unchanged, or too old to edit: the numbers are there already or cannot be
+    with contextlib.suppress(TelegramBadRequest):
+        await flow.bot.edit_message_text(
+            text=text, chat_id=found.chat_id, message_id=found.message_id, reply_markup=markup
+        )
 
 
 async def owned_progress(broadcasts: BroadcastService, broadcast_id: int, user_id: int) -> Progress:

@@ -149,7 +149,7 @@ def stop_confirm(broadcast_id: int) -> InlineKeyboardMarkup:
     )
     kb.button(
         text=_("broadcast.btn_stop_no"),
-        callback_data=BroadcastCb(action=BroadcastAction.REFRESH, broadcast=broadcast_id),
+        callback_data=BroadcastCb(action=BroadcastAction.KEEP, broadcast=broadcast_id),
     )
     kb.adjust(1)
     return kb.as_markup()
