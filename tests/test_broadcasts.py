@@ -343,6 +343,12 @@ async def test_bad_input_while_writing_a_broadcast(
     await coordinator.click("✖️ Отмена")
     assert "ничего не отправлено" in coordinator.last_text()
     assert await state_of(harness, coordinator) is None
+
+    # another command in the middle is that command, not the broadcast's text
+    await coordinator.send("/broadcast")
+    await coordinator.send("/stats")
+    assert "Статистика" in coordinator.last_text()
+    assert await state_of(harness, coordinator) is None
     assert await harness.rows("SELECT count(*) FROM outbox WHERE group_key IS NOT NULL") == [(0,)]
 
 

@@ -109,7 +109,8 @@ def router(i18n: I18n) -> Router:
     r = Router(name="broadcasts")
     r.message.filter(Coordinator())
     r.callback_query.filter(Coordinator())
-    not_menu = ~F.text.in_(menu_texts(i18n))
+    # a menu button or another command leaves the dialogue (to the router that has it)
+    not_menu = ~F.text.in_(menu_texts(i18n)) & ~F.text.startswith("/")
 
     @r.message(Command("broadcast"))
     async def start(_message: Message, flow: Flow) -> None:
