@@ -21,6 +21,7 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.fsm.storage import SQLStorage
 from bot.handlers import build_root_router
+from bot.handlers.relay import DutyDesk
 from bot.handlers.schedule import SlotRemovedNotifier
 from bot.i18n import N_, LocaleMiddleware
 from bot.middlewares import InFlightMiddleware, PatientMiddleware
@@ -113,9 +114,24 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         services.clock,
         settings.default_locale,
     )
+
+    async def post_in_topic(bot: Bot, patient_id: int, text: str) -> int | None:
+        desk = DutyDesk(
+            bot=bot,
+            relay=services.relay,
+            patients=services.patients,
+            i18n=services.i18n,
+            catalog=services.catalog,
+            clock=services.clock,
+            staff_locale=settings.default_locale,
+        )
+        return await desk.post_in_topic(patient_id, text)
+
     sender.register(
         BOOKING_NOTICE,
-        BookingNotifier(services.booking, services.catalog, services.i18n, settings).notify,
+        BookingNotifier(
+            services.booking, services.catalog, services.i18n, settings, post_in_topic
+        ).notify,
     )
     sender.register(
         SLOT_REMOVED,
