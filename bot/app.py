@@ -12,6 +12,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.fsm.strategy import FSMStrategy
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
@@ -170,6 +171,9 @@ def create_dispatcher(
     dp = Dispatcher(
         storage=storage or SQLStorage(services.sessions),
         events_isolation=SimpleEventIsolation(),
+        # A doctor's half-done step (a decline reason, a typed time) belongs to the topic of
+        # the card it was started on: text in another patient's topic is not taken for it.
+        fsm_strategy=FSMStrategy.USER_IN_TOPIC,
         settings=services.settings,
         catalog=services.catalog,
         sessions=services.sessions,

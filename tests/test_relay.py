@@ -473,7 +473,7 @@ async def test_staff_commands(
     assert NAME in forum.last_text(thread_id=thread)
     assert len(user.messages()) == count, "commands are not relayed"
 
-    await doctor.send_in_group(forum, "/profile")  # in General: whose profile?
+    await doctor.send_in_group(forum, "/profile", thread_id=None)  # in General: whose?
     assert "в теме пациента" in forum.last_text()
     assert len(user.messages()) == count
 
