@@ -22,6 +22,7 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.fsm.storage import SQLStorage
 from bot.handlers import build_root_router
+from bot.handlers.broadcasts import BroadcastProgressNotifier
 from bot.handlers.relay import DutyDesk
 from bot.handlers.schedule import SlotRemovedNotifier
 from bot.i18n import N_, LocaleMiddleware
@@ -29,12 +30,14 @@ from bot.middlewares import InFlightMiddleware, PatientMiddleware
 from bot.notifications import ApplicationNotifier, BookingNotifier
 from bot.services.applications import CARD, CARD_REFRESH, ApplicationService
 from bot.services.booking import BOOKING_NOTICE, BookingService
+from bot.services.broadcasts import BROADCAST_PROGRESS, BroadcastService
 from bot.services.clock import Clock, utc_now
 from bot.services.documents import DocumentService
 from bot.services.outbox import Limits, OutboxSender
 from bot.services.patients import PatientService
 from bot.services.relay import RelayService
 from bot.services.schedule import SLOT_REMOVED, ScheduleService
+from bot.services.stats import StatsService
 from bot.staff_access import StaffAccess
 from bot.storage.db import SessionFactory, create_session_factory
 from bot.uploads import UploadCoordinator
@@ -55,6 +58,8 @@ class Services:
     booking: BookingService = field(init=False)
     relay: RelayService = field(init=False)
     schedule: ScheduleService = field(init=False)
+    broadcasts: BroadcastService = field(init=False)
+    statistics: StatsService = field(init=False)
 
     def __post_init__(self) -> None:
         self.patients = PatientService(self.sessions, self.settings.files_dir, self.clock)
@@ -79,6 +84,13 @@ class Services:
         )
         self.relay = RelayService(self.sessions, self.clock, self.settings.duty_chat_id)
         self.schedule = ScheduleService(self.sessions, self.catalog, self.clock)
+        self.broadcasts = BroadcastService(
+            self.sessions,
+            self.clock,
+            per_second=self.settings.broadcast_per_second,
+            progress_every=timedelta(seconds=self.settings.broadcast_progress_seconds),
+        )
+        self.statistics = StatsService(self.sessions, self.clock)
 
     @classmethod
     def create(
@@ -138,6 +150,10 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         SLOT_REMOVED,
         SlotRemovedNotifier(services.schedule, services.i18n, settings.default_locale).notify,
     )
+    progress = BroadcastProgressNotifier(
+        services.broadcasts, services.catalog, services.i18n, settings.default_locale
+    )
+    sender.register(BROADCAST_PROGRESS, progress.notify, idempotent=True)  # an edit
     for kind, handler in notifier.handlers().items():
         # A card posted or edited again is harmless (post_card checks what is already there);
         # a notice to a patient is never repeated blindly after a crash.
@@ -184,6 +200,8 @@ def create_dispatcher(
         booking=services.booking,
         relay=services.relay,
         schedule=services.schedule,
+        broadcasts=services.broadcasts,
+        statistics=services.statistics,
         uploads=uploads,
         outbox=sender,
         access=StaffAccess(),

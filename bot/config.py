@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     outbox_per_group_per_minute: float = Field(default=20.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
 
+    # --- coordinators' broadcasts (/broadcast) ---
+    # Broadcast messages are queued at this rate, below OUTBOX_GLOBAL_PER_SECOND, so personal
+    # notifications keep flowing while a broadcast runs.
+    broadcast_per_second: float = Field(default=20.0, gt=0)
+    # The coordinator's progress message is edited at most this often.
+    broadcast_progress_seconds: float = Field(default=5.0, ge=1, le=600)
+
     @property
     def max_download_bytes(self) -> int:
         return self.max_download_mb * 1024 * 1024

@@ -72,3 +72,15 @@ class Schedule(StatesGroup):
 
 class Relay(StatesGroup):
     chatting = State()  # the patient's messages go to the duty doctors' chat
+
+
+class BroadcastForm(StatesGroup):
+    """A coordinator writing a broadcast: the message, who gets it, the confirmation."""
+
+    content = State()
+    audience = State()
+    confirm = State()
+
+
+class ExportForm(StatesGroup):
+    period = State()  # the date range of the applications export

@@ -12,6 +12,7 @@ from aiogram.utils.i18n import I18n
 from bot.handlers import (
     applications,
     booking,
+    broadcasts,
     common,
     documents,
     errors,
@@ -21,6 +22,7 @@ from bot.handlers import (
     relay,
     schedule,
     staff,
+    stats,
 )
 from bot.middlewares import FlowMiddleware
 
@@ -55,6 +57,8 @@ def build_root_router(i18n: I18n) -> Router:
     private.include_routers(
         common.router(i18n),
         schedule.router(i18n),  # coordinators only (its own filter); others fall through
+        broadcasts.router(i18n),  # coordinators only, as above
+        stats.router(i18n),  # coordinators only, as above
         registration.router(i18n),
         patients_only,
         fallback.router(),
