@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.fsm.storage import SQLStorage
 from bot.handlers import build_root_router
 from bot.handlers.schedule import SlotRemovedNotifier
-from bot.i18n import N_, LocaleMiddleware
+from bot.i18n import N_, LocaleMiddleware, variants
 from bot.middlewares import InFlightMiddleware, PatientMiddleware
 from bot.notifications import ApplicationNotifier, BookingNotifier
 from bot.services.applications import CARD, CARD_REFRESH, ApplicationService
@@ -31,6 +31,7 @@ from bot.services.clock import Clock, utc_now
 from bot.services.documents import DocumentService
 from bot.services.outbox import Limits, OutboxSender
 from bot.services.patients import PatientService
+from bot.services.referrals import COLUMNS, ReferralService
 from bot.services.relay import RelayService
 from bot.services.schedule import SLOT_REMOVED, ScheduleService
 from bot.staff_access import StaffAccess
@@ -53,6 +54,7 @@ class Services:
     booking: BookingService = field(init=False)
     relay: RelayService = field(init=False)
     schedule: ScheduleService = field(init=False)
+    referrals: ReferralService = field(init=False)
 
     def __post_init__(self) -> None:
         self.patients = PatientService(self.sessions, self.settings.files_dir, self.clock)
@@ -77,6 +79,14 @@ class Services:
         )
         self.relay = RelayService(self.sessions, self.clock, self.settings.duty_chat_id)
         self.schedule = ScheduleService(self.sessions, self.catalog, self.clock)
+        self.referrals = ReferralService(
+            self.sessions,
+            self.catalog,
+            self.clock,
+            link_days=self.settings.referral_link_days,
+            # A table's headers are recognised in every language of the bot.
+            header_names={c: variants(self.i18n, f"referral.col.{c.value}") for c in COLUMNS},
+        )
 
     @classmethod
     def create(
@@ -164,6 +174,7 @@ def create_dispatcher(
         booking=services.booking,
         relay=services.relay,
         schedule=services.schedule,
+        referrals=services.referrals,
         uploads=uploads,
         outbox=sender,
         access=StaffAccess(),

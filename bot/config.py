@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     outbox_per_group_per_minute: float = Field(default=20.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
 
+    # --- referrals of attending doctors (issue 7, part A) ---
+    # How long a referral's personal link (t.me/<bot>?start=ref_…) stays valid, in days.
+    referral_link_days: int = Field(default=30, ge=1, le=365)
+
     @property
     def max_download_bytes(self) -> int:
         return self.max_download_mb * 1024 * 1024

@@ -17,6 +17,7 @@ from bot.handlers import (
     errors,
     fallback,
     profile,
+    referrals,
     registration,
     relay,
     schedule,
@@ -53,8 +54,10 @@ def build_root_router(i18n: I18n) -> Router:
     )
 
     private.include_routers(
+        referrals.activation_router(i18n),  # /start ref_<code> before the plain /start
         common.router(i18n),
         schedule.router(i18n),  # coordinators only (its own filter); others fall through
+        referrals.coordinator_router(),  # coordinators only (its own filter)
         registration.router(i18n),
         patients_only,
         fallback.router(),
