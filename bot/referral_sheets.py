@@ -190,6 +190,13 @@ class ReportWriter:
             ]
         )
 
+    def discard(self) -> None:
+        """The import was refused: close the sheet and remove its temporary file."""
+        self._sheet.close()
+        writer = getattr(self._sheet, "_writer", None)
+        if writer is not None:
+            writer.cleanup()
+
     def finish(self) -> bytes:
         buffer = io.BytesIO()
         self._workbook.save(buffer)

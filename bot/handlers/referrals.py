@@ -127,6 +127,7 @@ def coordinator_router() -> Router:
                 data, message.from_user.id, writer, progress.update
             )
         except TableError as refused:
+            writer.discard()
             text = _(TABLE_KEYS[refused.reason]).format(
                 limit=MAX_ROWS,
                 expected=escape(", ".join(header(c) for c in REQUIRED_COLUMNS)),

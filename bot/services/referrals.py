@@ -308,7 +308,8 @@ def _open_csv(data: bytes) -> OpenedTable:
         for values in reader:
             yield reader.line_num, values
 
-    return OpenedTable(rows(), text.count("\n") + 1)
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    return OpenedTable(rows(), lines)
 
 
 def _cell_text(value: Cell) -> str:
@@ -475,22 +476,21 @@ class ReferralService:
     ) -> ImportSummary:
         if table.estimate > MAX_ROWS + 1:
             raise TableError(TableRefused.TOO_MANY_ROWS)
-        positions = self._header(table.rows)
+        header_line, positions = self._header(table.rows)
+        expected = max(table.estimate - header_line, 0)
         summary = ImportSummary()
         seen: dict[tuple[str, date], int] = {}  # this import's people → their referral id
         chunk: list[_Pending] = []
         today = self._clock().date()
-        last_line = 0
         for line, values in table.rows:
-            last_line = line
-            cells = {
-                column: values[index] if index < len(values) else None
-                for column, index in positions.items()
-            }
             if all(_cell_text(v) == "" for v in values):
                 continue
             if summary.rows + len(chunk) >= MAX_ROWS:
                 break
+            cells = {
+                column: values[index] if index < len(values) else None
+                for column, index in positions.items()
+            }
             checked = check_row(cells, self._catalog, today)
             given = _cell_text(cells.get(Column.FULL_NAME))
             if isinstance(checked, ValidRow):
@@ -501,13 +501,11 @@ class ReferralService:
                 await self._write_chunk(chunk, coordinator_id, seen, summary, sink)
                 chunk = []
                 if progress is not None:
-                    await progress(line, max(table.estimate, line))
+                    await progress(summary.rows, max(expected, summary.rows))
         if chunk:
             await self._write_chunk(chunk, coordinator_id, seen, summary, sink)
         if summary.rows == 0:
             raise TableError(TableRefused.EMPTY)
-        if progress is not None:
-            await progress(last_line, last_line)
         logger.info(
             "referral import by %s: %s created, %s duplicates, %s rejected",
             coordinator_id,
@@ -517,8 +515,9 @@ class ReferralService:
         )
         return summary
 
-    def _header(self, rows: Iterator[tuple[int, Sequence[Cell]]]) -> dict[Column, int]:
-        for _line, values in rows:
+    def _header(self, rows: Iterator[tuple[int, Sequence[Cell]]]) -> tuple[int, dict[Column, int]]:
+        """The header's line and where each known column is."""
+        for line, values in rows:
             names = [_cell_text(v) for v in values]
             if not any(names):
                 continue
@@ -530,7 +529,7 @@ class ReferralService:
             missing = [c for c in REQUIRED_COLUMNS if c not in positions]
             if missing:
                 raise TableError(TableRefused.HEADERS, missing)
-            return positions
+            return line, positions
         raise TableError(TableRefused.EMPTY)
 
     async def _write_chunk(
