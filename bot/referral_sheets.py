@@ -173,8 +173,10 @@ class ReportWriter:
         )
         self._texts = {status: _(key) for status, key in STATUS_KEYS.items()}
         self._notes = {note: _(key) for note, key in NOTE_KEYS.items()}
+        self._rows = 0
 
     def add(self, result: RowResult) -> None:
+        self._rows += 1
         if result.problems:
             reason = "; ".join(problem_text(p) for p in result.problems)
         else:
@@ -189,6 +191,11 @@ class ReportWriter:
                 result.referral_id,
             ]
         )
+
+    @property
+    def used(self) -> bool:
+        """Rows were written: finish() must follow."""
+        return self._rows > 0
 
     def discard(self) -> None:
         """The import was refused: close the sheet and remove its temporary file."""

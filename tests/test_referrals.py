@@ -406,7 +406,7 @@ async def test_a_registered_patient_gets_the_referral_added(
 async def test_erasure_removes_the_referral(
     harness: Harness, coordinator: FakeUser, patient: FakeUser, make_user: Any
 ) -> None:
-    first, second = await imported_link(
+    first, _second = await imported_link(
         coordinator, row(), row("Зуева Нина Ивановна", "03.03.1993", "+79149876505")
     )
     await patient.start(payload_of(first[4]))

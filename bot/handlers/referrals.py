@@ -46,6 +46,7 @@ from bot.services.patients import AlreadyRegisteredError, NewPatient, PatientDTO
 from bot.services.referrals import (
     LINK_PREFIX,
     MAX_ROWS,
+    PENDING,
     REQUIRED_COLUMNS,
     LinkError,
     LinkRefused,
@@ -127,7 +128,6 @@ def coordinator_router() -> Router:
                 data, message.from_user.id, writer, progress.update
             )
         except TableError as refused:
-            writer.discard()
             text = _(TABLE_KEYS[refused.reason]).format(
                 limit=MAX_ROWS,
                 expected=escape(", ".join(header(c) for c in REQUIRED_COLUMNS)),
@@ -135,6 +135,9 @@ def coordinator_router() -> Router:
             )
             await _edit(status, text)
             return
+        finally:
+            if not writer.used:
+                writer.discard()
         await flow.state.clear()
         await _edit(
             status,
@@ -278,7 +281,7 @@ def activation_router(i18n: I18n) -> Router:
             return
         draft = await load_draft(flow.state)
         referral = await referrals.get(draft.referral_id) if draft.referral_id else None
-        if referral is None or referral.status != "pending":
+        if referral is None or referral.status != PENDING:
             await flow.state.clear()
             await flow.send(_("referral.link_used"), reply_markup=_menu_or_nothing(patient))
             return

@@ -8,6 +8,7 @@ code of a link is never stored, only its SHA-256."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -281,34 +282,38 @@ def _open_xlsx(data: bytes) -> OpenedTable:
     return OpenedTable(rows, estimate, workbook.close)  # type: ignore[arg-type]
 
 
-def _decode(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+def _encoding(data: bytes) -> str:
+    """UTF-8 (with or without BOM) when the bytes are valid UTF-8, else Windows-1251. Checked
+    piece by piece, so the whole text is never held decoded."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
     try:
-        return data.decode("utf-8")
+        for start in range(0, len(data), 65536):
+            decoder.decode(view[start : start + 65536])
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1251")
-    except UnicodeDecodeError:
-        raise TableError(TableRefused.NOT_TABLE) from None
+        return "cp1251"
+    return "utf-8-sig"
 
 
 def _open_csv(data: bytes) -> OpenedTable:
-    text = _decode(data)
-    if any(ord(ch) < 32 and ch not in "\t\r\n" for ch in text[:65536]):
+    encoding = _encoding(data)
+    head = data[:65536].decode(encoding, errors="replace")
+    if any(ord(ch) < 32 and ch not in "\t\r\n" for ch in head):
         raise TableError(TableRefused.NOT_TABLE)
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    first = next((line for line in head.splitlines() if line.strip()), "")
     delimiter = max((";", ",", "\t"), key=first.count)
     if first.count(delimiter) == 0:
         raise TableError(TableRefused.NOT_TABLE)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # cp1251 leaves one byte (0x98) undefined: replaced rather than refusing the whole file.
+    text = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="replace", newline="")
+    reader = csv.reader(text, delimiter=delimiter)
 
     def rows() -> Iterator[tuple[int, Sequence[Cell]]]:
         for values in reader:
             yield reader.line_num, values
 
-    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     return OpenedTable(rows(), lines)
 
 
