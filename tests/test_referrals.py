@@ -4,7 +4,9 @@ activation by the patient's contact, the application doctors see, /relink, erasu
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import itertools
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -20,7 +22,7 @@ from bot.handlers import referrals as referral_handlers
 from bot.referral_sheets import ReportWriter
 from fakegram.client import FakeGroup, FakeUser
 from fakegram.server import FakeTelegram
-from tests.conftest import Harness, with_fresh_staff_chats
+from tests.conftest import Harness
 from tests.helpers import register
 from tests.test_documents import pdf
 
@@ -84,6 +86,18 @@ def payload_of(link: str) -> str:
     return found.group(1)
 
 
+_staff_chats = itertools.count(1)
+
+
+def own_staff_chats(catalog: Catalog) -> Catalog:
+    """Staff chats no other test uses (this module's own range of chat ids)."""
+    centers = tuple(
+        dataclasses.replace(c, staff_chat_id=-1003000000000 - next(_staff_chats))
+        for c in catalog.centers
+    )
+    return dataclasses.replace(catalog, centers=centers)
+
+
 @pytest.fixture
 def coordinator(make_user: Callable[..., FakeUser]) -> FakeUser:
     return make_user(first_name="Ольга", last_name="Координатова")
@@ -102,7 +116,7 @@ async def harness(
         fake,
         tmp_path,
         i18n,
-        with_fresh_staff_chats(catalog),
+        own_staff_chats(catalog),
         database_url=database_url,
         coordinator_ids=frozenset({coordinator.user_id}),
     )
