@@ -234,7 +234,9 @@ async def test_csv_in_windows_1251_with_semicolons_and_utf8_with_commas(
 ) -> None:
     report = await upload(coordinator, csv_bytes([row()], "cp1251"), "list.csv")
     assert report[1][2] == "создано"
-    second = row("Зуева Нина Ивановна", "03.03.1993", "+79149876505")
+    second = row(
+        "Зуева Нина Ивановна", "03.03.1993", "+79149876505", group="врождённые пороки сердца"
+    )
     report = await upload(coordinator, csv_bytes([second], "utf-8-sig", ","), "list.txt")
     assert report[1][2] == "создано"
     assert await referral_count(harness) == 2
@@ -408,6 +410,7 @@ async def test_a_registered_patient_gets_the_referral_added(
     [line] = await imported_link(coordinator)
     assert line[2] == "повтор" and "уже зарегистрирован" in line[3]
     await patient.start(payload_of(line[4]))
+    assert "подтвердите, что это вы" in patient.messages()[-2].text
     assert "Отправить мой номер" in str(patient.reply_keyboard())  # no consent asked again
     await patient.press("📱 Отправить мой номер")
     assert "Направление добавлено" in " ".join(m.text or "" for m in patient.messages()[-4:])

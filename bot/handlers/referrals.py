@@ -242,11 +242,12 @@ def activation_router(i18n: I18n) -> Router:
             return
         await flow.state.clear()
         await save_draft(flow.state, RegistrationDraft(referral_id=referral.id))
-        await flow.send(_("referral.welcome"), reply_markup=ReplyKeyboardRemove())
         if patient is None:
+            await flow.send(_("referral.welcome"), reply_markup=ReplyKeyboardRemove())
             await flow.state.set_state(ReferralActivation.consent)
             await flow.send(_("consent.short"), reply_markup=kb.consent(full_text_shown=False))
         else:
+            await flow.send(_("referral.welcome_registered"))
             await _ask_contact(flow)
 
     @r.callback_query(ReferralActivation.consent, ConsentCb.filter())
