@@ -25,7 +25,7 @@ from bot.handlers import build_root_router
 from bot.handlers.broadcasts import BroadcastProgressNotifier
 from bot.handlers.relay import DutyDesk
 from bot.handlers.schedule import SlotRemovedNotifier
-from bot.i18n import N_, LocaleMiddleware
+from bot.i18n import N_, LocaleMiddleware, variants
 from bot.middlewares import InFlightMiddleware, PatientMiddleware
 from bot.notifications import ApplicationNotifier, BookingNotifier
 from bot.services.applications import CARD, CARD_REFRESH, ApplicationService
@@ -35,6 +35,7 @@ from bot.services.clock import Clock, utc_now
 from bot.services.documents import DocumentService
 from bot.services.outbox import Limits, OutboxSender
 from bot.services.patients import PatientService
+from bot.services.referrals import COLUMNS, ReferralService
 from bot.services.relay import RelayService
 from bot.services.schedule import SLOT_REMOVED, ScheduleService
 from bot.services.stats import StatsService
@@ -60,6 +61,7 @@ class Services:
     schedule: ScheduleService = field(init=False)
     broadcasts: BroadcastService = field(init=False)
     statistics: StatsService = field(init=False)
+    referrals: ReferralService = field(init=False)
 
     def __post_init__(self) -> None:
         self.patients = PatientService(self.sessions, self.settings.files_dir, self.clock)
@@ -91,6 +93,14 @@ class Services:
             progress_every=timedelta(seconds=self.settings.broadcast_progress_seconds),
         )
         self.statistics = StatsService(self.sessions, self.clock)
+        self.referrals = ReferralService(
+            self.sessions,
+            self.catalog,
+            self.clock,
+            link_days=self.settings.referral_link_days,
+            # A table's headers are recognised in every language of the bot.
+            header_names={c: variants(self.i18n, f"referral.col.{c.value}") for c in COLUMNS},
+        )
 
     @classmethod
     def create(
@@ -202,6 +212,7 @@ def create_dispatcher(
         schedule=services.schedule,
         broadcasts=services.broadcasts,
         statistics=services.statistics,
+        referrals=services.referrals,
         uploads=uploads,
         outbox=sender,
         access=StaffAccess(),

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     broadcast_per_second: float = Field(default=20.0, gt=0)
     # The coordinator's progress message is edited at most this often.
     broadcast_progress_seconds: float = Field(default=5.0, ge=1, le=600)
+    # --- referrals of attending doctors (issue 7, part A) ---
+    # How long a referral's personal link (t.me/<bot>?start=ref_…) stays valid, in days.
+    referral_link_days: int = Field(default=30, ge=1, le=365)
 
     @property
     def max_download_bytes(self) -> int:

@@ -36,6 +36,7 @@ from bot.services.documents import DocumentService
 from bot.services.validation import age_on
 from bot.storage.db import SessionFactory
 from bot.storage.models import Patient
+from bot.storage.referral_models import Referral
 from bot.views import MOSCOW, format_date, polite_name, region_name
 
 logger = logging.getLogger("bot.notifications")
@@ -126,6 +127,8 @@ class ApplicationNotifier:
         lines.append(_("card.group").format(group=escape(group.name.get(locale) if group else "—")))
         lines.append(_("card.diagnosis").format(text=escape(application.diagnosis)))
         lines.append(_("card.complaints").format(text=escape(application.complaints)))
+        if application.referral_id is not None:
+            lines.append(await self._referral_line(application.referral_id))
         lines.append(_("card.checklist"))
         if center is not None:
             for code in center.required_documents_for(application.disease_group_code):
@@ -152,6 +155,22 @@ class ApplicationNotifier:
         lines.append("")
         lines.append(self._status_line(application))
         return "\n".join(lines)
+
+    async def _referral_line(self, referral_id: int) -> str:
+        async with self._sessions() as session:
+            found = (
+                await session.execute(
+                    select(Referral.referring_organization, Referral.referring_doctor).where(
+                        Referral.id == referral_id
+                    )
+                )
+            ).first()
+        if found is None:
+            return _("card.by_referral_unknown")
+        organization, doctor = found
+        return _("card.by_referral").format(
+            organization=escape(organization), doctor=escape(doctor or "—")
+        )
 
     def _doc_name(self, code: str, locale: str) -> str:
         doc_type = self._catalog.document_type(code)

@@ -84,3 +84,14 @@ class BroadcastForm(StatesGroup):
 
 class ExportForm(StatesGroup):
     period = State()  # the date range of the applications export
+
+
+class ReferralActivation(StatesGroup):
+    """A patient who opened a referral's personal link, until the phone is confirmed."""
+
+    consent = State()
+    contact = State()  # the Telegram contact must carry the referral's phone
+
+
+class ReferralImport(StatesGroup):
+    upload = State()  # a coordinator is asked for a referral table (after /import)

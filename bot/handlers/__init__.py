@@ -18,6 +18,7 @@ from bot.handlers import (
     errors,
     fallback,
     profile,
+    referrals,
     registration,
     relay,
     schedule,
@@ -55,10 +56,12 @@ def build_root_router(i18n: I18n) -> Router:
     )
 
     private.include_routers(
+        referrals.activation_router(i18n),  # /start ref_<code> before the plain /start
         common.router(i18n),
         schedule.router(i18n),  # coordinators only (its own filter); others fall through
         broadcasts.router(i18n),  # coordinators only, as above
         stats.router(i18n),  # coordinators only, as above
+        referrals.coordinator_router(),  # coordinators only (its own filter)
         registration.router(i18n),
         patients_only,
         fallback.router(),

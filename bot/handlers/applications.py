@@ -142,6 +142,7 @@ def router(i18n: I18n) -> Router:
                     draft.diagnosis,
                     draft.complaints,
                     tuple(missing),
+                    referral_id=draft.referral_id,
                 ),
             )
         except ActionRefusedError:

@@ -246,6 +246,7 @@ def build_xlsx(headers: list[str], rows: list[list[object]], sheet_title: str) -
     """One sheet: a bold header row, frozen, with columns wide enough to read."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
     book = Workbook()
     sheet = book.active
@@ -259,9 +260,7 @@ def build_xlsx(headers: list[str], rows: list[list[object]], sheet_title: str) -
     sheet.freeze_panes = "A2"
     for index, header in enumerate(headers, start=1):
         width = max([len(header), *(len(str(row[index - 1] or "")) for row in rows[:200])])
-        sheet.column_dimensions[sheet.cell(row=1, column=index).column_letter].width = min(
-            60, width + 2
-        )
+        sheet.column_dimensions[get_column_letter(index)].width = min(60, width + 2)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

@@ -1,7 +1,7 @@
 """coordinators' broadcasts
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 Create Date: 2026-11-26 02:00:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = "0010"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
