@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_JOB_ID = "outbox-deliver"
 OUTBOX_RECOVER_JOB_ID = "outbox-recover"
+BROADCAST_PROGRESS_JOB_ID = "broadcast-progress"
 
 
 @dataclass(frozen=True, slots=True)

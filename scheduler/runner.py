@@ -24,7 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[impo
 
 from bot.app import Services
 from bot.services.outbox import OutboxSender
-from scheduler.jobs import Periodic, build_scheduler, stop_scheduler
+from scheduler.jobs import BROADCAST_PROGRESS_JOB_ID, Periodic, build_scheduler, stop_scheduler
 from scheduler.lease import DatabaseLease
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,11 @@ class SchedulerRunner:
 
 
 def periodic_jobs(services: Services) -> list[Periodic]:
-    """The SLA escalations, the digest and the retention purge, each checked every minute."""
+    """Broadcasts' progress (every few seconds); the SLA escalations, the digest and the
+    retention purge (each checked every minute)."""
+    progress_every = min(services.settings.broadcast_progress_seconds, 5)
     return [
+        Periodic(BROADCAST_PROGRESS_JOB_ID, services.broadcasts.tick, progress_every),
         Periodic(SLA_JOB_ID, services.sla.escalate_overdue, CHECK_EVERY),
         Periodic(DIGEST_JOB_ID, services.sla.queue_digest, CHECK_EVERY),
         Periodic(RETENTION_JOB_ID, services.retention.purge_daily, CHECK_EVERY),

@@ -317,8 +317,13 @@ async def test_retention_purges_old_settled_rows_and_finished_dialogues_only(
             ("recent_sent", recent, OutboxStatus.SENT),
             ("old_sent_lately", old, OutboxStatus.SENT),
             ("old_due_later", old, OutboxStatus.CANCELLED),
+            ("old_sent_of_a_paused_broadcast", old, OutboxStatus.SENT),
+            ("paused_broadcast_waits", old, OutboxStatus.PENDING),
+            ("old_sent_of_a_finished_group", old, OutboxStatus.SENT),
         ]:
-            row = Outbox.send_message(session, chat_id=1, text=name, now=created)
+            group = "broadcast:1" if "broadcast" in name else None
+            group = "reminders:7" if "group" in name else group
+            row = Outbox.send_message(session, chat_id=1, text=name, now=created, group_key=group)
             row.status = status
             if status is OutboxStatus.SENT:
                 row.sent_at = created
@@ -349,10 +354,18 @@ async def test_retention_purges_old_settled_rows_and_finished_dialogues_only(
             )
 
     purged = await harness.services.retention.purge_daily()
-    assert purged is not None and purged.outbox_rows == 4 and purged.dialogues == 2
+    assert purged is not None and purged.outbox_rows == 5 and purged.dialogues == 2
     left = {r[0] for r in await harness.rows("SELECT id FROM outbox")}
     kept = {name for name, row_id in ids.items() if row_id in left}
-    assert kept == {"old_pending", "old_sending", "recent_sent", "old_sent_lately", "old_due_later"}
+    assert kept == {
+        "old_pending",
+        "old_sending",
+        "recent_sent",
+        "old_sent_lately",
+        "old_due_later",
+        "old_sent_of_a_paused_broadcast",
+        "paused_broadcast_waits",
+    }
     users = await harness.rows("SELECT user_id FROM fsm_records ORDER BY user_id")
     assert users == [(3,), (4,)]  # the unfinished dialogue stays, and the recent one
 

@@ -1,6 +1,7 @@
 """Retention: once a day, finished dialogues and settled outbox rows older than the retention
-period are deleted. Pending rows (and rows being sent) are never touched, nor dialogues still
-in a state: a patient may come back to a half-done registration."""
+period are deleted. Pending rows (and rows being sent) are never touched, nor the rows of a
+group that still has some waiting, nor dialogues still in a state: a patient may come back to
+a half-done registration."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, and_, delete, or_, select
+from sqlalchemy.orm import aliased
 
 from bot.services.clock import Clock
 from bot.storage.db import SessionFactory
@@ -53,11 +55,23 @@ class RetentionService:
                 delete(FsmRecord).where(FsmRecord.state.is_(None), FsmRecord.updated_at < cutoff)
             )
         m = OutboxMessage
+        waiting = aliased(OutboxMessage)
         old = and_(
             m.status.in_(SETTLED),
             m.created_at < cutoff,
             m.due_at < cutoff,
             or_(m.sent_at.is_(None), m.sent_at < cutoff),
+            # a group (a broadcast, a consultation's reminders) goes only when none of its rows
+            # waits any more: a paused broadcast keeps counting what it has sent
+            or_(
+                m.group_key.is_(None),
+                ~select(waiting.id)
+                .where(
+                    waiting.group_key == m.group_key,
+                    waiting.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+                )
+                .exists(),
+            ),
         )
         outbox_rows = 0
         while True:

@@ -209,6 +209,10 @@ class Application(Base):
     requested_documents: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Made from a referral of an attending doctor (the card says so and names who referred).
+    # No foreign key: on SQLite adding one would rebuild this table, whose DROP cascades to
+    # its children; the referral goes with the patient, and so does the application.
+    referral_id: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class ApplicationEvent(Base):
@@ -304,6 +308,8 @@ class DutySlot(Base):
 
 # The tables of other modules register with Base (imported as modules: any of them may be the
 # first one imported, e.g. by ``python -m scheduler``).
+from bot.storage import broadcast_models as broadcast_models  # noqa: E402
 from bot.storage import outbox_models as outbox_models  # noqa: E402
+from bot.storage import referral_models as referral_models  # noqa: E402
 from bot.storage import relay_models as relay_models  # noqa: E402
 from bot.storage import scheduler_models as scheduler_models  # noqa: E402
