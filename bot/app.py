@@ -109,7 +109,9 @@ class Services:
             per_second=self.settings.broadcast_per_second,
             progress_every=timedelta(seconds=self.settings.broadcast_progress_seconds),
         )
-        self.statistics = StatsService(self.sessions, self.clock)
+        self.statistics = StatsService(
+            self.sessions, self.clock, overdue_after=timedelta(days=self.settings.sla_days)
+        )
         self.referrals = ReferralService(
             self.sessions,
             self.catalog,
