@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.catalog import Catalog
 from bot.config import Settings
+from bot.consultation_day import ConsultationDayNotifier
 from bot.fsm.storage import SQLStorage
 from bot.handlers import build_root_router
 from bot.handlers.schedule import SlotRemovedNotifier
@@ -32,6 +33,8 @@ from bot.services.documents import DocumentService
 from bot.services.outbox import Limits, OutboxSender
 from bot.services.patients import PatientService
 from bot.services.relay import RelayService
+from bot.services.reminder_plan import ReminderPlan
+from bot.services.reminders import ReminderService
 from bot.services.schedule import SLOT_REMOVED, ScheduleService
 from bot.staff_access import StaffAccess
 from bot.storage.db import SessionFactory, create_session_factory
@@ -53,8 +56,14 @@ class Services:
     booking: BookingService = field(init=False)
     relay: RelayService = field(init=False)
     schedule: ScheduleService = field(init=False)
+    reminders: ReminderService = field(init=False)
 
     def __post_init__(self) -> None:
+        plan = ReminderPlan.from_minutes(
+            self.settings.reminder_offsets_minutes,
+            self.settings.doctor_headsup_minutes,
+            self.settings.duty_chat_id,
+        )
         self.patients = PatientService(self.sessions, self.settings.files_dir, self.clock)
         self.documents = DocumentService(
             self.sessions,
@@ -65,7 +74,7 @@ class Services:
             type_from_caption=self.catalog.document_type_from_text,
         )
         self.applications = ApplicationService(
-            self.sessions, self.catalog, self.clock, self.settings.video_base_url
+            self.sessions, self.catalog, self.clock, self.settings.video_base_url, plan
         )
         self.booking = BookingService(
             self.sessions,
@@ -74,9 +83,17 @@ class Services:
             max_future_bookings=self.settings.max_duty_bookings,
             cancel_cutoff=timedelta(hours=self.settings.cancel_cutoff_hours),
             duty_chat_id=self.settings.duty_chat_id,
+            reminders=plan,
         )
         self.relay = RelayService(self.sessions, self.clock, self.settings.duty_chat_id)
         self.schedule = ScheduleService(self.sessions, self.catalog, self.clock)
+        self.reminders = ReminderService(
+            self.sessions,
+            self.clock,
+            plan,
+            coordinator_ids=self.settings.coordinator_ids,
+            no_show_alert_after=self.settings.no_show_alert_after,
+        )
 
     @classmethod
     def create(
@@ -121,6 +138,17 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         SLOT_REMOVED,
         SlotRemovedNotifier(services.schedule, services.i18n, settings.default_locale).notify,
     )
+    day = ConsultationDayNotifier(
+        services.reminders,
+        services.relay,
+        services.patients,
+        services.catalog,
+        services.i18n,
+        services.clock,
+        settings.default_locale,
+    )
+    for kind, handler in day.handlers().items():
+        sender.register(kind, handler)  # a reminder or a file is never repeated blindly
     for kind, handler in notifier.handlers().items():
         # A card posted or edited again is harmless (post_card checks what is already there);
         # a notice to a patient is never repeated blindly after a crash.
@@ -164,6 +192,7 @@ def create_dispatcher(
         booking=services.booking,
         relay=services.relay,
         schedule=services.schedule,
+        reminders=services.reminders,
         uploads=uploads,
         outbox=sender,
         access=StaffAccess(),

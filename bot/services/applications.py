@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.catalog import Catalog
 from bot.services.clock import Clock
 from bot.services.outbox import Outbox
+from bot.services.reminder_plan import ReminderPlan
 from bot.storage.db import SessionFactory
 from bot.storage.models import (
     Application,
@@ -173,12 +174,18 @@ class ApplicationService:
     MAX_COMPLAINTS = 1000
 
     def __init__(
-        self, sessions: SessionFactory, catalog: Catalog, clock: Clock, video_base_url: str
+        self,
+        sessions: SessionFactory,
+        catalog: Catalog,
+        clock: Clock,
+        video_base_url: str,
+        reminders: ReminderPlan | None = None,
     ) -> None:
         self._sessions = sessions
         self._catalog = catalog
         self._clock = clock
         self._video_base_url = video_base_url.rstrip("/")
+        self._reminders = reminders or ReminderPlan()
 
     # --- patient side ------------------------------------------------------------------------
 
@@ -295,11 +302,15 @@ class ApplicationService:
     async def answer_time(
         self, patient_id: int, consultation_id: int, confirm: bool
     ) -> ConsultationDTO:
-        """The patient confirms the assigned time or asks for another one."""
+        """The patient confirms the assigned time or asks for another one (also after
+        confirming it: from a reminder); asking for another time cancels its reminders."""
         now = self._clock()
         target = (
             ConsultationStatus.CONFIRMED if confirm else ConsultationStatus.RESCHEDULE_REQUESTED
         )
+        answerable = [ConsultationStatus.SCHEDULED]
+        if not confirm:
+            answerable.append(ConsultationStatus.CONFIRMED)
         async with self._sessions.begin() as session:
             consultation = await session.get(Consultation, consultation_id)
             if consultation is None or consultation.patient_id != patient_id:
@@ -308,13 +319,15 @@ class ApplicationService:
                 update(Consultation)
                 .where(
                     Consultation.id == consultation_id,
-                    Consultation.status == ConsultationStatus.SCHEDULED,
+                    Consultation.status.in_(answerable),
                     Consultation.starts_at > now,
                 )
                 .values(status=target)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise ActionRefusedError(Refused.WRONG_STATUS, consultation.status)
+            if not confirm:
+                await self._reminders.unschedule(session, consultation_id)
             await session.refresh(consultation)
             if consultation.application_id is not None:
                 application = await session.get(Application, consultation.application_id)
@@ -411,6 +424,7 @@ class ApplicationService:
                 )
             if previous is not None:
                 previous.status = ConsultationStatus.CANCELLED
+                await self._reminders.unschedule(session, previous.id)
             consultation = Consultation(
                 patient_id=application.patient_id,
                 application_id=application_id,
@@ -427,6 +441,10 @@ class ApplicationService:
                 )
             )
             await session.refresh(application)
+            patient = await session.get(Patient, application.patient_id)
+            assert patient is not None
+            # The calendar file and the reminders; the notice with its buttons comes last.
+            self._reminders.schedule(session, consultation, patient, application.staff_chat_id, now)
             await self._notify_patient(session, application, now, consultation.id)
             self._refresh_card(session, application, now)
             return _consultation_dto(consultation)
@@ -451,6 +469,10 @@ class ApplicationService:
                 raise ActionRefusedError(
                     Refused.WRONG_STATUS, application.status, application.acted_by
                 )
+            for consultation_id in await session.scalars(
+                select(Consultation.id).where(Consultation.application_id == application_id)
+            ):
+                await self._reminders.unschedule(session, consultation_id)
             await session.execute(
                 update(Consultation)
                 .where(
