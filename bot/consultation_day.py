@@ -49,12 +49,20 @@ def moscow(moment: datetime) -> str:
     return f"{moment.astimezone(MOSCOW):%d.%m.%Y %H:%M}"
 
 
-def time_left(offset: timedelta) -> str:
-    """'через 24 ч', 'через 15 мин' (in the current locale)."""
-    minutes = int(offset.total_seconds() // 60)
-    if minutes >= 60 and minutes % 60 == 0:
-        return _("day.left_hours").format(hours=minutes // 60)
-    return _("day.left_minutes").format(minutes=minutes)
+def time_left(left: timedelta, nominal: timedelta | None = None) -> str:
+    """'через 24 ч', 'через 1 ч 56 мин', 'сейчас' (in the current locale). A reminder sent a
+    little late (within a tenth of its offset) still says its nominal time."""
+    if nominal is not None and left >= nominal * 0.9:
+        left = nominal
+    minutes = round(left.total_seconds() / 60)
+    if minutes <= 0:
+        return _("day.left_now")
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return _("day.left_minutes").format(minutes=rest)
+    if not rest:
+        return _("day.left_hours").format(hours=hours)
+    return _("day.left_hours_minutes").format(hours=hours, minutes=rest)
 
 
 class ConsultationDayNotifier:
@@ -154,9 +162,8 @@ class ConsultationDayNotifier:
         minutes = int(row.payload["minutes"])
         locale = day.patient_locale or self._staff_locale
         with self._locale(locale):
-            left = max(day.starts_at - self._clock(), timedelta(minutes=1))
             values = {
-                "left": time_left(min(left, timedelta(minutes=minutes)) if minutes else left),
+                "left": time_left(day.starts_at - self._clock(), timedelta(minutes=minutes)),
                 "local": format_moment(day.starts_at, day.patient_time_zone, locale),
                 "moscow": moscow(day.starts_at),
                 "who": self._who(day, locale),
@@ -224,9 +231,8 @@ class ConsultationDayNotifier:
         chat_id, thread_id = await self._staff_place(day, bot)
         patient = await self._patients.get(day.patient_telegram_id)
         with self._locale(self._staff_locale):
-            left = max(day.starts_at - self._clock(), timedelta(minutes=1))
             text = _("day.headsup").format(
-                left=time_left(left),
+                left=time_left(day.starts_at - self._clock(), self._reminders.plan.headsup),
                 time=moscow(day.starts_at),
                 card=self.staff_card(day),
                 phone=format_phone(patient.phone) if patient else "—",

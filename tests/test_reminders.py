@@ -1,0 +1,432 @@
+"""The consultation day, end to end against the fake Bot API: the .ics file, the 24 h / 2 h /
+15 min reminders and their buttons, the doctors' heads-up, no-shows, and reminders that are
+moved, cancelled, sent after a restart or recorded as missed when they became stale."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from aiogram.utils.i18n import I18n
+from icalendar import Calendar
+
+from bot.callbacks import RemindAction, RemindCb
+from bot.catalog import Catalog
+from bot.services.applications import Draft
+from fakegram.client import FakeGroup, FakeUser
+from fakegram.server import FakeTelegram
+from tests.conftest import Harness, with_fresh_staff_chats
+from tests.helpers import NAME, flat, register
+from tests.test_booking import add_doctor
+
+# 27.11.2026 07:00 UTC = 10:00 Moscow = 15:00 in Irkutsk (the patient's zone); the clock starts
+# at 25.11 09:00 UTC, 46 hours before.
+START = datetime(2026, 11, 27, 7, 0, tzinfo=UTC)
+ZONE = ZoneInfo("Asia/Irkutsk")
+COORDINATOR = 990_000_001
+_chats = itertools.count(1)
+
+
+@pytest.fixture
+async def day(
+    fake: FakeTelegram, tmp_path: Path, i18n: I18n, catalog: Catalog, database_url: str
+) -> AsyncIterator[Harness]:
+    h = Harness(
+        fake,
+        tmp_path,
+        i18n,
+        with_fresh_staff_chats(catalog),
+        database_url=database_url,
+        duty_chat_id=-1003100000000 - next(_chats),
+        coordinator_ids=str(COORDINATOR),
+        max_duty_bookings=5,
+    )
+    await h.start()
+    try:
+        yield h
+    finally:
+        await h.stop()
+
+
+@pytest.fixture
+def duty_chat(day: Harness, make_user: Any) -> tuple[FakeGroup, FakeUser]:
+    assert day.settings.duty_chat_id is not None
+    group = FakeGroup(day.fake, day.settings.duty_chat_id, "Дежурные врачи", is_forum=True)
+    doctor = make_user(first_name="Анна", last_name="Сердцева")
+    group.add_member(doctor)
+    return group, doctor
+
+
+async def book(user: FakeUser, moment: datetime) -> None:
+    """Book Анна Сердцева at ``moment`` (given in UTC; the patient picks it in Irkutsk time)."""
+    local = moment.astimezone(ZONE)
+    await user.press("🩺 Дежурный врач")
+    await user.click("❤️ Кардиология")
+    await user.click(re.compile("^Анна Сердцева"))
+    await user.click(f"{local:%d.%m}")
+    await user.click(f"{local:%H:%M}")
+    await user.click("✅ Записаться")
+    assert "Вы записаны" in user.last_text()
+
+
+async def at(h: Harness, moment: datetime) -> int:
+    """Move the clock to ``moment`` and deliver what is due."""
+    h.clock.now = moment
+    return await h.deliver()
+
+
+def texts(user: FakeUser) -> list[str]:
+    return [m.content for m in user.messages()]
+
+
+def reminders_of(user: FakeUser) -> list[Any]:
+    return [m for m in user.messages() if (m.text or "").startswith(("⏰", "🎥"))]
+
+
+def button(message: Any, text: str) -> dict[str, Any]:
+    return next(b for row in message.inline_keyboard for b in row if b["text"] == text)
+
+
+async def outbox(h: Harness, kind: str) -> list[tuple[str, datetime]]:
+    rows = await h.rows(
+        "SELECT status, due_at FROM outbox WHERE kind = :kind ORDER BY due_at, id", kind=kind
+    )
+    return [
+        (status, due if isinstance(due, datetime) else datetime.fromisoformat(due))
+        for status, due in rows
+    ]
+
+
+async def test_booking_brings_a_calendar_file_and_reminders_at_their_times(
+    day: Harness, user: FakeUser, duty_chat: tuple[FakeGroup, FakeUser]
+) -> None:
+    group, _doctor = duty_chat
+    await add_doctor(day, "Анна Сердцева", "cardiology", [START])
+    await register(user)
+    await book(user, START)
+    await day.deliver()
+
+    [ics] = [f for f in user.files_received() if (f.file_name or "").endswith(".ics")]
+    assert "27.11.2026 15:00 (Asia/Irkutsk)" in (ics.caption or "")
+    event = Calendar.from_ical(ics.data).walk("VEVENT")[0]
+    assert event.decoded("dtstart") == START and event.decoded("dtstart").utcoffset() == timedelta(
+        0
+    )
+    assert event.decoded("dtend") == START + timedelta(minutes=30)
+    assert "Облако здоровья" in str(event["summary"])
+    [(video_url,)] = await day.rows("SELECT video_url FROM consultations")
+    assert str(event["location"]) == video_url and video_url in str(event["description"])
+    assert str(event["uid"]) == "consultation-1@oblako-zdorovia.bot"
+
+    assert await at(day, START - timedelta(hours=24, minutes=1)) == 0
+    await at(day, START - timedelta(hours=24))
+    first = user.last_message()
+    assert "через 24 ч" in first.content and "27.11.2026 15:00 (Asia/Irkutsk)" in first.content
+    assert "по Москве 27.11.2026 10:00" in first.content
+    assert flat(first.inline_buttons) == ["✅ Буду", "❌ Не смогу", "🔁 Перенести"]
+
+    await at(day, START - timedelta(hours=2, minutes=1))
+    assert len(reminders_of(user)) == 1
+    await at(day, START - timedelta(hours=2))
+    assert "через 2 ч" in user.last_text()
+    assert flat(user.inline_buttons()) == ["✅ Буду", "❌ Не смогу", "🔁 Перенести"]
+
+    await at(day, START - timedelta(minutes=15))
+    link = user.last_message()
+    assert "через 15 мин" in link.content and video_url in link.content
+    assert "Chrome" in link.content and "камер" in link.content
+    assert "2 Мбит/с" in link.content and "512 кбит/с" in link.content
+    assert button(link, "🎥 Подключиться")["url"] == video_url
+    assert group.messages() == [] or all("Консультация" not in m.content for m in group.messages())
+
+    await at(day, START - timedelta(minutes=10))
+    [topic] = group.topics()
+    headsup = group.last_message(thread_id=topic.thread_id)
+    assert NAME in headsup.content and video_url in headsup.content
+    assert re.sub(r"\D", "", headsup.content).count("79149876543") == 1  # the phone
+    assert "27.11.2026 10:00 (МСК)" in headsup.content
+    assert button(headsup, "🎥 Подключиться")["url"] == video_url
+    assert "🚫 Пациент не пришёл" in flat(headsup.inline_buttons)
+
+    await at(day, START + timedelta(hours=1))
+    assert len(reminders_of(user)) == 3  # each once, nothing after
+
+
+async def test_booking_three_hours_ahead_skips_the_24h_reminder(
+    day: Harness, user: FakeUser, duty_chat: Any
+) -> None:
+    await add_doctor(day, "Анна Сердцева", "cardiology", [START])
+    await register(user)
+    day.clock.now = START - timedelta(hours=3)
+    await book(user, START)
+    await day.deliver()
+    for moment in (
+        START - timedelta(hours=2),
+        START - timedelta(minutes=15),
+        START + timedelta(hours=1),
+    ):
+        await at(day, moment)
+    sent = [m.content for m in reminders_of(user)]
+    assert len(sent) == 2
+    assert "через 2 ч" in sent[0] and "через 15 мин" in sent[1]
+    assert not any("24 ч" in t for t in texts(user))
+    assert [s for s, _ in await outbox(day, "consultation_reminder")] == ["sent", "sent"]
+
+
+async def test_attend_is_shown_to_the_doctors_once(
+    day: Harness, user: FakeUser, duty_chat: tuple[FakeGroup, FakeUser]
+) -> None:
+    group, _doctor = duty_chat
+    await add_doctor(day, "Анна Сердцева", "cardiology", [START])
+    await register(user)
+    await book(user, START)
+    await at(day, START - timedelta(hours=24))
+    reminder = user.last_message()
+    await user.click("✅ Буду")
+    assert "Ждём вас" in str(user.last_callback_answer())
+    assert user.inline_buttons(reminder.message_id) == []  # no second press
+    forged = RemindCb(action=RemindAction.ATTEND, id=1, minutes=1440).pack()
+    await user.click_data(forged, reminder.message_id)  # a double click that got through
+    assert "уже ответили" in str(user.last_callback_answer())
+    await day.deliver()
+    [topic] = group.topics()
+    answers = [m for m in group.messages(thread_id=topic.thread_id) if "«Буду»" in m.content]
+    assert len(answers) == 1 and NAME in answers[0].content
+    assert await day.rows("SELECT status FROM consultations") == [("confirmed",)]
+
+
+async def test_cannot_leads_to_the_cancel_flow_and_the_reminders_go(
+    day: Harness, user: FakeUser, duty_chat: tuple[FakeGroup, FakeUser]
+) -> None:
+    group, _doctor = duty_chat
+    await add_doctor(day, "Анна Сердцева", "cardiology", [START])
+    await register(user)
+    await book(user, START)
+    await at(day, START - timedelta(hours=24))
+    reminder = user.last_message()
+    await user.click("❌ Не смогу")
+    assert "Заболел(а)" in flat(user.inline_buttons(reminder.message_id))  # the reasons
+    await user.click("Заболел(а)")
+    assert "отменена (причина: Заболел(а))" in user.last_text()
+    await day.deliver()
+    [topic] = group.topics()
+    assert any("«Не смогу»" in m.content for m in group.messages(thread_id=topic.thread_id))
+    pending = await day.rows(
+        "SELECT count(*) FROM outbox WHERE group_key = 'consultation:1' AND status = 'pending'"
+    )
+    assert pending == [(0,)]
+    before = len(user.messages())
+    for moment in (START - timedelta(hours=2), START - timedelta(minutes=10), START):
+        await at(day, moment)
+    assert len(user.messages()) == before  # no 2 h, no link reminder
+    assert not any("Консультация через" in m.content for m in group.messages())
+
+    # the old reminder's button, pressed after the cancellation
+    await user.click_data(
+        RemindCb(action=RemindAction.ATTEND, id=1, minutes=1440).pack(), reminder.message_id
+    )
+    answer = user.last_callback_answer()
+    assert answer is not None and "отменена" in answer and answer.show_alert
+
+
+async def test_reschedule_moves_the_reminders(day: Harness, user: FakeUser, duty_chat: Any) -> None:
+    later = START + timedelta(hours=2)  # 17:00 in Irkutsk
+    await add_doctor(day, "Анна Сердцева", "cardiology", [START, later])
+    await register(user)
+    await book(user, START)
+    await at(day, START - timedelta(hours=24))
+    await user.click("🔁 Перенести")
+    await user.click("27.11")
+    await user.click("17:00")
+    await user.click("✅ Перенести на это время")
+    assert "перенесена на 27.11.2026 17:00" in user.last_text()
+    await day.deliver()
+    calendars = [f for f in user.files_received() if (f.file_name or "").endswith(".ics")]
+    assert len(calendars) == 2
+    assert Calendar.from_ical(calendars[-1].data).walk("VEVENT")[0].decoded("dtstart") == later
+
+    await at(day, later - timedelta(hours=24))  # the new time's own 24 h reminder
+    assert "через 24 ч" in user.last_text() and "27.11.2026 17:00" in user.last_text()
+    before = len(reminders_of(user))
+    for moment in (START - timedelta(hours=2), START - timedelta(minutes=15)):
+        await at(day, moment)
+    assert len(reminders_of(user)) == before  # nothing at the old times
+    await at(day, later - timedelta(hours=2))
+    assert "через 2 ч" in user.last_text() and "27.11.2026 17:00" in user.last_text()
+    await at(day, later - timedelta(minutes=15))
+    assert "через 15 мин" in user.last_text()
+    assert len(reminders_of(user)) == before + 2
+
+
+async def test_center_consultation_reminders_and_heads_up_in_the_application_topic(
+    day: Harness, user: FakeUser, make_user: Any
+) -> None:
+    center = day.catalog.center("bakulev")
+    assert center is not None
+    group = FakeGroup(day.fake, center.staff_chat_id, "НМИЦ ССХ — заявки", is_forum=True)
+    doctor = make_user(first_name="Пётр", last_name="Врачев")
+    group.add_member(doctor)
+    await register(user)
+    patient = await day.services.patients.get(user.user_id)
+    assert patient is not None
+    application = await day.services.applications.submit(
+        patient.id, Draft("bakulev", "ihd", "ИБС, стенокардия", "Боли", ())
+    )
+    await day.deliver()  # the card and its topic
+    [topic] = group.topics()
+    await day.services.applications.assign_time(application.id, "Пётр Врачев", START)
+    await day.deliver()
+    assert any((f.file_name or "").endswith(".ics") for f in user.files_received())
+    assert "Подтверждаю" in " ".join(flat(user.inline_buttons()))  # the notice comes last
+
+    await at(day, START - timedelta(hours=24))
+    assert "через 24 ч" in user.last_text() and "федерального центра" in user.last_text()
+    await at(day, START - timedelta(minutes=10))
+    headsup = group.last_message(thread_id=topic.thread_id)
+    assert "Заявка №1" in headsup.content and "ИБС, стенокардия" in headsup.content
+    assert NAME in headsup.content and "🚫 Пациент не пришёл" in flat(headsup.inline_buttons)
+
+
+async def test_center_reschedule_asks_the_doctors_for_another_time(
+    day: Harness, user: FakeUser, make_user: Any
+) -> None:
+    center = day.catalog.center("bakulev")
+    assert center is not None
+    group = FakeGroup(day.fake, center.staff_chat_id, "НМИЦ ССХ — заявки", is_forum=True)
+    await register(user)
+    patient = await day.services.patients.get(user.user_id)
+    assert patient is not None
+    application = await day.services.applications.submit(
+        patient.id, Draft("bakulev", "ihd", "ИБС", "Боли", ())
+    )
+    await day.services.applications.assign_time(application.id, "Пётр Врачев", START)
+    await day.deliver()
+    await user.click("✅ Подтверждаю")
+    await at(day, START - timedelta(hours=24))
+    await user.click("🔁 Перенести")
+    assert "другое время" in str(user.last_callback_answer())
+    await day.deliver()
+    assert any("другое время" in m.content for m in group.messages())
+    assert await day.rows("SELECT status FROM consultations") == [("reschedule_requested",)]
+    before = len(user.messages())
+    for moment in (START - timedelta(hours=2), START - timedelta(minutes=10)):
+        await at(day, moment)
+    assert len(user.messages()) == before
+    assert not any("🚫 Пациент не пришёл" in flat(m.inline_buttons) for m in group.messages())
+
+
+async def test_no_show_marked_by_a_member_and_coordinators_alerted_once(
+    day: Harness, user: FakeUser, make_user: Any, duty_chat: tuple[FakeGroup, FakeUser]
+) -> None:
+    group, doctor = duty_chat
+    stranger = make_user(first_name="Чужой")
+    coordinator = FakeUser(day.fake, COORDINATOR, first_name="Ольга")
+    times = [START, START + timedelta(days=1), START + timedelta(days=2)]
+    await add_doctor(day, "Анна Сердцева", "cardiology", times)
+    await register(user)
+    for moment in times:
+        await book(user, moment)
+    for number, moment in enumerate(times, start=1):
+        await at(day, moment - timedelta(minutes=10))
+        headsup = next(
+            m
+            for m in reversed(group.messages())
+            if "🚫 Пациент не пришёл" in flat(m.inline_buttons)
+        )
+        if number == 1:
+            await stranger.click_in_group(group, "🚫 Пациент не пришёл", headsup.message_id)
+            assert "только для врачей" in str(stranger.last_callback_answer())
+            await doctor.click_in_group(group, "🚫 Пациент не пришёл", headsup.message_id)
+            assert "после начала" in str(doctor.last_callback_answer())
+        day.clock.now = moment + timedelta(minutes=5)
+        await doctor.click_in_group(group, "🚫 Пациент не пришёл", headsup.message_id)
+        assert "Отмечено" in str(doctor.last_callback_answer())
+        edited = next(m for m in group.messages() if m.message_id == headsup.message_id)
+        assert "пациент не пришёл — Анна Сердцева" in edited.content
+        assert edited.inline_buttons == []
+        await day.deliver()
+        alerts = [m for m in coordinator.messages() if "не пришёл" in m.content]
+        assert len(alerts) == (0 if number < 2 else 1)
+    assert "Всего неявок: 2" in alerts[0].content and NAME in alerts[0].content
+    statuses = await day.rows("SELECT status FROM consultations ORDER BY id")
+    assert statuses == [("no_show",)] * 3
+
+
+async def test_a_restart_sends_a_due_reminder_once_and_stale_ones_are_missed(
+    day: Harness, user: FakeUser, duty_chat: Any
+) -> None:
+    await add_doctor(day, "Анна Сердцева", "cardiology", [START])
+    await register(user)
+    await book(user, START)
+    await at(day, START - timedelta(hours=24))
+    await at(day, START - timedelta(hours=2, minutes=1))  # the bot stops just before the 2 h one
+    await day.restart()
+    await at(day, START - timedelta(hours=2) + timedelta(minutes=4))  # back 4 minutes late
+    await day.deliver()
+    await day.restart()
+    await day.deliver()
+    sent = [m.content for m in reminders_of(user)]
+    assert len(sent) == 2 and "через 24 ч" in sent[0]
+    assert "через 2 ч" in sent[1]  # exactly once, a few minutes late but still useful
+
+
+async def test_reminders_due_while_down_are_missed_when_stale(
+    day: Harness, user: FakeUser, duty_chat: tuple[FakeGroup, FakeUser]
+) -> None:
+    group, _doctor = duty_chat
+    await add_doctor(day, "Анна Сердцева", "cardiology", [START, START + timedelta(days=1)])
+    await register(user)
+    await book(user, START)
+    await day.deliver()  # the calendar file
+    await day.restart()
+    # back only after the start: the 24 h and 2 h questions are stale, the link is not yet
+    await at(day, START + timedelta(minutes=5))
+    sent = [m.content for m in reminders_of(user)]
+    assert len(sent) == 1 and video_link_in(sent[0])
+    statuses = [s for s, _ in await outbox(day, "consultation_reminder")]
+    assert statuses == ["missed", "missed", "sent"]
+    # back after the end: the link and the heads-up are stale too
+    await book(user, START + timedelta(days=1))
+    await day.restart()
+    await at(day, START + timedelta(days=1, minutes=31))
+    assert len(reminders_of(user)) == 1
+    headsups = [m for m in group.messages() if "🚫 Пациент не пришёл" in flat(m.inline_buttons)]
+    assert len(headsups) == 1 and "27.11.2026 10:00" in headsups[0].content  # the first one's
+    rows = await day.rows(
+        "SELECT kind, status FROM outbox WHERE group_key = 'consultation:2' ORDER BY id"
+    )
+    assert sorted(rows) == [
+        ("consultation_calendar", "missed"),
+        ("consultation_headsup", "missed"),
+        ("consultation_reminder", "missed"),  # 2 h (the 24 h one: booked less than 24 h ahead)
+        ("consultation_reminder", "missed"),  # 15 min
+    ]
+
+
+def video_link_in(text: str) -> bool:
+    return "https://meet.jit.si/oblako-" in text
+
+
+async def test_erased_patient_takes_the_reminders_along(
+    day: Harness, user: FakeUser, duty_chat: Any
+) -> None:
+    await add_doctor(day, "Анна Сердцева", "cardiology", [START])
+    await register(user)
+    await book(user, START)
+    assert (await day.rows("SELECT count(*) FROM outbox WHERE group_key = 'consultation:1'"))[0][
+        0
+    ] == 5
+    await day.services.patients.erase(user.user_id)
+    assert await day.rows("SELECT count(*) FROM outbox WHERE group_key = 'consultation:1'") == [
+        (0,)
+    ]
+    before = len(user.messages())
+    for moment in (START - timedelta(hours=24), START - timedelta(minutes=10)):
+        await at(day, moment)
+    assert len(user.messages()) == before
