@@ -19,6 +19,7 @@ from icalendar import Calendar
 from bot.callbacks import RemindAction, RemindCb
 from bot.catalog import Catalog
 from bot.services.applications import Draft
+from bot.services.outbox import Outbox
 from fakegram.client import FakeGroup, FakeUser
 from fakegram.server import FakeTelegram
 from tests.conftest import Harness, with_fresh_staff_chats
@@ -414,19 +415,50 @@ def video_link_in(text: str) -> bool:
 
 
 async def test_erased_patient_takes_the_reminders_along(
-    day: Harness, user: FakeUser, duty_chat: Any
+    day: Harness, user: FakeUser, duty_chat: tuple[FakeGroup, FakeUser]
 ) -> None:
+    group, _doctor = duty_chat
     await add_doctor(day, "Анна Сердцева", "cardiology", [START])
     await register(user)
     await book(user, START)
-    assert (await day.rows("SELECT count(*) FROM outbox WHERE group_key = 'consultation:1'"))[0][
-        0
-    ] == 5
+    of_patient = "SELECT count(*) FROM outbox WHERE group_key = 'consultation:1' AND chat_id = :c"
+    assert await day.rows(of_patient, c=user.user_id) == [(4,)]  # .ics, 24 h, 2 h, 15 min
     await day.services.patients.erase(user.user_id)
-    assert await day.rows("SELECT count(*) FROM outbox WHERE group_key = 'consultation:1'") == [
-        (0,)
-    ]
+    assert await day.rows(of_patient, c=user.user_id) == [(0,)]
     before = len(user.messages())
     for moment in (START - timedelta(hours=24), START - timedelta(minutes=10)):
         await at(day, moment)
     assert len(user.messages()) == before
+    # the doctors' heads-up held the consultation id only: it is dropped, not sent
+    assert not any("🚫 Пациент не пришёл" in flat(m.inline_buttons) for m in group.messages())
+    headsup = "SELECT status, last_error FROM outbox WHERE kind = 'consultation_headsup'"
+    assert await day.rows(headsup) == [("cancelled", "gone")]
+
+
+async def test_any_outbox_row_may_expire_and_its_expiry_moves_with_its_group(
+    day: Harness, user: FakeUser
+) -> None:
+    await register(user)
+    now = day.clock()
+    async with day.services.sessions.begin() as session:
+        for text, group in (("moved", "g1"), ("stays", "g2")):
+            Outbox.send_message(
+                session,
+                chat_id=user.user_id,
+                text=text,
+                due_at=now + timedelta(hours=1),
+                expires_at=now + timedelta(hours=2),
+                group_key=group,
+                now=now,
+            )
+        assert await Outbox.move_group(session, "g1", timedelta(hours=3)) == 1
+    before = len(user.messages())
+    assert await at(day, now + timedelta(hours=3)) == 0  # "stays" expired an hour ago
+    assert len(user.messages()) == before
+    await at(day, now + timedelta(hours=4, minutes=59))
+    assert user.last_text() == "moved"
+    statuses = await day.rows("SELECT group_key, status, last_error FROM outbox ORDER BY id")
+    assert [s for s in statuses if s[0] in ("g1", "g2")] == [
+        ("g1", "sent", None),
+        ("g2", "missed", "expired"),
+    ]

@@ -80,12 +80,15 @@ class ReminderPlan:
             key: str,
             until: datetime,
         ) -> None:
+            # The patient's rows are erased with the patient. The doctors' heads-up is not in
+            # the patient's chat (a 403 there must not mark the patient unreachable): it holds
+            # the consultation id only and is skipped at delivery once the consultation is gone.
             Outbox.job(
                 session,
                 kind=kind,
                 payload={"consultation_id": cid, **payload},
                 chat_id=chat_id,
-                patient_id=patient.id,  # erased with the patient
+                patient_id=patient.id if chat_id == patient.telegram_id else None,
                 due_at=due,
                 dedup_key=key,
                 group_key=group_key(cid),

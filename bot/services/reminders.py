@@ -187,7 +187,6 @@ class ReminderService:
                     kind=ANSWER_NOTICE,
                     payload={"consultation_id": consultation_id, "answer": answer.value},
                     chat_id=day.staff_chat_id,
-                    patient_id=patient_id,
                     dedup_key=key,
                     now=now,
                 )
@@ -249,7 +248,6 @@ class ReminderService:
                         kind=NO_SHOW_ALERT,
                         payload={"patient_id": day.patient_id, "missed": missed},
                         chat_id=coordinator,
-                        patient_id=day.patient_id,
                         dedup_key=key,
                         now=now,
                     )
