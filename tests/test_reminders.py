@@ -18,11 +18,12 @@ from icalendar import Calendar
 
 from bot.callbacks import RemindAction, RemindCb
 from bot.catalog import Catalog
+from bot.config import SettingsError, load_settings
 from bot.services.applications import Draft
 from bot.services.outbox import Outbox
 from fakegram.client import FakeGroup, FakeUser
 from fakegram.server import FakeTelegram
-from tests.conftest import Harness, with_fresh_staff_chats
+from tests.conftest import TOKEN, Harness, with_fresh_staff_chats
 from tests.helpers import NAME, flat, register
 from tests.test_booking import add_doctor
 
@@ -462,3 +463,12 @@ async def test_any_outbox_row_may_expire_and_its_expiry_moves_with_its_group(
         ("g1", "sent", None),
         ("g2", "missed", "expired"),
     ]
+
+
+def test_reminder_offsets_setting_is_checked() -> None:
+    settings = load_settings(bot_token=TOKEN, reminder_offsets_minutes="15, 1440;120")
+    assert settings.reminder_offsets_minutes == (1440, 120, 15)
+    with pytest.raises(SettingsError, match="REMINDER_OFFSETS_MINUTES"):
+        load_settings(bot_token=TOKEN, reminder_offsets_minutes="1440,two hours")
+    with pytest.raises(SettingsError, match="REMINDER_OFFSETS_MINUTES"):
+        load_settings(bot_token=TOKEN, reminder_offsets_minutes="0")

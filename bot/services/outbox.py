@@ -17,6 +17,10 @@ recoverable by a person, a doubled one is not undone. Network errors are the one
 row is repeated although Telegram may have got it (a connection dropped after the request was
 sent): they are retried with backoff, because losing every message of a network blip is worse.
 
+A row may carry ``expires_at``: once that has passed, the row is no longer worth sending (a
+reminder of a consultation that has begun, due while the bot was down) and the sender records
+it as missed instead of sending it late; ``move_group`` moves the expiry with the due time.
+
 Logs carry row ids, chat ids and short codes only: never texts, payloads or Telegram's error
 descriptions (which may quote the text).
 """

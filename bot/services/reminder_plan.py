@@ -53,6 +53,10 @@ class ReminderPlan:
         )
 
     @property
+    def minutes(self) -> frozenset[int]:
+        return frozenset(int(offset.total_seconds() // 60) for offset in self.offsets)
+
+    @property
     def link_offset(self) -> timedelta | None:
         """The smallest offset: its reminder brings the video link."""
         return min(self.offsets) if self.offsets else None

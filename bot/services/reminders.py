@@ -164,6 +164,8 @@ class ReminderService:
         """ "Буду" (a scheduled consultation becomes confirmed) or "Не смогу" (the cancel flow
         follows in the chat): the doctors' chat is told, once per reminder and answer."""
         now = self.clock()
+        if minutes not in self.plan.minutes:
+            minutes = 0  # a forged or outdated reminder: one notice per answer, not per number
         async with self.sessions.begin() as session:
             consultation = await session.get(Consultation, consultation_id)
             if consultation is None or consultation.patient_id != patient_id:
