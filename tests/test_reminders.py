@@ -468,3 +468,33 @@ def test_reminder_offsets_setting_is_checked() -> None:
         load_settings(bot_token=TOKEN, reminder_offsets_minutes="1440,two hours")
     with pytest.raises(SettingsError, match="REMINDER_OFFSETS_MINUTES"):
         load_settings(bot_token=TOKEN, reminder_offsets_minutes="0")
+
+
+async def test_a_removed_slot_takes_its_reminders_along(
+    day: Harness, user: FakeUser, duty_chat: Any
+) -> None:
+    [slot_id] = await add_doctor(day, "Анна Сердцева", "cardiology", [START])
+    await register(user)
+    await book(user, START)
+    await day.deliver()
+    await day.services.schedule.remove_slot(slot_id, booking_confirmed=True)
+    pending = (
+        "SELECT count(*) FROM outbox WHERE group_key = 'consultation:1' AND status = 'pending'"
+    )
+    assert await day.rows(pending) == [(0,)]
+    for moment in (START - timedelta(hours=24), START - timedelta(minutes=10)):
+        await at(day, moment)
+    assert reminders_of(user) == []
+
+
+async def test_declined_after_the_time_was_set_no_reminders(day: Harness, user: FakeUser) -> None:
+    await register(user)
+    patient = await day.services.patients.get(user.user_id)
+    assert patient is not None
+    applications = day.services.applications
+    application = await applications.submit(patient.id, Draft("bakulev", "ihd", "ИБС", "Боли", ()))
+    await applications.assign_time(application.id, "Пётр Врачев", START)
+    await applications.decline(application.id, "Пётр Врачев", "Нужна очная госпитализация")
+    for moment in (START - timedelta(hours=24), START - timedelta(minutes=10)):
+        await at(day, moment)
+    assert reminders_of(user) == []

@@ -608,6 +608,11 @@ class ApplicationService:
                     application_id=application_id, status=to, note=note, actor=actor, at=now
                 )
             )
+            if to not in OPEN:  # declined or invited after a time was set: no more reminders
+                for consultation_id in await session.scalars(
+                    select(Consultation.id).where(Consultation.application_id == application_id)
+                ):
+                    await self._reminders.unschedule(session, consultation_id)
             await session.refresh(application)
             if notify_patient:
                 await self._notify_patient(session, application, now)
