@@ -12,6 +12,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.fsm.strategy import FSMStrategy
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
@@ -22,6 +23,7 @@ from bot.config import Settings
 from bot.consultation_day import ConsultationDayNotifier
 from bot.fsm.storage import SQLStorage
 from bot.handlers import build_root_router
+from bot.handlers.relay import DutyDesk
 from bot.handlers.schedule import SlotRemovedNotifier
 from bot.i18n import N_, LocaleMiddleware
 from bot.middlewares import InFlightMiddleware, PatientMiddleware
@@ -130,9 +132,24 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         services.clock,
         settings.default_locale,
     )
+
+    async def post_in_topic(bot: Bot, patient_id: int, text: str) -> int | None:
+        desk = DutyDesk(
+            bot=bot,
+            relay=services.relay,
+            patients=services.patients,
+            i18n=services.i18n,
+            catalog=services.catalog,
+            clock=services.clock,
+            staff_locale=settings.default_locale,
+        )
+        return await desk.post_in_topic(patient_id, text)
+
     sender.register(
         BOOKING_NOTICE,
-        BookingNotifier(services.booking, services.catalog, services.i18n, settings).notify,
+        BookingNotifier(
+            services.booking, services.catalog, services.i18n, settings, post_in_topic
+        ).notify,
     )
     sender.register(
         SLOT_REMOVED,
@@ -182,6 +199,9 @@ def create_dispatcher(
     dp = Dispatcher(
         storage=storage or SQLStorage(services.sessions),
         events_isolation=SimpleEventIsolation(),
+        # A doctor's half-done step (a decline reason, a typed time) belongs to the topic of
+        # the card it was started on: text in another patient's topic is not taken for it.
+        fsm_strategy=FSMStrategy.USER_IN_TOPIC,
         settings=services.settings,
         catalog=services.catalog,
         sessions=services.sessions,

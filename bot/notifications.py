@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from html import escape
 from typing import Any, Protocol
@@ -349,16 +350,26 @@ def status_name(status: Status) -> str:
     return names[status]
 
 
+#: Posts a text about a patient in their duty-chat topic: (bot, patient id, text) -> message id.
+TopicPoster = Callable[[Bot, int, str], Awaitable[int | None]]
+
+
 class BookingNotifier:
     """Tells the duty doctors' chat about bookings, moves and cancellations."""
 
     def __init__(
-        self, booking: BookingService, catalog: Catalog, i18n: I18n, settings: Settings
+        self,
+        booking: BookingService,
+        catalog: Catalog,
+        i18n: I18n,
+        settings: Settings,
+        post: TopicPoster | None = None,
     ) -> None:
         self._booking = booking
         self._catalog = catalog
         self._i18n = i18n
         self._locale = settings.default_locale
+        self._post = post
 
     async def notify(self, row: JobRow, bot: Bot) -> int | None:
         found = await self._booking.booking_notice_data(int(row.payload["consultation_id"]))
@@ -377,5 +388,8 @@ class BookingNotifier:
                 doctor=escape(consultation.doctor_name or "—"),
                 time=f"{consultation.starts_at.astimezone(MOSCOW):%d.%m.%Y %H:%M}",
             )
+            if self._post is not None:
+                # In the patient's topic, next to their questions, so the doctor sees it all.
+                return await self._post(bot, patient.id, text)
             message = await bot.send_message(row.chat_id, text)
             return message.message_id

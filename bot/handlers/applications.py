@@ -187,6 +187,7 @@ def router(i18n: I18n) -> Router:
     async def my_applications(
         _message: Message, flow: Flow, patient: PatientDTO, applications: ApplicationService
     ) -> None:
+        await flow.leave_chat_with_doctor()
         items = await applications.for_patient(patient.id)
         if not items:
             await flow.send(_("app.none"))
@@ -290,6 +291,7 @@ def router(i18n: I18n) -> Router:
     async def conclusions(
         _message: Message, flow: Flow, patient: PatientDTO, applications: ApplicationService
     ) -> None:
+        await flow.leave_chat_with_doctor()
         items = await applications.conclusions(patient.id)
         if not items:
             await flow.send(_("conclusion.none"))
