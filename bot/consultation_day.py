@@ -187,9 +187,6 @@ class ConsultationDayNotifier:
             raise SkipDelivery("no_staff_chat")
         if not day.duty:
             return day.staff_chat_id, day.staff_thread_id
-        patient = await self._patients.get(day.patient_telegram_id)
-        if patient is None:
-            raise SkipDelivery("gone")
         desk = DutyDesk(
             bot=bot,
             relay=self._relay,
@@ -200,7 +197,7 @@ class ConsultationDayNotifier:
             staff_locale=self._staff_locale,
         )
         with self._locale(self._staff_locale):
-            thread_id = await desk.topic_for(patient)
+            thread_id = await desk.topic_for(day.patient_id)
         return day.staff_chat_id, thread_id
 
     def staff_card(self, day: DayConsultation) -> str:

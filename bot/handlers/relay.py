@@ -330,15 +330,6 @@ class DutyDesk:
         )
         return result.message_id
 
-    async def topic_for(self, patient: PatientDTO) -> int | None:
-        """The patient's topic in the duty chat, made or reopened if need be (for messages the
-        bot posts there itself, e.g. the consultation heads-up); None: the chat has no topics
-        or none can be made (post in the chat itself)."""
-        chat_id = self.relay.duty_chat_id
-        if chat_id is None or not await self._is_forum(chat_id):
-            return None
-        return await self._open_topic(patient, chat_id)
-
     async def _is_forum(self, chat_id: int) -> bool:
         known = self.relay.known_forum(chat_id)
         if known is None:
