@@ -4,6 +4,7 @@ moved, cancelled, sent after a restart or recorded as missed when they became st
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from bot.services.applications import Draft
 from bot.services.outbox import Outbox
 from fakegram.client import FakeGroup, FakeUser
 from fakegram.server import FakeTelegram
-from tests.conftest import TOKEN, Harness, with_fresh_staff_chats
+from tests.conftest import TOKEN, Harness
 from tests.helpers import NAME, flat, register
 from tests.test_booking import add_doctor
 
@@ -35,6 +36,17 @@ COORDINATOR = 990_000_001
 _chats = itertools.count(1)
 
 
+def own_staff_chats(catalog: Catalog) -> Catalog:
+    """Staff chats of this test's own. (Not conftest's helper: imported as ``tests.conftest``
+    it would be a second copy of that module, counting from the start again.)"""
+    number = next(_chats)
+    centers = tuple(
+        dataclasses.replace(c, staff_chat_id=-1005000000000 - 10 * number - i)
+        for i, c in enumerate(catalog.centers)
+    )
+    return dataclasses.replace(catalog, centers=centers)
+
+
 @pytest.fixture
 async def day(
     fake: FakeTelegram, tmp_path: Path, i18n: I18n, catalog: Catalog, database_url: str
@@ -43,7 +55,7 @@ async def day(
         fake,
         tmp_path,
         i18n,
-        with_fresh_staff_chats(catalog),
+        own_staff_chats(catalog),
         database_url=database_url,
         duty_chat_id=-1003100000000 - next(_chats),
         coordinator_ids=str(COORDINATOR),
