@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.catalog import Catalog
 from bot.config import Settings
+from bot.consultation_day import ConsultationDayNotifier
 from bot.fsm.storage import SQLStorage
 from bot.handlers import build_root_router
 from bot.handlers.broadcasts import BroadcastProgressNotifier
@@ -38,6 +39,8 @@ from bot.services.outbox import Limits, OutboxSender
 from bot.services.patients import PatientService
 from bot.services.referrals import COLUMNS, ReferralService
 from bot.services.relay import RelayService
+from bot.services.reminder_plan import ReminderPlan
+from bot.services.reminders import ReminderService
 from bot.services.retention import RetentionService
 from bot.services.schedule import SLOT_REMOVED, ScheduleService
 from bot.services.sla import SlaService
@@ -68,8 +71,14 @@ class Services:
     broadcasts: BroadcastService = field(init=False)
     statistics: StatsService = field(init=False)
     referrals: ReferralService = field(init=False)
+    reminders: ReminderService = field(init=False)
 
     def __post_init__(self) -> None:
+        plan = ReminderPlan.from_minutes(
+            self.settings.reminder_offsets_minutes,
+            self.settings.doctor_headsup_minutes,
+            self.settings.duty_chat_id,
+        )
         self.patients = PatientService(self.sessions, self.settings.files_dir, self.clock)
         self.documents = DocumentService(
             self.sessions,
@@ -80,7 +89,7 @@ class Services:
             type_from_caption=self.catalog.document_type_from_text,
         )
         self.applications = ApplicationService(
-            self.sessions, self.catalog, self.clock, self.settings.video_base_url
+            self.sessions, self.catalog, self.clock, self.settings.video_base_url, plan
         )
         self.booking = BookingService(
             self.sessions,
@@ -89,6 +98,7 @@ class Services:
             max_future_bookings=self.settings.max_duty_bookings,
             cancel_cutoff=timedelta(hours=self.settings.cancel_cutoff_hours),
             duty_chat_id=self.settings.duty_chat_id,
+            reminders=plan,
         )
         self.relay = RelayService(self.sessions, self.clock, self.settings.duty_chat_id)
         self.schedule = ScheduleService(self.sessions, self.catalog, self.clock)
@@ -119,6 +129,13 @@ class Services:
             link_days=self.settings.referral_link_days,
             # A table's headers are recognised in every language of the bot.
             header_names={c: variants(self.i18n, f"referral.col.{c.value}") for c in COLUMNS},
+        )
+        self.reminders = ReminderService(
+            self.sessions,
+            self.clock,
+            plan,
+            coordinator_ids=self.settings.coordinator_ids,
+            no_show_alert_after=self.settings.no_show_alert_after,
         )
 
     @classmethod
@@ -186,6 +203,17 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         services.broadcasts, services.catalog, services.i18n, settings.default_locale
     )
     sender.register(BROADCAST_PROGRESS, progress.notify, idempotent=True)  # an edit
+    day = ConsultationDayNotifier(
+        services.reminders,
+        services.relay,
+        services.patients,
+        services.catalog,
+        services.i18n,
+        services.clock,
+        settings.default_locale,
+    )
+    for kind, handler in day.handlers().items():
+        sender.register(kind, handler)  # a reminder or a file is never repeated blindly
     for kind, handler in notifier.handlers().items():
         # A card posted or edited again is harmless (post_card checks what is already there);
         # a notice to a patient is never repeated blindly after a crash.
@@ -235,6 +263,7 @@ def create_dispatcher(
         broadcasts=services.broadcasts,
         statistics=services.statistics,
         referrals=services.referrals,
+        reminders=services.reminders,
         uploads=uploads,
         outbox=sender,
         access=StaffAccess(),

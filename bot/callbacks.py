@@ -325,3 +325,23 @@ class ExportPeriod(StrEnum):
 
 class ExportCb(CallbackData, prefix="ex"):
     period: ExportPeriod
+
+
+class RemindAction(StrEnum):
+    """The patient's answer to a consultation reminder."""
+
+    ATTEND = "y"
+    CANNOT = "n"
+    MOVE = "m"
+
+
+class RemindCb(CallbackData, prefix="rm"):
+    action: RemindAction
+    id: int  # the consultation
+    minutes: int = 0  # which reminder (minutes before the start)
+
+
+class NoShowCb(CallbackData, prefix="ns"):
+    """A doctor marks that the patient did not attend (on the heads-up message)."""
+
+    id: int  # the consultation

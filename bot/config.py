@@ -57,6 +57,28 @@ class Settings(BaseSettings):
     # --- referrals of attending doctors (issue 7, part A) ---
     # How long a referral's personal link (t.me/<bot>?start=ref_…) stays valid, in days.
     referral_link_days: int = Field(default=30, ge=1, le=365)
+    # --- consultation day: reminders, the doctors' heads-up, no-shows (issue 6) ---
+    reminder_offsets_minutes: Annotated[tuple[int, ...], NoDecode] = (1440, 120, 15)
+    doctor_headsup_minutes: int = Field(default=10, ge=0, le=1440)
+    no_show_alert_after: int = Field(default=2, ge=1, le=100)
+
+    @field_validator("reminder_offsets_minutes", mode="before")
+    @classmethod
+    def _offsets(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p for p in re.split(r"[,\s;]+", value.strip()) if p]
+            try:
+                value = [int(p) for p in parts]
+            except ValueError:
+                raise ValueError("expected minutes before the start, e.g. 1440,120,15") from None
+        if isinstance(value, int):
+            value = [value]
+        if isinstance(value, list | tuple | set | frozenset):
+            minutes = sorted({int(v) for v in value}, reverse=True)
+            if any(m <= 0 or m > 7 * 24 * 60 for m in minutes):
+                raise ValueError("each offset must be between 1 and 10080 minutes")
+            return tuple(minutes)
+        return value
 
     # --- the scheduler: lease, standalone process, SLA, digest, retention (issue 6b) ---------
     # false: this bot process never runs the scheduler (a `python -m scheduler` does).

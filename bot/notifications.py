@@ -146,6 +146,7 @@ class ApplicationNotifier:
                 ConsultationStatus.CONFIRMED: N_("card.time_confirmed"),
                 ConsultationStatus.RESCHEDULE_REQUESTED: N_("card.time_other_requested"),
                 ConsultationStatus.DONE: N_("card.time_done"),
+                ConsultationStatus.NO_SHOW: N_("card.time_no_show"),
             }.get(consultation.status, N_("card.time_unconfirmed"))
             lines.append(
                 _("card.consultation").format(

@@ -582,4 +582,5 @@ async def test_a_booking_notice_after_the_topic_was_deleted_makes_a_new_one(
     card, booked = in_topic(forum, new)
     assert "Прежняя тема пациента была удалена" in card.content
     assert "Новая запись" in booked.content and "26.11.2026 10:30" in booked.content
-    assert await harness.rows("SELECT status FROM outbox") == [("sent",)]
+    notices = "SELECT status FROM outbox WHERE kind = 'duty_booking_notice'"
+    assert await harness.rows(notices) == [("sent",)]

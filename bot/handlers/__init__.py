@@ -21,6 +21,7 @@ from bot.handlers import (
     referrals,
     registration,
     relay,
+    reminders,
     schedule,
     staff,
     stats,
@@ -51,6 +52,7 @@ def build_root_router(i18n: I18n) -> Router:
         profile.router(i18n),
         applications.router(i18n),
         booking.router(i18n),
+        reminders.router(i18n),
         documents.router(i18n),
         relay.router(i18n),
     )
@@ -66,5 +68,7 @@ def build_root_router(i18n: I18n) -> Router:
         patients_only,
         fallback.router(),
     )
-    root.include_routers(private, staff.router(), relay.duty_router(), errors.router())
+    root.include_routers(
+        private, reminders.staff_router(), staff.router(), relay.duty_router(), errors.router()
+    )
     return root

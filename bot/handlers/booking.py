@@ -277,6 +277,7 @@ def _status(item: MyConsultation) -> str:
         "reschedule_requested": _("consult.status_reschedule"),
         "cancelled": _("consult.status_cancelled"),
         "done": _("consult.status_done"),
+        "no_show": _("consult.status_no_show"),
     }.get(item.status, item.status)
 
 

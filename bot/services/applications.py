@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.catalog import Catalog
 from bot.services.clock import Clock
 from bot.services.outbox import Outbox
+from bot.services.reminder_plan import ReminderPlan
 from bot.storage.db import SessionFactory
 from bot.storage.models import (
     Application,
@@ -177,12 +178,18 @@ class ApplicationService:
     MAX_COMPLAINTS = 1000
 
     def __init__(
-        self, sessions: SessionFactory, catalog: Catalog, clock: Clock, video_base_url: str
+        self,
+        sessions: SessionFactory,
+        catalog: Catalog,
+        clock: Clock,
+        video_base_url: str,
+        reminders: ReminderPlan | None = None,
     ) -> None:
         self._sessions = sessions
         self._catalog = catalog
         self._clock = clock
         self._video_base_url = video_base_url.rstrip("/")
+        self._reminders = reminders or ReminderPlan()
 
     # --- patient side ------------------------------------------------------------------------
 
@@ -306,11 +313,15 @@ class ApplicationService:
     async def answer_time(
         self, patient_id: int, consultation_id: int, confirm: bool
     ) -> ConsultationDTO:
-        """The patient confirms the assigned time or asks for another one."""
+        """The patient confirms the assigned time or asks for another one (also after
+        confirming it: from a reminder); asking for another time cancels its reminders."""
         now = self._clock()
         target = (
             ConsultationStatus.CONFIRMED if confirm else ConsultationStatus.RESCHEDULE_REQUESTED
         )
+        answerable = [ConsultationStatus.SCHEDULED]
+        if not confirm:
+            answerable.append(ConsultationStatus.CONFIRMED)
         async with self._sessions.begin() as session:
             consultation = await session.get(Consultation, consultation_id)
             if consultation is None or consultation.patient_id != patient_id:
@@ -319,13 +330,15 @@ class ApplicationService:
                 update(Consultation)
                 .where(
                     Consultation.id == consultation_id,
-                    Consultation.status == ConsultationStatus.SCHEDULED,
+                    Consultation.status.in_(answerable),
                     Consultation.starts_at > now,
                 )
                 .values(status=target)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise ActionRefusedError(Refused.WRONG_STATUS, consultation.status)
+            if not confirm:
+                await self._reminders.unschedule(session, consultation_id)
             await session.refresh(consultation)
             if consultation.application_id is not None:
                 application = await session.get(Application, consultation.application_id)
@@ -422,6 +435,7 @@ class ApplicationService:
                 )
             if previous is not None:
                 previous.status = ConsultationStatus.CANCELLED
+                await self._reminders.unschedule(session, previous.id)
             consultation = Consultation(
                 patient_id=application.patient_id,
                 application_id=application_id,
@@ -438,6 +452,10 @@ class ApplicationService:
                 )
             )
             await session.refresh(application)
+            patient = await session.get(Patient, application.patient_id)
+            assert patient is not None
+            # The calendar file and the reminders; the notice with its buttons comes last.
+            self._reminders.schedule(session, consultation, patient, application.staff_chat_id, now)
             await self._notify_patient(session, application, now, consultation.id)
             self._refresh_card(session, application, now)
             return _consultation_dto(consultation)
@@ -462,6 +480,10 @@ class ApplicationService:
                 raise ActionRefusedError(
                     Refused.WRONG_STATUS, application.status, application.acted_by
                 )
+            for consultation_id in await session.scalars(
+                select(Consultation.id).where(Consultation.application_id == application_id)
+            ):
+                await self._reminders.unschedule(session, consultation_id)
             await session.execute(
                 update(Consultation)
                 .where(
@@ -597,6 +619,11 @@ class ApplicationService:
                     application_id=application_id, status=to, note=note, actor=actor, at=now
                 )
             )
+            if to not in OPEN:  # declined or invited after a time was set: no more reminders
+                for consultation_id in await session.scalars(
+                    select(Consultation.id).where(Consultation.application_id == application_id)
+                ):
+                    await self._reminders.unschedule(session, consultation_id)
             await session.refresh(application)
             if notify_patient:
                 await self._notify_patient(session, application, now)

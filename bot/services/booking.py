@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.services.applications import ConsultationStatus, Status
 from bot.services.clock import Clock
 from bot.services.outbox import Outbox
+from bot.services.reminder_plan import ReminderPlan
 from bot.storage.db import SessionFactory
 from bot.storage.models import (
     Application,
@@ -93,6 +94,7 @@ class BookingService:
         cancel_cutoff: timedelta,
         duty_chat_id: int | None,
         horizon: timedelta = timedelta(days=30),
+        reminders: ReminderPlan | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
@@ -101,6 +103,7 @@ class BookingService:
         self.cancel_cutoff = cancel_cutoff
         self._duty_chat_id = duty_chat_id
         self._horizon = horizon
+        self._reminders = reminders or ReminderPlan(duty_chat_id=duty_chat_id)
 
     # --- free slots --------------------------------------------------------------------------
 
@@ -222,6 +225,7 @@ class BookingService:
                 consultation = self._new_consultation(patient_id, slot, now)
                 session.add(consultation)
                 await session.flush()
+                await self._schedule_reminders(session, consultation, now)
                 self._notify_duty_chat(session, consultation.id, "booked", now)
                 return self._mine(consultation, slot.doctor_name)
         except IntegrityError:
@@ -247,10 +251,12 @@ class BookingService:
                 old.cancel_reason = "rescheduled"
                 old.cancelled_at = now
                 old.slot_id = None
+                await self._reminders.unschedule(session, old.id)
                 await session.flush()
                 consultation = self._new_consultation(patient_id, slot, now)
                 session.add(consultation)
                 await session.flush()
+                await self._schedule_reminders(session, consultation, now)
                 self._notify_duty_chat(session, consultation.id, "rescheduled", now)
                 return self._mine(consultation, slot.doctor_name)
         except IntegrityError:
@@ -265,6 +271,7 @@ class BookingService:
             consultation.cancel_reason = reason[:64]
             consultation.cancelled_at = now
             consultation.slot_id = None
+            await self._reminders.unschedule(session, consultation.id)
             if consultation.application_id is not None:
                 await self._reopen_application(session, consultation.application_id, reason, now)
             else:
@@ -283,6 +290,13 @@ class BookingService:
         if consultation.starts_at - now < self.cancel_cutoff:
             raise BookingError(BookingRefused.TOO_LATE)
         return consultation
+
+    async def _schedule_reminders(
+        self, session: AsyncSession, consultation: Consultation, now: datetime
+    ) -> None:
+        patient = await session.get(Patient, consultation.patient_id)
+        assert patient is not None
+        self._reminders.schedule(session, consultation, patient, self._duty_chat_id, now)
 
     async def _check_limit(
         self, session: AsyncSession, patient_id: int, now: datetime, ignore: int | None

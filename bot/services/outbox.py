@@ -17,6 +17,10 @@ recoverable by a person, a doubled one is not undone. Network errors are the one
 row is repeated although Telegram may have got it (a connection dropped after the request was
 sent): they are retried with backoff, because losing every message of a network blip is worse.
 
+A row may carry ``expires_at``: once that has passed, the row is no longer worth sending (a
+reminder of a consultation that has begun, due while the bot was down) and the sender records
+it as missed instead of sending it late; ``move_group`` moves the expiry with the due time.
+
 Logs carry row ids, chat ids and short codes only: never texts, payloads or Telegram's error
 descriptions (which may quote the text).
 """
@@ -155,6 +159,7 @@ class Outbox:
         due_at: datetime | None = None,
         dedup_key: str | None = None,
         group_key: str | None = None,
+        expires_at: datetime | None = None,
         now: datetime,
     ) -> OutboxMessage:
         """A ``sendMessage``; ``reply_markup`` is ``markup.model_dump(exclude_none=True)``."""
@@ -172,6 +177,7 @@ class Outbox:
             due_at=due_at,
             dedup_key=dedup_key,
             group_key=group_key,
+            expires_at=expires_at,
             now=now,
         )
 
@@ -186,6 +192,7 @@ class Outbox:
         due_at: datetime | None = None,
         dedup_key: str | None = None,
         group_key: str | None = None,
+        expires_at: datetime | None = None,
         now: datetime,
     ) -> OutboxMessage:
         """Any Bot API method with its parameters (``sendDocument`` with a file_id,
@@ -208,6 +215,7 @@ class Outbox:
             due_at=due_at,
             dedup_key=dedup_key,
             group_key=group_key,
+            expires_at=expires_at,
             now=now,
         )
 
@@ -222,6 +230,7 @@ class Outbox:
         due_at: datetime | None = None,
         dedup_key: str | None = None,
         group_key: str | None = None,
+        expires_at: datetime | None = None,
         now: datetime,
     ) -> OutboxMessage:
         """A job delivered by the handler registered for ``kind`` (``OutboxSender.register``);
@@ -238,6 +247,7 @@ class Outbox:
             due_at=due_at,
             dedup_key=dedup_key,
             group_key=group_key,
+            expires_at=expires_at,
             now=now,
         )
 
@@ -258,19 +268,24 @@ class Outbox:
     async def move_group(session: AsyncSession, group_key: str, delta: timedelta) -> int:
         """Shift the due time of the group's pending rows by ``delta``; returns how many.
 
-        A moved row is rescheduled: a retry mark it had (``last_error``) is cleared."""
+        A moved row is rescheduled: a retry mark it had (``last_error``) is cleared, and its
+        ``expires_at`` moves with it."""
         rows = await session.execute(
-            select(OutboxMessage.id, OutboxMessage.due_at).where(
+            select(OutboxMessage.id, OutboxMessage.due_at, OutboxMessage.expires_at).where(
                 OutboxMessage.group_key == group_key,
                 OutboxMessage.status == OutboxStatus.PENDING,
             )
         )
         moved = 0
-        for row_id, due_at in rows.all():
+        for row_id, due_at, expires_at in rows.all():
             result = await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row_id, OutboxMessage.status == OutboxStatus.PENDING)
-                .values(due_at=due_at + delta, last_error=None)
+                .values(
+                    due_at=due_at + delta,
+                    expires_at=None if expires_at is None else expires_at + delta,
+                    last_error=None,
+                )
             )
             moved += _rowcount(result)
         return moved
@@ -287,9 +302,10 @@ def _add(
     due_at: datetime | None,
     dedup_key: str | None,
     group_key: str | None,
+    expires_at: datetime | None,
     now: datetime,
 ) -> OutboxMessage:
-    if now.tzinfo is None or (due_at is not None and due_at.tzinfo is None):
+    if any(t is not None and t.tzinfo is None for t in (now, due_at, expires_at)):
         raise ValueError("outbox times must be aware (UTC)")
     json.dumps(payload)  # not JSON: fail here, in the caller, not at the flush
     row = OutboxMessage(
@@ -304,6 +320,7 @@ def _add(
         created_at=now,
         dedup_key=dedup_key,
         group_key=group_key,
+        expires_at=expires_at,
     )
     _listen(session.sync_session)
     session.add(row)
@@ -424,6 +441,7 @@ class OutboxJob:
     attempts: int
     group_key: str | None
     dedup_key: str | None
+    expires_at: datetime | None = None
 
 
 #: Delivers one job row; returns the id of the message it sent (or None).
@@ -469,6 +487,16 @@ class _Outcome(StrEnum):
     DEFERRED = "deferred"  # back to pending for later
     FAILED = "failed"
     LOST = "lost"  # the row changed under us (another sender recovered it)
+
+
+class SkipDelivery(Exception):
+    """Raised by a job handler when, at delivery, its message no longer makes sense (the
+    consultation a reminder is about was cancelled): the row is recorded as cancelled with
+    ``code`` and nothing is sent."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 class _Refused(Exception):
@@ -608,6 +636,25 @@ class OutboxSender:
                         log.warning("outbox row %s interrupted in mid-call: not resent", row_id)
         return settled
 
+    async def miss_expired(self, now: datetime) -> int:
+        """Pending rows whose ``expires_at`` has passed -> missed (never sent late: a reminder
+        due while the bot was down and stale by the time it is back). Returns how many."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                    OutboxMessage.expires_at.is_not(None),
+                    OutboxMessage.expires_at <= now,
+                )
+                .values(status=OutboxStatus.MISSED, last_error="expired", claimed_at=None)
+                .execution_options(synchronize_session=False)
+            )
+        missed = _rowcount(result)
+        if missed:
+            log.warning("outbox: %s rows expired before they could be sent (missed)", missed)
+        return missed
+
     def _repeatable(self, kind: str, method: str | None) -> bool:
         if kind == API:
             return method in IDEMPOTENT_METHODS
@@ -619,6 +666,7 @@ class OutboxSender:
         self._forget_idle(now)
         if self._paused_until is not None and now < self._paused_until:
             return 0
+        await self.miss_expired(now)
         async with self._sessions() as session:
             found = (await session.execute(self._due_query(now, max_rows))).all()
             ranked = [(int(position), _job(row)) for row, position in found]
@@ -749,6 +797,7 @@ class OutboxSender:
                     OutboxMessage.id == row_id,
                     OutboxMessage.status == OutboxStatus.PENDING,
                     OutboxMessage.due_at <= now,
+                    or_(OutboxMessage.expires_at.is_(None), OutboxMessage.expires_at > now),
                 )
                 .values(
                     status=OutboxStatus.SENDING,
@@ -810,6 +859,12 @@ class OutboxSender:
             return await self._fail(row, "api_error")
         except _Refused as exc:
             return await self._fail(row, exc.code)
+        except SkipDelivery as exc:
+            log.info("outbox row %s skipped: %s", row.id, exc.code)
+            ok = await self._record(
+                row, status=OutboxStatus.CANCELLED, last_error=exc.code[:32], claimed_at=None
+            )
+            return _Outcome.SENT if ok else _Outcome.LOST
         except Exception as exc:  # noqa: BLE001 - a handler's bug must not stop the others
             # the type only: an exception's text may quote personal data
             log.error(
@@ -931,6 +986,7 @@ def _job(row: OutboxMessage) -> OutboxJob:
         attempts=row.attempts,
         group_key=row.group_key,
         dedup_key=row.dedup_key,
+        expires_at=row.expires_at,
     )
 
 

@@ -26,6 +26,7 @@ from bot.services.booking import LIVE, SPECIALTIES
 from bot.services.clock import Clock
 from bot.services.filetypes import detect
 from bot.services.outbox import Outbox
+from bot.services.reminder_plan import ReminderPlan
 from bot.storage.db import SessionFactory
 from bot.storage.models import Consultation, DutyDoctor, DutySlot, Patient
 
@@ -605,6 +606,7 @@ class ScheduleService:
                 live.cancel_reason = SLOT_REMOVED_REASON
                 live.cancelled_at = now
                 live.slot_id = None
+                await ReminderPlan.unschedule(session, live.id)
                 patient = await session.get(Patient, live.patient_id)
                 if patient is not None:
                     Outbox.job(

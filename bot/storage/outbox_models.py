@@ -19,7 +19,7 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # last_error says why
     CANCELLED = "cancelled"  # by cancel_group, or because the chat blocked the bot
-    MISSED = "missed"  # due too long ago to be worth sending (set by the reminders)
+    MISSED = "missed"  # its ``expires_at`` passed before it could be sent: not sent late
 
 
 class OutboxMessage(Base):
@@ -42,6 +42,9 @@ class OutboxMessage(Base):
         ForeignKey("patients.id", ondelete="CASCADE"), index=True
     )
     due_at: Mapped[datetime]
+    # After this moment the row is no longer worth sending (a reminder of a consultation that
+    # has begun): the sender marks it missed instead. None: worth sending whenever it can.
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(32))

@@ -2,7 +2,7 @@
 applications made from them
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-26 02:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,37 @@
+"""Keyboards of the consultation day: the patient's reminders and the doctors' heads-up."""
+
+from __future__ import annotations
+
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.callbacks import NoShowCb, RemindAction, RemindCb
+
+
+def answers(consultation_id: int, minutes: int) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for action, key in (
+        (RemindAction.ATTEND, "btn.day_attend"),
+        (RemindAction.CANNOT, "btn.day_cannot"),
+        (RemindAction.MOVE, "btn.day_move"),
+    ):
+        kb.button(
+            text=_(key), callback_data=RemindCb(action=action, id=consultation_id, minutes=minutes)
+        )
+    kb.adjust(2, 1)
+    return kb.as_markup()
+
+
+def join(video_url: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("btn.consult_join"), url=video_url)
+    return kb.as_markup()
+
+
+def headsup(consultation_id: int, video_url: str) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("btn.consult_join"), url=video_url)
+    kb.button(text=_("btn.day_no_show"), callback_data=NoShowCb(id=consultation_id))
+    kb.adjust(1)
+    return kb.as_markup()
