@@ -49,7 +49,7 @@ async def run(settings: Settings, catalog: Catalog) -> None:
     from bot.i18n import create_i18n
     from bot.services.clock import utc_now
     from bot.storage.db import create_engine, migrate
-    from scheduler.jobs import add_broadcast_progress, build_scheduler, stop_scheduler
+    from scheduler.runner import build_runner
 
     engine = create_engine(settings.database_url)
     await migrate(engine)
@@ -60,19 +60,19 @@ async def run(settings: Settings, catalog: Catalog) -> None:
     dp = create_dispatcher(services, bot)
     in_flight = dp["in_flight"]
 
-    sender = dp["outbox"]
-    scheduler = build_scheduler(sender, tick_seconds=settings.outbox_tick_seconds)
-    add_broadcast_progress(
-        scheduler, services.broadcasts.tick, seconds=min(settings.broadcast_progress_seconds, 5)
-    )
+    # The scheduler runs here only while this process holds the database lease (a standby
+    # otherwise); with SCHEDULER_EMBEDDED=false a `python -m scheduler` process runs it.
+    scheduler = build_runner(services, dp["outbox"]) if settings.scheduler_embedded else None
 
     async def on_startup() -> None:
-        scheduler.start()
+        if scheduler is not None:
+            scheduler.start()
 
     async def on_shutdown() -> None:
         if not await in_flight.drained(settings.shutdown_grace_seconds):
             logger.warning("stopping with %s updates still in flight", in_flight.in_flight)
-        await stop_scheduler(scheduler, sender)
+        if scheduler is not None:
+            await scheduler.stop()
 
     dp.startup.register(on_startup)
     dp.shutdown.register(on_shutdown)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -40,8 +41,11 @@ from bot.services.referrals import COLUMNS, ReferralService
 from bot.services.relay import RelayService
 from bot.services.reminder_plan import ReminderPlan
 from bot.services.reminders import ReminderService
+from bot.services.retention import RetentionService
 from bot.services.schedule import SLOT_REMOVED, ScheduleService
+from bot.services.sla import SlaService
 from bot.services.stats import StatsService
+from bot.sla_notifier import SlaNotifier
 from bot.staff_access import StaffAccess
 from bot.storage.db import SessionFactory, create_session_factory
 from bot.uploads import UploadCoordinator
@@ -62,6 +66,8 @@ class Services:
     booking: BookingService = field(init=False)
     relay: RelayService = field(init=False)
     schedule: ScheduleService = field(init=False)
+    sla: SlaService = field(init=False)
+    retention: RetentionService = field(init=False)
     broadcasts: BroadcastService = field(init=False)
     statistics: StatsService = field(init=False)
     referrals: ReferralService = field(init=False)
@@ -96,13 +102,26 @@ class Services:
         )
         self.relay = RelayService(self.sessions, self.clock, self.settings.duty_chat_id)
         self.schedule = ScheduleService(self.sessions, self.catalog, self.clock)
+        self.sla = SlaService(
+            self.sessions,
+            self.clock,
+            sla_days=self.settings.sla_days,
+            coordinator_ids=self.settings.coordinator_ids,
+            digest_time=self.settings.digest_time,
+            digest_zone=ZoneInfo(self.settings.digest_time_zone),
+        )
+        self.retention = RetentionService(
+            self.sessions, self.clock, retention_days=self.settings.retention_days
+        )
         self.broadcasts = BroadcastService(
             self.sessions,
             self.clock,
             per_second=self.settings.broadcast_per_second,
             progress_every=timedelta(seconds=self.settings.broadcast_progress_seconds),
         )
-        self.statistics = StatsService(self.sessions, self.clock)
+        self.statistics = StatsService(
+            self.sessions, self.clock, overdue_after=timedelta(days=self.settings.sla_days)
+        )
         self.referrals = ReferralService(
             self.sessions,
             self.catalog,
@@ -177,6 +196,9 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         SLOT_REMOVED,
         SlotRemovedNotifier(services.schedule, services.i18n, settings.default_locale).notify,
     )
+    sla = SlaNotifier(services.sla, services.catalog, services.i18n, settings.default_locale)
+    for kind, handler in sla.handlers().items():
+        sender.register(kind, handler)
     progress = BroadcastProgressNotifier(
         services.broadcasts, services.catalog, services.i18n, settings.default_locale
     )

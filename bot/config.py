@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -76,6 +78,28 @@ class Settings(BaseSettings):
             if any(m <= 0 or m > 7 * 24 * 60 for m in minutes):
                 raise ValueError("each offset must be between 1 and 10080 minutes")
             return tuple(minutes)
+        return value
+
+    # --- the scheduler: lease, standalone process, SLA, digest, retention (issue 6b) ---------
+    # false: this bot process never runs the scheduler (a `python -m scheduler` does).
+    scheduler_embedded: bool = True
+    # A scheduler holds its lease this long without renewing; a standby takes over after it.
+    scheduler_lease_seconds: float = Field(default=30.0, ge=2, le=3600)
+    # Applications without a decision this many days after submission are escalated.
+    sla_days: int = Field(default=3, ge=1, le=60)
+    # The coordinators' daily digest: local time and its zone.
+    digest_time: dt.time = dt.time(9, 0)
+    digest_time_zone: str = "Europe/Moscow"
+    # Finished dialogues and settled outbox rows older than this are deleted once a day.
+    retention_days: int = Field(default=30, ge=1, le=3650)
+
+    @field_validator("digest_time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expected an IANA time zone such as Europe/Moscow") from None
         return value
 
     @property

@@ -1,10 +1,13 @@
-"""Jobs of the scheduler: the outbox tick and the recovery of interrupted deliveries."""
+"""Jobs of the scheduler: the outbox tick, the recovery of interrupted deliveries, and periodic
+checks (SLA escalations, the coordinators' digest, retention) that read their state from the
+database each time they run."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from apscheduler.jobstores.base import JobLookupError  # type: ignore[import-untyped]
@@ -20,17 +23,31 @@ OUTBOX_RECOVER_JOB_ID = "outbox-recover"
 BROADCAST_PROGRESS_JOB_ID = "broadcast-progress"
 
 
-def build_scheduler(sender: OutboxSender, *, tick_seconds: float = 1.0) -> AsyncIOScheduler:
+@dataclass(frozen=True, slots=True)
+class Periodic:
+    """A job run every ``every`` seconds, the first time at the scheduler's start. It must be
+    safe to run at any time and any number of times: what it does once per day or per
+    application it claims in the database."""
+
+    id: str
+    run: Callable[[], Awaitable[object]]
+    every: float
+
+
+def build_scheduler(
+    sender: OutboxSender, *, tick_seconds: float = 1.0, periodic: Sequence[Periodic] = ()
+) -> AsyncIOScheduler:
     """A scheduler (not started: call ``.start()`` inside the running event loop, and
     ``stop_scheduler`` on the way out) that
 
     - runs ``sender.deliver_due`` every ``tick_seconds`` (one run at a time; missed runs are
       coalesced into one), and at once whenever ``sender.wake()`` is called;
     - runs ``sender.recover`` at start and then once per lease, so rows a crash left in
-      "sending" are settled.
+      "sending" are settled;
+    - runs each of ``periodic`` at start and then every ``every`` seconds.
 
-    Only one process may run it against a database (see ``OutboxSender``): the caller holds
-    the lock that guarantees that before starting it.
+    Only one process should run it against a database: ``scheduler.runner.SchedulerRunner``
+    starts it only while holding the database lease.
     """
     if tick_seconds <= 0:
         raise ValueError("tick_seconds must be positive")
@@ -56,6 +73,17 @@ def build_scheduler(sender: OutboxSender, *, tick_seconds: float = 1.0) -> Async
         misfire_grace_time=None,
         next_run_time=now,
     )
+    for job in periodic:
+        scheduler.add_job(
+            _guarded(job),
+            IntervalTrigger(seconds=job.every, timezone=UTC),
+            id=job.id,
+            name=job.id,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+            next_run_time=now,
+        )
 
     def run_now() -> None:
         if not scheduler.running:
@@ -69,20 +97,15 @@ def build_scheduler(sender: OutboxSender, *, tick_seconds: float = 1.0) -> Async
     return scheduler
 
 
-def add_broadcast_progress(
-    scheduler: AsyncIOScheduler, tick: Callable[[], Awaitable[int]], *, seconds: float
-) -> None:
-    """Run ``tick`` (``BroadcastService.tick``: finish broadcasts, queue progress edits) every
-    ``seconds``; what it queues goes out with the next outbox tick."""
-    scheduler.add_job(
-        tick,
-        IntervalTrigger(seconds=seconds, timezone=UTC),
-        id=BROADCAST_PROGRESS_JOB_ID,
-        name="broadcasts: progress messages",
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=None,
-    )
+def _guarded(job: Periodic) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        try:
+            await job.run()
+        except Exception as exc:  # noqa: BLE001 - the next run tries again
+            # the type only: an exception's text may quote personal data
+            log.error("scheduler job %s failed: %s", job.id, type(exc).__name__)
+
+    return run
 
 
 async def stop_scheduler(scheduler: AsyncIOScheduler, sender: OutboxSender) -> None:

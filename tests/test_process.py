@@ -51,6 +51,8 @@ class BotProcess:
             "FILES_DIR": str(tmp / "files"),
             "LOG_LEVEL": "DEBUG",
             "PYTHONPATH": str(ROOT),
+            # a restarted bot takes the scheduler lease of the killed one when it runs out
+            "SCHEDULER_LEASE_SECONDS": "3",
         }
 
     async def start(self, **env: str) -> None:
@@ -180,7 +182,7 @@ async def test_outbox_row_committed_before_a_sigkill_is_delivered_once(
         process.kill()  # committed, not delivered
 
         await process.start(OUTBOX_TICK_SECONDS="0.2")
-        for _ in range(100):
+        for _ in range(150):  # the dead process's lease runs out first (3 s)
             if group.messages():
                 break
             await asyncio.sleep(0.1)

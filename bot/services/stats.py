@@ -105,9 +105,12 @@ def _start_of(day: date) -> datetime:
 
 
 class StatsService:
-    def __init__(self, sessions: SessionFactory, clock: Clock) -> None:
+    def __init__(
+        self, sessions: SessionFactory, clock: Clock, *, overdue_after: timedelta = OVERDUE_AFTER
+    ) -> None:
         self._sessions = sessions
         self._clock = clock
+        self._overdue_after = overdue_after  # SLA_DAYS: the same "overdue" as the escalations
 
     def today(self) -> date:
         return self._clock().astimezone(PROGRAMME_ZONE).date()
@@ -152,7 +155,7 @@ class StatsService:
                 select(Application.id)
                 .where(
                     Application.status.in_(BEFORE_TIME),
-                    Application.created_at <= now - OVERDUE_AFTER,
+                    Application.created_at <= now - self._overdue_after,
                     Application.id.not_in(decided_ids),
                 )
                 .order_by(Application.created_at, Application.id)

@@ -306,10 +306,10 @@ class DutySlot(Base):
     created_at: Mapped[datetime]
 
 
-from bot.storage.outbox_models import OutboxMessage  # noqa: E402 - registers the outbox table
-
-__all__ = ["OutboxMessage"]
-
+# The tables of other modules register with Base (imported as modules: any of them may be the
+# first one imported, e.g. by ``python -m scheduler``).
 from bot.storage import broadcast_models as broadcast_models  # noqa: E402
+from bot.storage import outbox_models as outbox_models  # noqa: E402
 from bot.storage import referral_models as referral_models  # noqa: E402
 from bot.storage import relay_models as relay_models  # noqa: E402
+from bot.storage import scheduler_models as scheduler_models  # noqa: E402
