@@ -10,7 +10,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
@@ -140,7 +140,10 @@ def create_bot(settings: Settings) -> Bot:
 
 
 def create_dispatcher(
-    services: Services, bot: Bot, storage: BaseStorage | None = None
+    services: Services,
+    bot: Bot,
+    storage: BaseStorage | None = None,
+    isolation: BaseEventIsolation | None = None,
 ) -> Dispatcher:
     uploads = UploadCoordinator(
         bot,
@@ -153,7 +156,7 @@ def create_dispatcher(
     sender = build_outbox(services, bot)
     dp = Dispatcher(
         storage=storage or SQLStorage(services.sessions),
-        events_isolation=SimpleEventIsolation(),
+        events_isolation=isolation or SimpleEventIsolation(),
         settings=services.settings,
         catalog=services.catalog,
         sessions=services.sessions,

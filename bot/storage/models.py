@@ -306,4 +306,5 @@ from bot.storage.outbox_models import OutboxMessage  # noqa: E402 - registers th
 
 __all__ = ["OutboxMessage"]
 
+from bot.storage import inbox_models as inbox_models  # noqa: E402
 from bot.storage import relay_models as relay_models  # noqa: E402
