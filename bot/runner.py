@@ -257,10 +257,12 @@ async def serve(
     health: HealthCheck,
     *,
     stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
 ) -> None:
     """Run until SIGINT/SIGTERM (or ``stop``): startup, receive and handle, graceful shutdown."""
     stop = stop or asyncio.Event()
-    _stop_on_signals(stop)
+    if handle_signals:
+        _stop_on_signals(stop)
     inbox = InboxService(
         sessions,
         new_worker_id(settings.worker_name),
