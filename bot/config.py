@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     inbox_claim_stale_seconds: float = Field(default=60.0, ge=1)
     inbox_keep_hours: float = Field(default=24.0, gt=0)
     redis_dialogue_ttl_hours: float = Field(default=72.0, gt=0)
+    redis_key_prefix: str = Field(default="fsm", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
     @field_validator("webhook_url")
     @classmethod

@@ -9,6 +9,7 @@ from datetime import timedelta
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
+from redis.asyncio import Redis
 
 from bot.config import Settings
 from bot.fsm.storage import SQLStorage
@@ -24,19 +25,22 @@ class DialogueBackend:
     isolation: BaseEventIsolation
 
     @property
-    def redis(self) -> RedisStorage | None:
-        return self.storage if isinstance(self.storage, RedisStorage) else None
+    def redis(self) -> Redis | None:
+        """The Redis client (for health checks), None on the SQL storage."""
+        return self.storage.redis if isinstance(self.storage, RedisStorage) else None
 
 
 def create_dialogue_backend(
-    settings: Settings, sessions: SessionFactory, *, key_prefix: str = "fsm"
+    settings: Settings, sessions: SessionFactory, *, key_prefix: str | None = None
 ) -> DialogueBackend:
     if not settings.redis_url:
         return DialogueBackend(SQLStorage(sessions), SimpleEventIsolation())
     ttl = timedelta(hours=settings.redis_dialogue_ttl_hours)
     storage = RedisStorage.from_url(
         settings.redis_url,
-        key_builder=DefaultKeyBuilder(prefix=key_prefix, with_bot_id=True, with_destiny=True),
+        key_builder=DefaultKeyBuilder(
+            prefix=key_prefix or settings.redis_key_prefix, with_bot_id=True, with_destiny=True
+        ),
         state_ttl=ttl,
         data_ttl=ttl,
     )
