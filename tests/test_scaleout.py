@@ -98,43 +98,69 @@ async def eventually(probe: Any, timeout: float = 30) -> None:  # noqa: ASYNC109
     raise AssertionError(f"not within {timeout} s")
 
 
-async def test_sigkill_with_updates_in_flight_loses_none_and_answers_none_twice(
+async def test_webhook_sigkill_with_updates_in_flight_loses_none_and_answers_none_twice(
     fake_hook: FakeTelegram, tmp_path: Path, empty_database_url: str
 ) -> None:
     fake = fake_hook
     worker = Worker(fake, tmp_path, empty_database_url, "worker-1", "")
     await worker.start()
     try:
-        users = [FakeUser(fake, 630_000_001 + i, first_name="Евпраксия") for i in range(6)]
-        fake.hold("sendMessage")  # the answers wait at Telegram's door...
-        update_ids = [(await user.send("/start")).update_id for user in users]
-        await fake.wait_until_delivered(update_ids, timeout=30)  # ...each update got its 200
-        await fake.wait_for_held(len(users), timeout=30)
-        fake.redeliver(update_ids[0])  # and Telegram sends one of them again
-        await eventually(lambda: _true(len(fake.webhook_statuses(update_ids[0])) == 2))
-
-        worker.kill()  # SIGKILL: every update is in flight
-        fake.release()
-        assert all(answers(fake, u.user_id, "Согласие") == [] for u in users)
-        pending = await worker.db("SELECT count(*) FROM inbox WHERE status = 'pending'")
-        assert pending == [(len(users),)]
-
-        await worker.start()  # the same WORKER_NAME: its unfinished updates are taken at once
-        fake.redeliver(update_ids[1])  # a late repeat after the restart, too
-
-        async def all_answered() -> bool:
-            return all(answers(fake, u.user_id, "Согласие") for u in users)
-
-        await eventually(all_answered)
-        await asyncio.sleep(1.0)  # time for any duplicate to show up
-        for user in users:
-            assert len(answers(fake, user.user_id, "Согласие")) == 1, user
-        rows = await worker.db("SELECT status, payload FROM inbox ORDER BY update_id")
-        assert rows == [("done", None)] * len(users)
-        assert await worker.stop(signal.SIGTERM) == 0
+        await _kill_in_flight_and_restart(fake, worker, webhook=True)
     finally:
         worker.stop_now()
         fake.release()
+
+
+async def test_polling_sigkill_with_updates_in_flight_loses_none_and_answers_none_twice(
+    tmp_path: Path, empty_database_url: str
+) -> None:
+    async with FakeTelegram() as fake:
+        fake.add_bot(TOKEN)
+        process = BotProcess(fake, tmp_path, empty_database_url)
+        process.env["WORKER_NAME"] = "poller-1"
+        await process.start()
+        try:
+            await _kill_in_flight_and_restart(fake, process, webhook=False)
+        finally:
+            if process.proc and process.proc.poll() is None:
+                process.kill()
+            fake.release()
+
+
+async def _kill_in_flight_and_restart(
+    fake: FakeTelegram, process: BotProcess, *, webhook: bool
+) -> None:
+    users = [FakeUser(fake, 630_000_001 + i, first_name="Евпраксия") for i in range(6)]
+    fake.hold("sendMessage")  # the answers wait at Telegram's door...
+    update_ids = [(await user.send("/start")).update_id for user in users]
+    if webhook:  # ...each update got its 200
+        await fake.wait_until_delivered(update_ids, timeout=30)
+    else:  # ...the offset moved past each update (only once it was stored)
+        await fake.wait_until_consumed(update_ids[-1], timeout=30)
+    await fake.wait_for_held(len(users), timeout=30)
+    if webhook:
+        fake.redeliver(update_ids[0])  # and Telegram sends one of them again
+        await eventually(lambda: _true(len(fake.webhook_statuses(update_ids[0])) == 2))
+
+    process.kill()  # SIGKILL: every update is in flight
+    fake.release()
+    assert all(answers(fake, u.user_id, "Согласие") == [] for u in users)
+    pending = await process.db("SELECT count(*) FROM inbox WHERE status = 'pending'")
+    assert pending == [(len(users),)]
+
+    fake.redeliver(update_ids[1])  # a late repeat (polling: waiting for the next getUpdates)
+    await process.start()  # the same WORKER_NAME: its unfinished updates are taken at once
+
+    async def all_answered() -> bool:
+        return all(answers(fake, u.user_id, "Согласие") for u in users)
+
+    await eventually(all_answered)
+    await asyncio.sleep(1.0)  # time for any duplicate to show up
+    for user in users:
+        assert len(answers(fake, user.user_id, "Согласие")) == 1, user
+    rows = await process.db("SELECT status, payload FROM inbox ORDER BY update_id")
+    assert rows == [("done", None)] * len(users)
+    assert await process.stop(signal.SIGTERM) == 0
 
 
 async def _true(value: bool) -> bool:
