@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiogram.utils.i18n import I18n
+from pydantic import SecretStr
 
 from bot.catalog import Catalog
 from bot.runner import health_check, serve
@@ -304,3 +305,31 @@ def test_a_webhook_secret_telegram_would_refuse_is_named(monkeypatch: pytest.Mon
     monkeypatch.setenv("WEBHOOK_SECRET", "has spaces!")
     with pytest.raises(SettingsError, match="WEBHOOK_SECRET"):
         load_settings(_env_file=None)
+
+
+async def test_healthz_is_503_when_something_is_unreachable(harness: Harness) -> None:
+    from aiohttp import web
+
+    from bot.runner import UpdateProcessor, webhook_app
+
+    async def broken() -> dict[str, str]:
+        return {"database": "ok", "redis": "unreachable"}
+
+    settings = harness.settings.model_copy(
+        update={"webhook_url": "http://127.0.0.1/tg", "webhook_secret": SecretStr(SECRET)}
+    )
+    inbox = inbox_of(harness, "w/1/a")
+    app = webhook_app(settings, inbox, UpdateProcessor(harness.dp, harness.bot, inbox), broken)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/healthz") as response,
+        ):
+            assert response.status == 503
+            assert await response.json() == {"database": "ok", "redis": "unreachable"}
+    finally:
+        await runner.cleanup()
