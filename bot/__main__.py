@@ -59,7 +59,7 @@ async def run(settings: Settings, catalog: Catalog) -> None:
     from bot.runner import health_check, serve
     from bot.services.clock import utc_now
     from bot.storage.db import create_engine, migrate
-    from scheduler.jobs import build_scheduler, stop_scheduler
+    from scheduler.jobs import add_broadcast_progress, build_scheduler, stop_scheduler
 
     engine = create_engine(settings.database_url)
     await migrate(engine)
@@ -73,6 +73,9 @@ async def run(settings: Settings, catalog: Catalog) -> None:
 
     sender = dp["outbox"]
     scheduler = build_scheduler(sender, tick_seconds=settings.outbox_tick_seconds)
+    add_broadcast_progress(
+        scheduler, services.broadcasts.tick, seconds=min(settings.broadcast_progress_seconds, 5)
+    )
 
     async def on_startup() -> None:
         scheduler.start()

@@ -12,6 +12,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.fsm.strategy import FSMStrategy
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
@@ -21,18 +22,23 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.fsm.storage import SQLStorage
 from bot.handlers import build_root_router
+from bot.handlers.broadcasts import BroadcastProgressNotifier
+from bot.handlers.relay import DutyDesk
 from bot.handlers.schedule import SlotRemovedNotifier
-from bot.i18n import N_, LocaleMiddleware
+from bot.i18n import N_, LocaleMiddleware, variants
 from bot.middlewares import InFlightMiddleware, PatientMiddleware
 from bot.notifications import ApplicationNotifier, BookingNotifier
 from bot.services.applications import CARD, CARD_REFRESH, ApplicationService
 from bot.services.booking import BOOKING_NOTICE, BookingService
+from bot.services.broadcasts import BROADCAST_PROGRESS, BroadcastService
 from bot.services.clock import Clock, utc_now
 from bot.services.documents import DocumentService
 from bot.services.outbox import Limits, OutboxSender
 from bot.services.patients import PatientService
+from bot.services.referrals import COLUMNS, ReferralService
 from bot.services.relay import RelayService
 from bot.services.schedule import SLOT_REMOVED, ScheduleService
+from bot.services.stats import StatsService
 from bot.staff_access import StaffAccess
 from bot.storage.db import SessionFactory, create_session_factory
 from bot.uploads import UploadCoordinator
@@ -53,6 +59,9 @@ class Services:
     booking: BookingService = field(init=False)
     relay: RelayService = field(init=False)
     schedule: ScheduleService = field(init=False)
+    broadcasts: BroadcastService = field(init=False)
+    statistics: StatsService = field(init=False)
+    referrals: ReferralService = field(init=False)
 
     def __post_init__(self) -> None:
         self.patients = PatientService(self.sessions, self.settings.files_dir, self.clock)
@@ -77,6 +86,21 @@ class Services:
         )
         self.relay = RelayService(self.sessions, self.clock, self.settings.duty_chat_id)
         self.schedule = ScheduleService(self.sessions, self.catalog, self.clock)
+        self.broadcasts = BroadcastService(
+            self.sessions,
+            self.clock,
+            per_second=self.settings.broadcast_per_second,
+            progress_every=timedelta(seconds=self.settings.broadcast_progress_seconds),
+        )
+        self.statistics = StatsService(self.sessions, self.clock)
+        self.referrals = ReferralService(
+            self.sessions,
+            self.catalog,
+            self.clock,
+            link_days=self.settings.referral_link_days,
+            # A table's headers are recognised in every language of the bot.
+            header_names={c: variants(self.i18n, f"referral.col.{c.value}") for c in COLUMNS},
+        )
 
     @classmethod
     def create(
@@ -113,14 +137,33 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         services.clock,
         settings.default_locale,
     )
+
+    async def post_in_topic(bot: Bot, patient_id: int, text: str) -> int | None:
+        desk = DutyDesk(
+            bot=bot,
+            relay=services.relay,
+            patients=services.patients,
+            i18n=services.i18n,
+            catalog=services.catalog,
+            clock=services.clock,
+            staff_locale=settings.default_locale,
+        )
+        return await desk.post_in_topic(patient_id, text)
+
     sender.register(
         BOOKING_NOTICE,
-        BookingNotifier(services.booking, services.catalog, services.i18n, settings).notify,
+        BookingNotifier(
+            services.booking, services.catalog, services.i18n, settings, post_in_topic
+        ).notify,
     )
     sender.register(
         SLOT_REMOVED,
         SlotRemovedNotifier(services.schedule, services.i18n, settings.default_locale).notify,
     )
+    progress = BroadcastProgressNotifier(
+        services.broadcasts, services.catalog, services.i18n, settings.default_locale
+    )
+    sender.register(BROADCAST_PROGRESS, progress.notify, idempotent=True)  # an edit
     for kind, handler in notifier.handlers().items():
         # A card posted or edited again is harmless (post_card checks what is already there);
         # a notice to a patient is never repeated blindly after a crash.
@@ -157,6 +200,9 @@ def create_dispatcher(
     dp = Dispatcher(
         storage=storage or SQLStorage(services.sessions),
         events_isolation=isolation or SimpleEventIsolation(),
+        # A doctor's half-done step (a decline reason, a typed time) belongs to the topic of
+        # the card it was started on: text in another patient's topic is not taken for it.
+        fsm_strategy=FSMStrategy.USER_IN_TOPIC,
         settings=services.settings,
         catalog=services.catalog,
         sessions=services.sessions,
@@ -167,6 +213,9 @@ def create_dispatcher(
         booking=services.booking,
         relay=services.relay,
         schedule=services.schedule,
+        broadcasts=services.broadcasts,
+        statistics=services.statistics,
+        referrals=services.referrals,
         uploads=uploads,
         outbox=sender,
         access=StaffAccess(),

@@ -282,3 +282,46 @@ class ScheduleStepCb(CallbackData, prefix="sd"):
     value: int = 0
     index: int = 0
     code: str = ""
+
+
+class BroadcastStep(StrEnum):
+    AUDIENCE = "au"  # from the preview: choose who gets it
+    KIND = "k"  # an audience kind (code)
+    REGION = "r"  # value: region code
+    CENTER = "c"  # code: center code
+    DAYS = "d"  # value: days ahead
+    CONFIRM = "ok"
+    BACK = "b"  # value 1: from a sub-list back to the audience menu
+    CANCEL = "x"
+
+
+class BroadcastStepCb(CallbackData, prefix="bs"):
+    step: BroadcastStep
+    code: str = ""
+    value: int = 0
+
+
+class BroadcastAction(StrEnum):
+    PAUSE = "p"
+    RESUME = "r"
+    CANCEL = "c"
+    CANCEL_YES = "cy"
+    KEEP = "k"  # "no, go on" under the stop question
+    REFRESH = "f"
+
+
+class BroadcastCb(CallbackData, prefix="bp"):
+    """A button of a broadcast's progress message (the author is re-checked)."""
+
+    action: BroadcastAction
+    broadcast: int
+
+
+class ExportPeriod(StrEnum):
+    THIS_MONTH = "t"
+    LAST_MONTH = "l"
+    CANCEL = "x"
+
+
+class ExportCb(CallbackData, prefix="ex"):
+    period: ExportPeriod

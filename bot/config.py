@@ -46,6 +46,16 @@ class Settings(BaseSettings):
     outbox_per_group_per_minute: float = Field(default=20.0, gt=0)
     shutdown_grace_seconds: float = Field(default=20.0, gt=0)
 
+    # --- coordinators' broadcasts (/broadcast) ---
+    # Broadcast messages are queued at this rate, below OUTBOX_GLOBAL_PER_SECOND, so personal
+    # notifications keep flowing while a broadcast runs.
+    broadcast_per_second: float = Field(default=20.0, gt=0)
+    # The coordinator's progress message is edited at most this often.
+    broadcast_progress_seconds: float = Field(default=5.0, ge=1, le=600)
+    # --- referrals of attending doctors (issue 7, part A) ---
+    # How long a referral's personal link (t.me/<bot>?start=ref_…) stays valid, in days.
+    referral_link_days: int = Field(default=30, ge=1, le=365)
+
     # --- scale-out: webhook workers, the update inbox, Redis dialogues (issue 8) ---
     webhook: bool = False  # receive updates by webhook instead of long polling
     webhook_url: str | None = None  # the public https URL Telegram posts updates to

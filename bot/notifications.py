@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from html import escape
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ from bot.services.documents import DocumentService
 from bot.services.validation import age_on
 from bot.storage.db import SessionFactory
 from bot.storage.models import Patient
+from bot.storage.referral_models import Referral
 from bot.views import MOSCOW, format_date, polite_name, region_name
 
 logger = logging.getLogger("bot.notifications")
@@ -125,6 +127,8 @@ class ApplicationNotifier:
         lines.append(_("card.group").format(group=escape(group.name.get(locale) if group else "—")))
         lines.append(_("card.diagnosis").format(text=escape(application.diagnosis)))
         lines.append(_("card.complaints").format(text=escape(application.complaints)))
+        if application.referral_id is not None:
+            lines.append(await self._referral_line(application.referral_id))
         lines.append(_("card.checklist"))
         if center is not None:
             for code in center.required_documents_for(application.disease_group_code):
@@ -151,6 +155,22 @@ class ApplicationNotifier:
         lines.append("")
         lines.append(self._status_line(application))
         return "\n".join(lines)
+
+    async def _referral_line(self, referral_id: int) -> str:
+        async with self._sessions() as session:
+            found = (
+                await session.execute(
+                    select(Referral.referring_organization, Referral.referring_doctor).where(
+                        Referral.id == referral_id
+                    )
+                )
+            ).first()
+        if found is None:
+            return _("card.by_referral_unknown")
+        organization, doctor = found
+        return _("card.by_referral").format(
+            organization=escape(organization), doctor=escape(doctor or "—")
+        )
 
     def _doc_name(self, code: str, locale: str) -> str:
         doc_type = self._catalog.document_type(code)
@@ -348,16 +368,26 @@ def status_name(status: Status) -> str:
     return names[status]
 
 
+#: Posts a text about a patient in their duty-chat topic: (bot, patient id, text) -> message id.
+TopicPoster = Callable[[Bot, int, str], Awaitable[int | None]]
+
+
 class BookingNotifier:
     """Tells the duty doctors' chat about bookings, moves and cancellations."""
 
     def __init__(
-        self, booking: BookingService, catalog: Catalog, i18n: I18n, settings: Settings
+        self,
+        booking: BookingService,
+        catalog: Catalog,
+        i18n: I18n,
+        settings: Settings,
+        post: TopicPoster | None = None,
     ) -> None:
         self._booking = booking
         self._catalog = catalog
         self._i18n = i18n
         self._locale = settings.default_locale
+        self._post = post
 
     async def notify(self, row: JobRow, bot: Bot) -> int | None:
         found = await self._booking.booking_notice_data(int(row.payload["consultation_id"]))
@@ -376,5 +406,8 @@ class BookingNotifier:
                 doctor=escape(consultation.doctor_name or "—"),
                 time=f"{consultation.starts_at.astimezone(MOSCOW):%d.%m.%Y %H:%M}",
             )
+            if self._post is not None:
+                # In the patient's topic, next to their questions, so the doctor sees it all.
+                return await self._post(bot, patient.id, text)
             message = await bot.send_message(row.chat_id, text)
             return message.message_id

@@ -19,6 +19,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import EllipsisType
 from typing import Any
 
 from .formatting import detect_entities
@@ -201,6 +202,9 @@ class FakeUser(_Person):
         server.register_user(self.user_json, token=bot, started=has_started_bot)
         self._cursor = server.event_seq(token=bot)
         self._last_query_id: str | None = None
+        # The forum topic this person has open in each group (where their next message goes
+        # unless a test names a topic): the one they last clicked or wrote in.
+        self._viewing: dict[int, int | None] = {}
 
     # ---------------------------------------------------------------- identity
     @property
@@ -254,6 +258,11 @@ class FakeUser(_Person):
         )
 
     async def _send_content(self, content: JSON, **where: Any) -> PushedUpdate:
+        chat_id = where.get("chat_id")
+        if chat_id is not None and chat_id != self.user_id:  # a group: the topic open there
+            if "thread_id" not in where:
+                where["thread_id"] = self._viewing.get(chat_id)
+            self._viewing[chat_id] = where["thread_id"]
         stored = self._store(content, **where)
         return await self._push({"message": copy.deepcopy(stored.data)})
 
@@ -587,11 +596,14 @@ class FakeUser(_Person):
         self,
         group: FakeGroup,
         text: str,
-        thread_id: int | None = None,
+        thread_id: int | EllipsisType | None = ...,
         reply_to: int | None = None,
     ) -> PushedUpdate:
+        """Write in the group: in ``thread_id`` (None: the General topic), by default in the
+        topic this person has open — the one they last clicked or wrote in, as in Telegram."""
+        where: dict[str, Any] = {} if thread_id is ... else {"thread_id": thread_id}
         return await self._send_content(
-            self._text_content(text), chat_id=group.chat_id, thread_id=thread_id, reply_to=reply_to
+            self._text_content(text), chat_id=group.chat_id, reply_to=reply_to, **where
         )
 
     async def click_in_group(
@@ -603,6 +615,7 @@ class FakeUser(_Person):
         thread_id: int | None = None,
     ) -> PushedUpdate:
         msg, found = self._find_inline(group.chat_id, button_text, message_id, thread_id)
+        self._viewing[group.chat_id] = msg.message_thread_id
         return await self._click_button(msg, found)
 
     # ---------------------------------------------------------------- reading

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from apscheduler.jobstores.base import JobLookupError  # type: ignore[import-untyped]
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_JOB_ID = "outbox-deliver"
 OUTBOX_RECOVER_JOB_ID = "outbox-recover"
+BROADCAST_PROGRESS_JOB_ID = "broadcast-progress"
 
 
 def build_scheduler(sender: OutboxSender, *, tick_seconds: float = 1.0) -> AsyncIOScheduler:
@@ -65,6 +67,22 @@ def build_scheduler(sender: OutboxSender, *, tick_seconds: float = 1.0) -> Async
 
     sender.set_waker(run_now)
     return scheduler
+
+
+def add_broadcast_progress(
+    scheduler: AsyncIOScheduler, tick: Callable[[], Awaitable[int]], *, seconds: float
+) -> None:
+    """Run ``tick`` (``BroadcastService.tick``: finish broadcasts, queue progress edits) every
+    ``seconds``; what it queues goes out with the next outbox tick."""
+    scheduler.add_job(
+        tick,
+        IntervalTrigger(seconds=seconds, timezone=UTC),
+        id=BROADCAST_PROGRESS_JOB_ID,
+        name="broadcasts: progress messages",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
 
 
 async def stop_scheduler(scheduler: AsyncIOScheduler, sender: OutboxSender) -> None:

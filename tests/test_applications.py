@@ -321,3 +321,32 @@ async def test_another_time_then_a_new_one_and_a_pdf_conclusion(
     )
     assert conclusion_text == "Итог"
     assert telegram_file_id
+
+
+async def test_a_doctors_half_done_step_belongs_to_its_topic(
+    harness: Harness, make_user: Any, staff: Any
+) -> None:
+    """A decline reason asked in one patient's topic is not taken from another patient's topic:
+    a doctor answering elsewhere meanwhile sends nothing to the wrong patient."""
+    group, doctor, _ = staff
+    first, second = make_user(), make_user()
+    await submitted(first, harness)
+    await submitted(second, harness)
+    first_card, second_card = (
+        m for m in group.messages() if "Заявка №" in (m.text or "") and m.inline_keyboard
+    )
+    assert first_card.message_thread_id != second_card.message_thread_id
+    await doctor.click_in_group(group, "✖️ Отклонить", message_id=first_card.message_id)
+    await doctor.send_in_group(group, "Коллеги, посмотрите ЭКГ", second_card.message_thread_id)
+    assert await harness.rows("SELECT status FROM applications ORDER BY id") == [
+        ("submitted",),
+        ("submitted",),
+    ]
+    await doctor.send_in_group(group, "Не профиль центра", first_card.message_thread_id)
+    await harness.deliver()
+    assert await harness.rows("SELECT status, status_note FROM applications ORDER BY id") == [
+        ("declined", "Не профиль центра"),
+        ("submitted", None),
+    ]
+    assert "Не профиль центра" in first.last_text()
+    assert "Коллеги" not in second.last_text()

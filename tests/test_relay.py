@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from fakegram.models import StoredMessage
 from fakegram.server import FakeTelegram
 from tests.conftest import Harness, with_fresh_staff_chats
 from tests.helpers import NAME, register, state_of
+from tests.test_booking import FIRST, add_doctor, book
 from tests.test_documents import pdf, png
 
 ASK = "❓ Вопрос врачу"
@@ -471,7 +473,7 @@ async def test_staff_commands(
     assert NAME in forum.last_text(thread_id=thread)
     assert len(user.messages()) == count, "commands are not relayed"
 
-    await doctor.send_in_group(forum, "/profile")  # in General: whose profile?
+    await doctor.send_in_group(forum, "/profile", thread_id=None)  # in General: whose?
     assert "в теме пациента" in forum.last_text()
     assert len(user.messages()) == count
 
@@ -502,3 +504,82 @@ async def test_erasure_takes_the_pairs_with_the_patient(
     await user.click("🗑 Удалить навсегда")
     assert await harness.rows("SELECT count(*) FROM relay_messages") == [(0,)]
     assert await harness.rows("SELECT count(*) FROM relay_threads") == [(0,)]
+
+
+async def test_book_ask_answer_reschedule_all_in_the_patients_topic(
+    harness: Harness, user: FakeUser, forum: FakeGroup, doctor: FakeUser
+) -> None:
+    """The issue's end-to-end path: a patient without documents books a duty doctor, asks a
+    question, gets the answer, reschedules — and the doctors see every step in one topic."""
+    await add_doctor(harness, "Анна Сердцева", "cardiology", [FIRST, FIRST + timedelta(minutes=30)])
+    await register(user)
+    assert await harness.rows("SELECT count(*) FROM documents") == [(0,)]
+
+    await book(user, "15:00")
+    assert "Вы записаны к врачу Анна Сердцева на 26.11.2026 15:00" in user.last_text()
+    await harness.deliver()
+    thread = the_topic(forum)  # the booking opened the patient's topic
+    card, booked = in_topic(forum, thread)
+    assert "пациент #1" in card.content and "26.11.2026 10:00" in card.content
+    assert "Новая запись" in booked.content and "26.11.2026 10:00" in booked.content
+
+    await user.press(ASK)
+    await user.send("Нужно ли сдать анализы до консультации?")
+    assert in_topic(forum, thread)[-1].text == "Нужно ли сдать анализы до консультации?"
+    await doctor.send_in_group(forum, "Достаточно общего анализа крови.", thread_id=thread)
+    assert user.last_text() == f"{SIGNED}\nДостаточно общего анализа крови."
+
+    await user.press("🗓 Мои консультации")  # a menu section ends the chat mode
+    assert await state_of(harness, user) is None
+    await user.click(re.compile("^26.11.2026 15:00"))
+    await user.click("🔁 Перенести")
+    await user.click("26.11")
+    await user.click("15:30")
+    await user.click("✅ Перенести на это время")
+    assert "перенесена на 26.11.2026 15:30" in user.last_text()
+    await harness.deliver()
+
+    assert len(forum.topics()) == 1
+    # Everything in the topic, in order: the card, the booking, the question, the doctor's
+    # answer, the move (the service message of the topic's creation aside).
+    contents = [m.content for m in forum.all_messages(thread_id=thread) if not m.is_service]
+    assert len(contents) == 5, contents
+    assert "пациент #1" in contents[0] and "Новая запись" in contents[1]
+    assert contents[2:4] == [
+        "Нужно ли сдать анализы до консультации?",
+        "Достаточно общего анализа крови.",
+    ]
+    assert "Перенос" in contents[4] and "26.11.2026 10:30" in contents[4]
+    assert "Анна Сердцева" in contents[4]
+    assert [m for m in forum.messages() if m.message_thread_id is None] == []  # none in General
+
+
+async def test_menu_sections_end_the_chat_with_doctors(
+    harness: Harness, user: FakeUser, forum: FakeGroup
+) -> None:
+    for section in ("📋 Мои заявки", "📝 Мои заключения", "❓ Помощь"):
+        await ask_doctor(user) if section == "📋 Мои заявки" else await user.press(ASK)
+        assert await state_of(harness, user) == Relay.chatting.state
+        await user.press(section)
+        assert await state_of(harness, user) is None, section
+    assert forum.topics() == []  # none of the presses reached the doctors
+    assert "Дежурный врач" in user.last_text() and "Вопрос врачу" in user.last_text()
+
+
+async def test_a_booking_notice_after_the_topic_was_deleted_makes_a_new_one(
+    harness: Harness, user: FakeUser, forum: FakeGroup
+) -> None:
+    await add_doctor(harness, "Анна Сердцева", "cardiology", [FIRST, FIRST + timedelta(minutes=30)])
+    await ask_doctor(user)
+    await user.send("Первый вопрос")
+    old = the_topic(forum)
+    await harness.bot.delete_forum_topic(forum.chat_id, old)  # a doctor deleted it
+
+    await book(user, "15:30")
+    await harness.deliver()
+    new = the_topic(forum)
+    assert new != old
+    card, booked = in_topic(forum, new)
+    assert "Прежняя тема пациента была удалена" in card.content
+    assert "Новая запись" in booked.content and "26.11.2026 10:30" in booked.content
+    assert await harness.rows("SELECT status FROM outbox") == [("sent",)]

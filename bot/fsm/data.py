@@ -30,6 +30,7 @@ class RegistrationDraft(BaseModel):
     time_zone: str | None = None
     region_page: int = 0
     resume_state: str | None = None  # the step to go back to after /cancel is declined
+    referral_id: int | None = None  # activating a referral's link: confirm makes the patient
 
     @property
     def complete(self) -> bool:
@@ -60,6 +61,7 @@ class ApplicationDraft(BaseModel):
     group_code: str | None = None
     diagnosis: str | None = None
     complaints: str | None = None
+    referral_id: int | None = None  # made from a referral (the card names who referred)
 
 
 _APPLICATION_KEY = "application"

@@ -72,3 +72,26 @@ class Schedule(StatesGroup):
 
 class Relay(StatesGroup):
     chatting = State()  # the patient's messages go to the duty doctors' chat
+
+
+class BroadcastForm(StatesGroup):
+    """A coordinator writing a broadcast: the message, who gets it, the confirmation."""
+
+    content = State()
+    audience = State()
+    confirm = State()
+
+
+class ExportForm(StatesGroup):
+    period = State()  # the date range of the applications export
+
+
+class ReferralActivation(StatesGroup):
+    """A patient who opened a referral's personal link, until the phone is confirmed."""
+
+    consent = State()
+    contact = State()  # the Telegram contact must carry the referral's phone
+
+
+class ReferralImport(StatesGroup):
+    upload = State()  # a coordinator is asked for a referral table (after /import)

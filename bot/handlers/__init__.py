@@ -12,15 +12,18 @@ from aiogram.utils.i18n import I18n
 from bot.handlers import (
     applications,
     booking,
+    broadcasts,
     common,
     documents,
     errors,
     fallback,
     profile,
+    referrals,
     registration,
     relay,
     schedule,
     staff,
+    stats,
 )
 from bot.middlewares import FlowMiddleware
 
@@ -53,8 +56,12 @@ def build_root_router(i18n: I18n) -> Router:
     )
 
     private.include_routers(
+        referrals.activation_router(i18n),  # /start ref_<code> before the plain /start
         common.router(i18n),
         schedule.router(i18n),  # coordinators only (its own filter); others fall through
+        broadcasts.router(i18n),  # coordinators only, as above
+        stats.router(i18n),  # coordinators only, as above
+        referrals.coordinator_router(),  # coordinators only (its own filter)
         registration.router(i18n),
         patients_only,
         fallback.router(),

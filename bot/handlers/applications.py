@@ -142,6 +142,7 @@ def router(i18n: I18n) -> Router:
                     draft.diagnosis,
                     draft.complaints,
                     tuple(missing),
+                    referral_id=draft.referral_id,
                 ),
             )
         except ActionRefusedError:
@@ -187,6 +188,7 @@ def router(i18n: I18n) -> Router:
     async def my_applications(
         _message: Message, flow: Flow, patient: PatientDTO, applications: ApplicationService
     ) -> None:
+        await flow.leave_chat_with_doctor()
         items = await applications.for_patient(patient.id)
         if not items:
             await flow.send(_("app.none"))
@@ -290,6 +292,7 @@ def router(i18n: I18n) -> Router:
     async def conclusions(
         _message: Message, flow: Flow, patient: PatientDTO, applications: ApplicationService
     ) -> None:
+        await flow.leave_chat_with_doctor()
         items = await applications.conclusions(patient.id)
         if not items:
             await flow.send(_("conclusion.none"))

@@ -65,6 +65,7 @@ def router(i18n: I18n) -> Router:
             await flow.send(_("help.text"))
             await flow.ask(current)
             return
+        await flow.leave_chat_with_doctor()
         await flow.send(
             _("help.text"), reply_markup=menu_kb.main_menu() if patient else ReplyKeyboardRemove()
         )

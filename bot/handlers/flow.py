@@ -19,7 +19,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.fsm.data import Mode, RegistrationDraft, load_draft, save_draft
-from bot.fsm.states import Registration
+from bot.fsm.states import Registration, Relay
 from bot.keyboards import menu as menu_kb
 from bot.keyboards import registration as kb
 from bot.services.clock import Clock
@@ -139,6 +139,12 @@ class Flow:
             return
         position = FIELD_ORDER.index(done)
         await self.ask(FIELD_ORDER[position + 1], draft)
+
+    async def leave_chat_with_doctor(self) -> None:
+        """A menu section opened while chatting with the duty doctors ends that mode: the next
+        text is not silently sent to the doctors. Other dialogues are left as they are."""
+        if await self.state.get_state() == Relay.chatting.state:
+            await self.state.clear()
 
     async def back(self) -> None:
         draft = await load_draft(self.state)

@@ -241,6 +241,37 @@ class DutyDesk:
         await self.relay.record(patient.id, chat_id, Direction.IN, pairs_made)
         return True
 
+    async def topic_for(self, patient_id: int) -> int | None:
+        """The patient's topic in the duty chat, ready to post in (made, reopened or recreated
+        as a patient's message would); None in a chat without topics, or for no patient."""
+        chat_id = self.relay.duty_chat_id
+        if chat_id is None or not await self._is_forum(chat_id):
+            return None
+        patient = await self.relay.patient(patient_id)
+        if patient is None:
+            return None
+        return await self._open_topic(patient, chat_id)
+
+    async def post_in_topic(self, patient_id: int, text: str) -> int | None:
+        """Post a notice about the patient in their topic (the General topic, or the chat
+        without topics, when there is none); the message id. A topic deleted by hand is made
+        anew, so nothing the doctors should see is lost."""
+        chat_id = self.relay.duty_chat_id
+        if chat_id is None:
+            return None
+        thread_id = await self.topic_for(patient_id)
+        try:
+            sent = await self.bot.send_message(chat_id, text, message_thread_id=thread_id)
+        except TelegramBadRequest as error:
+            if thread_id is None or not _thread_gone(error):
+                raise
+            patient = await self.relay.patient(patient_id)
+            if patient is None:
+                raise
+            thread_id = await self._new_topic(patient, chat_id, replaces=thread_id, recreated=True)
+            sent = await self.bot.send_message(chat_id, text, message_thread_id=thread_id)
+        return sent.message_id
+
     async def _post_from_patient(
         self, message: Message, patient: PatientDTO, chat_id: int, reply_to: int | None
     ) -> list[NewPair]:
@@ -306,7 +337,7 @@ class DutyDesk:
             self.relay.remember_forum(chat_id, known)
         return known
 
-    async def _open_topic(self, patient: PatientDTO, chat_id: int) -> int | None:
+    async def _open_topic(self, patient: PatientDTO | PatientRef, chat_id: int) -> int | None:
         """The patient's topic, ready to write in: made on the first message, reopened after
         /close, made anew when it was deleted. None: topics cannot be made here."""
         thread = await self.relay.thread(patient.id, chat_id)
@@ -335,7 +366,12 @@ class DutyDesk:
         await self.relay.set_closed(patient_id, chat_id, closed=False)
 
     async def _new_topic(
-        self, patient: PatientDTO, chat_id: int, *, replaces: int | None, recreated: bool = False
+        self,
+        patient: PatientDTO | PatientRef,
+        chat_id: int,
+        *,
+        replaces: int | None,
+        recreated: bool = False,
     ) -> int | None:
         with self.locale():
             name = _("relay.topic_name").format(name=polite_name(patient.full_name), id=patient.id)

@@ -25,6 +25,7 @@ from bot.storage.models import (
     Document,
     Patient,
 )
+from bot.storage.referral_models import Referral
 
 
 class Status(StrEnum):
@@ -77,6 +78,7 @@ class Draft:
     diagnosis: str
     complaints: str
     missing: tuple[str, ...]
+    referral_id: int | None = None  # made from this referral (it must be the patient's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,7 @@ class ApplicationDTO:
     card_message_id: int | None
     requested_documents: tuple[str, ...]
     created_at: datetime
+    referral_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,7 @@ def _app_dto(a: Application) -> ApplicationDTO:
         card_message_id=a.card_message_id,
         requested_documents=_split(a.requested_documents),
         created_at=a.created_at,
+        referral_id=a.referral_id,
     )
 
 
@@ -210,7 +214,14 @@ class ApplicationService:
         now = self._clock()
         try:
             async with self._sessions.begin() as session:
+                referral_id = None
+                if draft.referral_id is not None:
+                    owner = await session.scalar(
+                        select(Referral.patient_id).where(Referral.id == draft.referral_id)
+                    )
+                    referral_id = draft.referral_id if owner == patient_id else None
                 application = Application(
+                    referral_id=referral_id,
                     patient_id=patient_id,
                     center_code=center.code,
                     open_center=center.code,

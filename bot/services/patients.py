@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from bot.services.clock import Clock
 from bot.services.validation import age_on
 from bot.storage.db import SessionFactory
 from bot.storage.models import Patient
+from bot.storage.referral_models import Referral
 from bot.storage.repositories import DialogueRepository, PatientRepository
 
 
@@ -72,7 +74,7 @@ PROFILE_FIELDS = frozenset(
 )
 
 
-def _dto(p: Patient) -> PatientDTO:
+def patient_dto(p: Patient) -> PatientDTO:
     return PatientDTO(
         id=p.id,
         telegram_id=p.telegram_id,
@@ -102,7 +104,7 @@ class PatientService:
     async def get(self, telegram_id: int) -> PatientDTO | None:
         async with self._sessions() as session:
             patient = await PatientRepository(session).by_telegram_id(telegram_id)
-            return _dto(patient) if patient else None
+            return patient_dto(patient) if patient else None
 
     async def register(self, telegram_id: int, new: NewPatient) -> PatientDTO:
         now = self._clock()
@@ -127,7 +129,7 @@ class PatientService:
                         updated_at=now,
                     )
                 )
-                return _dto(patient)
+                return patient_dto(patient)
         except IntegrityError:
             # A concurrent confirmation (double click) registered this user first.
             raise AlreadyRegisteredError from None
@@ -143,7 +145,7 @@ class PatientService:
             for name, value in changes.items():
                 setattr(patient, name, value)
             patient.updated_at = self._clock()
-            return _dto(patient)
+            return patient_dto(patient)
 
     async def set_locale(self, telegram_id: int, locale: str) -> None:
         async with self._sessions.begin() as session:
@@ -179,6 +181,13 @@ class PatientService:
                 raise NotRegisteredError
             patient_id = patient.id
             dialogues = await DialogueRepository(session).erase_user(telegram_id)
+            # A referral still waiting under this person's phone and birth date is theirs too
+            # (activated ones go with the patient row).
+            await session.execute(
+                delete(Referral).where(
+                    Referral.phone == patient.phone, Referral.birth_date == patient.birth_date
+                )
+            )
             await patients.erase(patient, self._clock())
         files = await asyncio.to_thread(_remove_tree, self.patient_files_dir(patient_id))
         return ErasureReport(patient_id=patient_id, dialogues=dialogues, files=files)

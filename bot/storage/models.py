@@ -209,6 +209,10 @@ class Application(Base):
     requested_documents: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Made from a referral of an attending doctor (the card says so and names who referred).
+    # No foreign key: on SQLite adding one would rebuild this table, whose DROP cascades to
+    # its children; the referral goes with the patient, and so does the application.
+    referral_id: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 class ApplicationEvent(Base):
@@ -306,5 +310,7 @@ from bot.storage.outbox_models import OutboxMessage  # noqa: E402 - registers th
 
 __all__ = ["OutboxMessage"]
 
+from bot.storage import broadcast_models as broadcast_models  # noqa: E402
 from bot.storage import inbox_models as inbox_models  # noqa: E402
+from bot.storage import referral_models as referral_models  # noqa: E402
 from bot.storage import relay_models as relay_models  # noqa: E402

@@ -1,7 +1,7 @@
 """update inbox: updates stored before Telegram is acknowledged, handled once
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0010
 Create Date: 2026-11-26 02:00:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = "0011"
-down_revision = "0006"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,413 @@
+"""Referrals of attending doctors. Coordinators (COORDINATOR_IDS): /template, a table sent as a
+file (or after /import) becomes pre-registered patients with personal links, /relink issues a
+new link. Patients: /start ref_<code> → consent → their contact (the phone must be the table's)
+→ the pre-filled profile to confirm → the center's documents checklist and the application."""
+
+from __future__ import annotations
+
+import logging
+import time
+from html import escape
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.filters import Command, CommandObject, CommandStart, Filter, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    Message,
+    ReplyKeyboardRemove,
+    TelegramObject,
+)
+from aiogram.utils.callback_answer import CallbackAnswer
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.callbacks import ConsentAction, ConsentCb, SummaryAction, SummaryCb
+from bot.config import Settings
+from bot.fsm.data import (
+    ApplicationDraft,
+    RegistrationDraft,
+    load_draft,
+    save_application,
+    save_draft,
+)
+from bot.fsm.states import ApplicationForm, ReferralActivation, ReferralImport, Registration
+from bot.handlers import applications as application_steps
+from bot.handlers.flow import Flow
+from bot.handlers.schedule import Coordinator
+from bot.handlers.utils import drop_buttons
+from bot.i18n import N_, variants
+from bot.keyboards import menu as menu_kb
+from bot.keyboards import registration as kb
+from bot.referral_sheets import ReportWriter, header, link, template_xlsx
+from bot.services.patients import AlreadyRegisteredError, NewPatient, PatientDTO
+from bot.services.referrals import (
+    LINK_PREFIX,
+    MAX_ROWS,
+    PENDING,
+    REQUIRED_COLUMNS,
+    LinkError,
+    LinkRefused,
+    ReferralDTO,
+    ReferralService,
+    RelinkError,
+    RelinkRefused,
+    TableError,
+    TableRefused,
+)
+from bot.services.validation import InputProblem, parse_phone
+
+logger = logging.getLogger("bot.referrals")
+
+PROGRESS_EVERY_SECONDS = 2.0  # the progress message is edited at most this often
+TABLE_KEYS = {
+    TableRefused.NOT_TABLE: N_("referral.import_not_table"),
+    TableRefused.EMPTY: N_("referral.import_empty"),
+    TableRefused.HEADERS: N_("referral.import_headers"),
+    TableRefused.TOO_MANY_ROWS: N_("referral.import_too_many_rows"),
+}
+LINK_KEYS = {
+    LinkRefused.NOT_FOUND: N_("referral.link_not_found"),
+    LinkRefused.USED: N_("referral.link_used"),
+    LinkRefused.EXPIRED: N_("referral.link_expired"),
+}
+RELINK_KEYS = {
+    RelinkRefused.NOT_FOUND: N_("referral.relink_not_found"),
+    RelinkRefused.ACTIVATED: N_("referral.relink_activated"),
+    RelinkRefused.PHONE_TAKEN: N_("referral.relink_phone_taken"),
+}
+
+
+class ActivatingReferral(Filter):
+    """The registration draft came from a referral's link (its confirmation is ours)."""
+
+    async def __call__(self, event: TelegramObject, state: FSMContext) -> bool:
+        return (await load_draft(state)).referral_id is not None
+
+
+# --- coordinators --------------------------------------------------------------------------------
+
+
+def coordinator_router() -> Router:
+    r = Router(name="referrals_coordinator")
+    r.message.filter(Coordinator())
+
+    @r.message(Command("template"))
+    async def template(message: Message, flow: Flow) -> None:
+        data = template_xlsx(flow.catalog, flow.locale)
+        await message.answer_document(
+            BufferedInputFile(data, filename=_("referral.template_file_name")),
+            caption=_("referral.template_caption"),
+        )
+
+    @r.message(Command("import"))
+    async def ask_file(_message: Message, flow: Flow) -> None:
+        await flow.state.set_state(ReferralImport.upload)
+        await flow.send(_("referral.import_ask"))
+
+    @r.message(StateFilter(None, ReferralImport.upload), F.document)
+    async def table(
+        message: Message, flow: Flow, bot: Bot, settings: Settings, referrals: ReferralService
+    ) -> None:
+        document = message.document
+        assert document is not None and message.from_user is not None
+        if (document.file_size or 0) > settings.max_download_bytes:
+            await flow.send(_("referral.import_too_big").format(limit=settings.max_download_mb))
+            return
+        file = await bot.get_file(document.file_id)
+        buffer = await bot.download_file(file.file_path) if file.file_path else None
+        data = buffer.read() if buffer else b""
+        me = await bot.me()
+        status = await message.answer(_("referral.import_started"))
+        writer = ReportWriter(me.username or "")
+        progress = _Progress(status)
+        try:
+            summary = await referrals.import_table(
+                data, message.from_user.id, writer, progress.update
+            )
+        except TableError as refused:
+            text = _(TABLE_KEYS[refused.reason]).format(
+                limit=MAX_ROWS,
+                expected=escape(", ".join(header(c) for c in REQUIRED_COLUMNS)),
+                missing=escape(", ".join(header(c) for c in refused.missing)),
+            )
+            await _edit(status, text)
+            return
+        finally:
+            if not writer.used:
+                writer.discard()
+        await flow.state.clear()
+        await _edit(
+            status,
+            _("referral.import_done").format(
+                created=summary.created,
+                duplicates=summary.duplicates,
+                rejected=summary.rejected,
+                days=settings.referral_link_days,
+            ),
+        )
+        await message.answer_document(
+            BufferedInputFile(writer.finish(), filename=_("referral.report_file_name")),
+            caption=_("referral.report_caption"),
+        )
+
+    @r.message(ReferralImport.upload)
+    async def not_a_file(_message: Message, flow: Flow) -> None:
+        await flow.send(_("referral.import_need_file"))
+
+    @r.message(Command("relink"))
+    async def relink(
+        _message: Message,
+        command: CommandObject,
+        flow: Flow,
+        bot: Bot,
+        settings: Settings,
+        referrals: ReferralService,
+    ) -> None:
+        parts = (command.args or "").split(maxsplit=1)
+        if not parts or not parts[0].lstrip("#").isdigit():
+            await flow.send(_("referral.relink_usage"))
+            return
+        phone = None
+        if len(parts) > 1:
+            try:
+                phone = parse_phone(parts[1])
+            except InputProblem:
+                await flow.send(_("referral.relink_bad_phone"))
+                return
+        try:
+            referral, code = await referrals.relink(int(parts[0].lstrip("#")), phone)
+        except RelinkError as refused:
+            await flow.send(_(RELINK_KEYS[refused.reason]))
+            return
+        me = await bot.me()
+        await flow.send(
+            _("referral.relinked").format(
+                id=referral.id,
+                name=escape(referral.full_name),
+                link=link(me.username or "", code),
+                days=settings.referral_link_days,
+            )
+        )
+
+    return r
+
+
+class _Progress:
+    """Edits one message with the progress, not more often than every few seconds."""
+
+    def __init__(self, message: Message) -> None:
+        self._message = message
+        self._last = time.monotonic()
+
+    async def update(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self._last < PROGRESS_EVERY_SECONDS:
+            return
+        self._last = now
+        await _edit(self._message, _("referral.import_progress").format(done=done, total=total))
+
+
+async def _edit(message: Message, text: str) -> None:
+    try:
+        await message.edit_text(text)
+    except TelegramBadRequest:  # "message is not modified": the same figures again
+        logger.debug("progress message %s not edited", message.message_id)
+
+
+# --- patients: activation by the link -------------------------------------------------------------
+
+
+def activation_router(i18n: I18n) -> Router:
+    r = Router(name="referrals_activation")
+
+    @r.message(CommandStart(deep_link=True, magic=F.args.startswith(LINK_PREFIX)))
+    async def open_link(
+        _message: Message,
+        command: CommandObject,
+        flow: Flow,
+        patient: PatientDTO | None,
+        referrals: ReferralService,
+    ) -> None:
+        code = (command.args or "")[len(LINK_PREFIX) :]
+        try:
+            referral = await referrals.by_code(code)
+        except LinkError as refused:
+            logger.info("a referral link refused: %s (user %s)", refused.reason, flow.user_id)
+            await flow.state.clear()
+            markup = menu_kb.main_menu() if patient else ReplyKeyboardRemove()
+            await flow.send(_(LINK_KEYS[refused.reason]), reply_markup=markup)
+            return
+        await flow.state.clear()
+        await save_draft(flow.state, RegistrationDraft(referral_id=referral.id))
+        if patient is None:
+            await flow.send(_("referral.welcome"), reply_markup=ReplyKeyboardRemove())
+            await flow.state.set_state(ReferralActivation.consent)
+            await flow.send(_("consent.short"), reply_markup=kb.consent(full_text_shown=False))
+        else:
+            await flow.send(_("referral.welcome_registered"))
+            await _ask_contact(flow)
+
+    @r.callback_query(ReferralActivation.consent, ConsentCb.filter())
+    async def consent(
+        query: CallbackQuery, callback_data: ConsentCb, flow: Flow, settings: Settings
+    ) -> None:
+        message = query.message
+        assert isinstance(message, Message)
+        if callback_data.action is ConsentAction.FULL_TEXT:
+            await message.edit_text(_("consent.full"), reply_markup=kb.consent(True))
+        elif callback_data.action is ConsentAction.SHORT_TEXT:
+            await message.edit_text(_("consent.short"), reply_markup=kb.consent(False))
+        elif callback_data.action is ConsentAction.DECLINE:
+            await flow.state.clear()
+            await message.edit_text(_("consent.declined"))
+        else:
+            draft = await load_draft(flow.state)
+            draft.consent_version = settings.consent_version
+            draft.consent_at = flow.clock()
+            await save_draft(flow.state, draft)
+            await message.edit_text(_("consent.accepted").format(version=settings.consent_version))
+            await _ask_contact(flow)
+
+    @r.message(ReferralActivation.contact, F.contact)
+    async def contact(
+        message: Message, flow: Flow, patient: PatientDTO | None, referrals: ReferralService
+    ) -> None:
+        shared = message.contact
+        assert shared is not None and message.from_user is not None
+        if shared.user_id != message.from_user.id:
+            await flow.send(_("phone.not_own"), reply_markup=kb.phone_request())
+            return
+        draft = await load_draft(flow.state)
+        referral = await referrals.get(draft.referral_id) if draft.referral_id else None
+        if referral is None or referral.status != PENDING:
+            await flow.state.clear()
+            await flow.send(_("referral.link_used"), reply_markup=_menu_or_nothing(patient))
+            return
+        if _digits(shared.phone_number) != _digits(referral.phone):
+            logger.info("referral %s: the contact's phone does not match", referral.id)
+            await flow.state.clear()
+            await flow.send(_("referral.phone_mismatch"), reply_markup=_menu_or_nothing(patient))
+            return
+        await flow.send(_("referral.phone_matched"), reply_markup=ReplyKeyboardRemove())
+        if patient is not None:
+            try:
+                await referrals.activate_for_patient(referral.id, patient.id)
+            except LinkError as refused:
+                await flow.state.clear()
+                await flow.send(_(LINK_KEYS[refused.reason]), reply_markup=menu_kb.main_menu())
+                return
+            await flow.send(_("referral.attached"), reply_markup=menu_kb.main_menu())
+            await _to_checklist(flow, referral, patient.id)
+            return
+        region = flow.catalog.region(referral.region_code)
+        draft.full_name = referral.full_name
+        draft.birth_date = referral.birth_date
+        draft.phone = referral.phone
+        draft.phone_verified = True
+        draft.region_code = referral.region_code
+        draft.time_zone = region.default_time_zone if region else None
+        await save_draft(flow.state, draft)
+        await flow.send(_("referral.check_profile"))
+        await flow.ask(Registration.summary, draft)
+
+    @r.message(ReferralActivation.contact, F.text.in_(variants(i18n, "btn.cancel")))
+    @r.message(ReferralActivation.contact, F.text.in_(variants(i18n, "btn.back")))
+    async def contact_cancel(_message: Message, flow: Flow, patient: PatientDTO | None) -> None:
+        await flow.state.clear()
+        await flow.send(_("referral.cancelled"), reply_markup=_menu_or_nothing(patient))
+
+    @r.message(ReferralActivation.contact)
+    async def contact_other(_message: Message, flow: Flow) -> None:
+        await flow.send(_("referral.need_contact"), reply_markup=kb.phone_request())
+
+    @r.message(ReferralActivation.consent)
+    async def consent_other(_message: Message, flow: Flow) -> None:
+        await flow.send(_("reg.use_buttons"))
+        await flow.send(_("consent.short"), reply_markup=kb.consent(full_text_shown=False))
+
+    @r.callback_query(
+        Registration.summary,
+        SummaryCb.filter(F.action == SummaryAction.CONFIRM),
+        ActivatingReferral(),
+    )
+    async def confirm(
+        query: CallbackQuery,
+        flow: Flow,
+        referrals: ReferralService,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        draft = await load_draft(flow.state)
+        if not draft.complete:
+            await flow.ask(Registration.summary, draft)
+            return
+        assert draft.full_name and draft.birth_date and draft.phone and draft.time_zone
+        assert draft.region_code is not None and draft.consent_at and draft.consent_version
+        assert draft.referral_id is not None
+        new = NewPatient(
+            full_name=draft.full_name,
+            birth_date=draft.birth_date,
+            phone=draft.phone,
+            phone_verified=draft.phone_verified,
+            region_code=draft.region_code,
+            time_zone=draft.time_zone,
+            consent_version=draft.consent_version,
+            consent_at=draft.consent_at,
+        )
+        try:
+            created = await referrals.activate_new_patient(draft.referral_id, flow.user_id, new)
+        except AlreadyRegisteredError:
+            callback_answer.text = _("reg.already_registered")
+            await drop_buttons(query)
+            await flow.state.clear()
+            return
+        except LinkError as refused:
+            await drop_buttons(query)
+            await flow.state.clear()
+            await flow.send(_(LINK_KEYS[refused.reason]), reply_markup=ReplyKeyboardRemove())
+            return
+        await drop_buttons(query)
+        await flow.send(_("reg.done"), reply_markup=menu_kb.main_menu())
+        referral = await referrals.get(draft.referral_id)
+        if referral is not None:
+            await _to_checklist(flow, referral, created.id)
+
+    return r
+
+
+async def _ask_contact(flow: Flow) -> None:
+    await flow.state.set_state(ReferralActivation.contact)
+    await flow.send(_("referral.ask_contact"), reply_markup=kb.phone_request())
+
+
+async def _to_checklist(flow: Flow, referral: ReferralDTO, patient_id: int) -> None:
+    """The application from the referral: its center's documents checklist, then submit."""
+    await flow.state.clear()
+    await save_application(
+        flow.state,
+        ApplicationDraft(
+            center_code=referral.center_code,
+            group_code=referral.disease_group_code,
+            diagnosis=referral.diagnosis,
+            complaints=referral.comment or "—",
+            referral_id=referral.id,
+        ),
+    )
+    flow.patient_id = patient_id
+    center = flow.catalog.center(referral.center_code)
+    await flow.send(
+        _("referral.documents_intro").format(
+            center=escape(center.short_name.get(flow.locale) if center else referral.center_code)
+        )
+    )
+    await application_steps.ask(flow, ApplicationForm.checklist, None)
+
+
+def _menu_or_nothing(patient: PatientDTO | None) -> object:
+    return menu_kb.main_menu() if patient else ReplyKeyboardRemove()
+
+
+def _digits(phone: str) -> str:
+    return "".join(ch for ch in phone if ch.isdigit())
