@@ -47,7 +47,10 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "").strip()
 # Where tests that need Redis look for it when TEST_REDIS_URL is not set (.ci/redis starts it).
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:56379/0"
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pytest_report_header() -> list[str]:
@@ -64,7 +67,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """In CI the servers are there: a test that needs them and skipped has failed."""
     outcome = yield
     report = outcome.get_result()
-    if IN_CI and report.skipped and item.get_closest_marker("servers") is not None:
+    if in_ci() and report.skipped and item.get_closest_marker("servers") is not None:
         report.outcome = "failed"
         report.longrepr = f"skipped in CI, where PostgreSQL and Redis must run: {report.longrepr}"
 

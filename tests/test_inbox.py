@@ -162,10 +162,21 @@ class Worker:
 
 
 @pytest.fixture
+def worker_settings() -> dict[str, Any]:
+    """More settings of the worker (a test parametrizes this)."""
+    return {}
+
+
+@pytest.fixture
 async def worker(
-    tmp_path: Path, i18n: I18n, catalog: Catalog, database_url: str
+    worker_settings: dict[str, Any],
+    tmp_path: Path,
+    i18n: I18n,
+    catalog: Catalog,
+    database_url: str,
 ) -> AsyncIterator[Worker]:
     """The bot as a webhook worker over a fake Telegram of its own (updates go by webhook)."""
+    extra = worker_settings
     async with FakeTelegram() as fake:
         fake.add_bot(TOKEN)
         port = free_port()
@@ -180,6 +191,7 @@ async def worker(
             webhook_secret=SECRET,
             webhook_port=port,
             webhook_max_connections=5,
+            **extra,
         )
         await harness.start()
         fake.update_sink = None
@@ -333,3 +345,51 @@ async def test_healthz_is_503_when_something_is_unreachable(harness: Harness) ->
             assert await response.json() == {"database": "ok", "redis": "unreachable"}
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize("worker_settings", [{"inbox_claim_stale_seconds": 1}])
+async def test_a_running_worker_takes_over_what_a_dead_peer_left(worker: Worker) -> None:
+    h = worker.harness
+    user = FakeUser(h.fake, 720_000_009)
+    update = text_update(990_100, user.user_id, "/start")
+    dead_peer = InboxService(
+        h.services.sessions,
+        "other-host/4242/ff",
+        stale_after=timedelta(seconds=1),
+        keep_finished=timedelta(hours=1),
+    )
+    await dead_peer.store([update])  # stored and acknowledged, then the peer died
+
+    await user.wait_for_message(lambda m: "Согласие" in (m.text or ""), timeout=20)
+    sql = "SELECT status, payload FROM inbox WHERE update_id = 990100"
+    for _ in range(100):
+        if await h.rows(sql) == [("done", None)]:
+            break
+        await asyncio.sleep(0.05)
+    assert await h.rows(sql) == [("done", None)]
+
+
+def test_in_ci_a_skipped_server_test_is_a_failure(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeconftest(
+        "from tests.conftest import pytest_runtest_makereport  # noqa: F401\n"
+        "def pytest_configure(config):\n"
+        "    config.addinivalue_line('markers', 'servers: needs servers')\n"
+    )
+    pytester.makepyfile(
+        "import pytest\n"
+        "@pytest.mark.servers\n"
+        "def test_needs_redis():\n"
+        "    pytest.skip('Redis is not running')\n"
+        "def test_other():\n"
+        "    pytest.skip('not a server test')\n"
+    )
+    monkeypatch.setenv("CI", "true")
+    pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:asyncio").assert_outcomes(
+        failed=1, skipped=1
+    )
+    monkeypatch.setenv("CI", "")
+    pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:asyncio").assert_outcomes(
+        skipped=2
+    )
