@@ -20,11 +20,14 @@ logger = logging.getLogger("bot")
 DESCRIPTION = """\
 Telegram bot of the telemedicine programme «Облако здоровья».
 
-Runs with long polling. Settings come from the environment or a .env file in the
-current directory (see .env.example): BOT_TOKEN (required), TELEGRAM_API_URL,
-TELEGRAM_API_LOCAL, DATABASE_URL (default: SQLite under ./data/), REDIS_URL,
-DUTY_CHAT_ID, COORDINATOR_IDS, FILES_DIR, CATALOG_PATH, DEFAULT_LOCALE, LOG_LEVEL.
+Runs with long polling, or as a webhook worker (--webhook or WEBHOOK=true; several
+workers may serve one webhook behind a reverse proxy). Settings come from the
+environment or a .env file in the current directory (see .env.example): BOT_TOKEN
+(required), TELEGRAM_API_URL, TELEGRAM_API_LOCAL, DATABASE_URL (default: SQLite under
+./data/), REDIS_URL, DUTY_CHAT_ID, COORDINATOR_IDS, FILES_DIR, CATALOG_PATH,
+DEFAULT_LOCALE, LOG_LEVEL, WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_HOST, WEBHOOK_PORT.
 The database is created and migrated to the latest schema on start.
+Every update is stored before Telegram is told it arrived, and handled once.
 SIGINT/SIGTERM stop the bot after the updates being handled are finished.
 """
 
@@ -40,13 +43,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="validate the settings and the catalog, print a summary and exit",
     )
+    parser.add_argument(
+        "--webhook",
+        action="store_true",
+        help="receive updates by webhook (WEBHOOK_URL, WEBHOOK_SECRET) instead of long polling",
+    )
     parser.add_argument("--log-level", help="override LOG_LEVEL (DEBUG, INFO, WARNING, ERROR)")
     return parser.parse_args(argv)
 
 
 async def run(settings: Settings, catalog: Catalog) -> None:
     from bot.app import Services, create_bot, create_dispatcher, set_commands
+    from bot.fsm.backends import create_dialogue_backend
     from bot.i18n import create_i18n
+    from bot.runner import health_check, serve
     from bot.services.clock import utc_now
     from bot.storage.db import create_engine, migrate
     from scheduler.runner import build_runner
@@ -57,7 +67,8 @@ async def run(settings: Settings, catalog: Catalog) -> None:
     i18n = create_i18n(settings.default_locale)
     services = Services.create(settings, catalog, engine, i18n, utc_now)
     bot = create_bot(settings)
-    dp = create_dispatcher(services, bot)
+    dialogues = create_dialogue_backend(settings, services.sessions)
+    dp = create_dispatcher(services, bot, dialogues.storage, dialogues.isolation)
     in_flight = dp["in_flight"]
 
     # The scheduler runs here only while this process holds the database lease (a standby
@@ -78,9 +89,12 @@ async def run(settings: Settings, catalog: Catalog) -> None:
     dp.shutdown.register(on_shutdown)
     try:
         me = await bot.get_me()
-        logger.info("bot id=%s started (polling)", me.id)
+        mode = "webhook" if settings.webhook else "polling"
+        logger.info("bot id=%s started (%s)", me.id, mode)
         await set_commands(bot, i18n)
-        await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+        await serve(
+            settings, bot, dp, services.sessions, health_check(services.sessions, dialogues.redis)
+        )
     finally:
         await bot.session.close()
         await engine.dispose()
@@ -89,8 +103,13 @@ async def run(settings: Settings, catalog: Catalog) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    overrides: dict[str, object] = {"log_level": args.log_level} if args.log_level else {}
+    if args.webhook:
+        overrides["webhook"] = True
     try:
-        settings = load_settings(**({"log_level": args.log_level} if args.log_level else {}))
+        settings = load_settings(**overrides)
+        if settings.webhook:
+            settings.check_webhook()
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseStorage
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.strategy import FSMStrategy
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
@@ -233,7 +233,10 @@ def create_bot(settings: Settings) -> Bot:
 
 
 def create_dispatcher(
-    services: Services, bot: Bot, storage: BaseStorage | None = None
+    services: Services,
+    bot: Bot,
+    storage: BaseStorage | None = None,
+    isolation: BaseEventIsolation | None = None,
 ) -> Dispatcher:
     uploads = UploadCoordinator(
         bot,
@@ -246,7 +249,7 @@ def create_dispatcher(
     sender = build_outbox(services, bot)
     dp = Dispatcher(
         storage=storage or SQLStorage(services.sessions),
-        events_isolation=SimpleEventIsolation(),
+        events_isolation=isolation or SimpleEventIsolation(),
         # A doctor's half-done step (a decline reason, a typed time) belongs to the topic of
         # the card it was started on: text in another patient's topic is not taken for it.
         fsm_strategy=FSMStrategy.USER_IN_TOPIC,

@@ -102,6 +102,69 @@ class Settings(BaseSettings):
             raise ValueError("expected an IANA time zone such as Europe/Moscow") from None
         return value
 
+    # --- scale-out: webhook workers, the update inbox, Redis dialogues (issue 8) ---
+    webhook: bool = False  # receive updates by webhook instead of long polling
+    webhook_url: str | None = None  # the public https URL Telegram posts updates to
+    webhook_path: str | None = None  # the path served locally (default: the URL's path)
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(default=8080, ge=1, le=65535)
+    webhook_secret: SecretStr | None = None  # X-Telegram-Bot-Api-Secret-Token; required
+    webhook_max_connections: int = Field(default=40, ge=1, le=100)
+    worker_name: str | None = None  # unique per live worker: takes over its own unfinished work
+    inbox_claim_stale_seconds: float = Field(default=60.0, ge=1)
+    inbox_keep_hours: float = Field(default=24.0, gt=0)
+    redis_dialogue_ttl_hours: float = Field(default=72.0, gt=0)
+    redis_key_prefix: str = Field(default="fsm", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("expected the public URL, e.g. https://bot.example.org/telegram")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("expected 1-256 characters A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected redis://host:port/db")
+        return value or None
+
+    def check_webhook(self) -> None:
+        """Webhook mode needs its URL and secret: raise SettingsError naming what is missing."""
+        missing = [
+            name
+            for name, value in (
+                ("WEBHOOK_URL", self.webhook_url),
+                ("WEBHOOK_SECRET", self.webhook_secret),
+            )
+            if not value
+        ]
+        if missing:
+            raise SettingsError(
+                "configuration error: webhook mode needs "
+                + " and ".join(missing)
+                + " (the secret Telegram sends in X-Telegram-Bot-Api-Secret-Token)"
+            )
+
+    @property
+    def webhook_route(self) -> str:
+        """The path the webhook is served on."""
+        if self.webhook_path:
+            return "/" + self.webhook_path.lstrip("/")
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.webhook_url or "").path or "/"
+
     @property
     def max_download_bytes(self) -> int:
         return self.max_download_mb * 1024 * 1024

@@ -292,6 +292,23 @@ class FakeUser(_Person):
         """Type ``text`` and send it (``/commands`` get ``bot_command`` entities)."""
         return await self._send_content(self._text_content(text))
 
+    async def forward(
+        self, texts: Sequence[str], *, from_name: str = "Иван Петров", concurrent: bool = True
+    ) -> list[int]:
+        """Forward several text messages at once (one update each, with ``forward_origin``),
+        the way a selection of messages is forwarded in Telegram. Returns the update ids."""
+        updates = []
+        for text in texts:
+            content = self._text_content(text)
+            content["forward_origin"] = {
+                "type": "hidden_user",
+                "sender_user_name": from_name,
+                "date": self.server.now() - 3600,
+            }
+            updates.append({"message": copy.deepcopy(self._store(content).data)})
+        self._cursor = self.server.event_seq(token=self.token)
+        return await self.server.push_updates(updates, token=self.token, concurrent=concurrent)
+
     async def start(self, payload: str | None = None) -> PushedUpdate:
         """Press START, optionally through a deep link ``t.me/bot?start=payload``."""
         return await self.send(f"/start {payload}" if payload else "/start")

@@ -10,6 +10,7 @@ and the same error texts as the real Bot API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import BodyPartReader, web
 
 from .formatting import EntityParseError, parse_text, utf16_len
@@ -142,6 +144,15 @@ STRING_FIELDS = {
 CHAT_ID_FIELDS = {"chat_id", "from_chat_id", "sender_chat_id"}
 
 _int_re = re.compile(r"^-?\d+$")
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One attempt to post an update to the bot's webhook."""
+
+    update_id: int
+    status: int  # the webhook's HTTP status; 0 when it did not answer
+    at: float
 
 
 class FakegramTimeout(AssertionError, TimeoutError):
@@ -330,6 +341,15 @@ class FakeTelegram:
         self._event_seq = itertools.count(1)
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        #: webhook delivery: pause between attempts of an update the bot did not accept
+        self.webhook_retry_delay = 0.3
+        self.webhook_timeout = 10.0
+        #: every attempt to post an update to a webhook, in order
+        self.webhook_deliveries: list[WebhookDelivery] = []
+        self._webhook_tasks: dict[str, asyncio.Task[None]] = {}
+        self._webhook_wake: dict[str, asyncio.Event] = {}
+        self._holds: dict[str, asyncio.Event] = {}
+        self._held = 0
         self._handlers: dict[str, tuple[str, Callable[[BotState, Params], Awaitable[Any]]]] = {}
         for attr in dir(self):
             if attr.startswith("_m_"):
@@ -360,6 +380,10 @@ class FakeTelegram:
         log.debug("fakegram listening on %s", self.base_url)
 
     async def stop(self) -> None:
+        for task in self._webhook_tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._webhook_tasks.values(), return_exceptions=True)
+        self._webhook_tasks.clear()
         for bot in self._bots.values():
             if bot.poller is not None and not bot.poller.done():
                 bot.poller.set_result("stop")
@@ -555,6 +579,29 @@ class FakeTelegram:
             _Fault(method=method.lower(), remaining=times, chat_id=chat_id, token=token, drop=True)
         )
 
+    def hold(self, method: str) -> None:
+        """Calls of ``method`` wait (unanswered, not yet recorded) until ``release``. A call
+        whose bot disconnected meanwhile (a killed process) is then dropped, never executed."""
+        self._holds.setdefault(method.lower(), asyncio.Event())
+
+    def release(self, method: str | None = None) -> None:
+        for name in [method.lower()] if method else list(self._holds):
+            gate = self._holds.pop(name, None)
+            if gate is not None:
+                gate.set()
+
+    async def wait_for_held(
+        self,
+        count: int = 1,
+        timeout: float = 10.0,  # noqa: ASYNC109 - part of the test-facing API
+    ) -> None:
+        """Wait until at least ``count`` calls are waiting at a hold."""
+
+        def probe() -> bool | None:
+            return True if self._held >= count else None
+
+        await self._signal.wait_for(probe, timeout, lambda: f"{count} held call(s)")
+
     def clear_faults(self) -> None:
         self._faults.clear()
 
@@ -683,9 +730,123 @@ class FakeTelegram:
 
     def _enqueue(self, bot: BotState, update: JSON) -> None:
         bot.queue.append(update)
+        self._kick_webhook(bot)
         if bot.poller is not None and not bot.poller.done():
             bot.poller.set_result("update")
         self._signal.fire()
+
+    def redeliver(self, update_id: int, *, token: str | int | None = None) -> None:
+        """Send an update again with the same update_id, as Telegram does when it did not get
+        (or did not believe) the bot's acknowledgement."""
+        bot = self.bot_state(token)
+        update = next(u for u in bot.update_log if u["update_id"] == update_id)
+        self._enqueue(bot, copy.deepcopy(update))
+
+    def webhook_statuses(self, update_id: int) -> list[int]:
+        """HTTP statuses of every attempt to post ``update_id`` to the webhook (0: no answer)."""
+        return [d.status for d in self.webhook_deliveries if d.update_id == update_id]
+
+    async def wait_until_delivered(
+        self,
+        update_ids: Iterable[int],
+        timeout: float = 10.0,  # noqa: ASYNC109 - part of the test-facing API
+    ) -> None:
+        """Wait until the webhook accepted (200) each of ``update_ids``."""
+        wanted = set(update_ids)
+
+        def probe() -> bool | None:
+            ok = {d.update_id for d in self.webhook_deliveries if d.status == 200}
+            return True if wanted <= ok else None
+
+        await self._signal.wait_for(probe, timeout, lambda: f"updates {sorted(wanted)} accepted")
+
+    def _kick_webhook(self, bot: BotState) -> None:
+        if bot.webhook is None or self._runner is None:
+            return
+        task = self._webhook_tasks.get(bot.token)
+        if task is None or task.done():
+            self._webhook_wake[bot.token] = asyncio.Event()
+            self._webhook_tasks[bot.token] = asyncio.get_running_loop().create_task(
+                self._deliver_webhook(bot)
+            )
+        self._webhook_wake[bot.token].set()
+
+    def _stop_webhook(self, bot: BotState) -> None:
+        task = self._webhook_tasks.pop(bot.token, None)
+        if task is not None:
+            task.cancel()
+
+    async def _deliver_webhook(self, bot: BotState) -> None:
+        """Post queued updates to the webhook like Telegram: up to max_connections at once,
+        an update leaves the queue only on a 200, anything else is retried after a pause."""
+        wake = self._webhook_wake[bot.token]
+        in_flight: dict[int, asyncio.Task[None]] = {}
+        retry_at: dict[int, float] = {}
+        async with aiohttp.ClientSession() as session:
+            try:
+                while bot.webhook is not None:
+                    wake.clear()
+                    self._filter_queue(bot)
+                    hook = bot.webhook
+                    now = time.monotonic()
+                    room = int(hook["max_connections"]) - len(in_flight)
+                    for update in list(bot.queue):
+                        if room <= 0:
+                            break
+                        uid = update["update_id"]
+                        if uid in in_flight or retry_at.get(uid, 0.0) > now:
+                            continue
+                        in_flight[uid] = asyncio.create_task(
+                            self._post_update(session, bot, hook, update, retry_at)
+                        )
+                        room -= 1
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), 0.05)
+                    for uid in [u for u, t in in_flight.items() if t.done()]:
+                        in_flight.pop(uid)
+            finally:
+                for task in in_flight.values():
+                    task.cancel()
+                await asyncio.gather(*in_flight.values(), return_exceptions=True)
+
+    async def _post_update(
+        self,
+        session: aiohttp.ClientSession,
+        bot: BotState,
+        hook: JSON,
+        update: JSON,
+        retry_at: dict[int, float],
+    ) -> None:
+        headers = {"Content-Type": "application/json"}
+        if hook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = str(hook["secret_token"])
+        uid = int(update["update_id"])
+        error = ""
+        try:
+            async with session.post(
+                str(hook["url"]),
+                data=json.dumps(update, ensure_ascii=False).encode(),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
+            ) as response:
+                status = response.status
+                error = "" if status == 200 else f"Wrong response from the webhook: {status}"
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            status, error = 0, f"Connection failed: {type(exc).__name__}"
+        self.webhook_deliveries.append(WebhookDelivery(uid, status, self.clock()))
+        if status == 200:
+            bot.queue = [u for u in bot.queue if u["update_id"] != uid]
+            lowest = min((u["update_id"] for u in bot.queue), default=bot.next_update_id)
+            bot.consumed_below = max(bot.consumed_below, lowest)
+            retry_at.pop(uid, None)
+        else:
+            hook["last_error_date"] = int(self.clock())
+            hook["last_error_message"] = error
+            retry_at[uid] = time.monotonic() + self.webhook_retry_delay
+        self._signal.fire()
+        wake = self._webhook_wake.get(bot.token)
+        if wake is not None:
+            wake.set()
 
     def pending_updates(self, *, token: str | int | None = None) -> list[JSON]:
         return list(self.bot_state(token).queue)
@@ -985,6 +1146,18 @@ class FakeTelegram:
             return self._finish(
                 call, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"}
             )
+        gate = self._holds.get(method.lower())
+        if gate is not None:
+            self._held += 1
+            self._signal.fire()
+            try:
+                await gate.wait()
+            finally:
+                self._held -= 1
+            if request.transport is None or request.transport.is_closing():
+                # The bot went away while the call was held: the call never happened.
+                self._record(call, 0, None)
+                return web.Response(status=500)
         fault = self._take_fault(method, params.values, token)
         if fault is not None and fault.drop:
             self._record(call, 0, None)
@@ -1585,6 +1758,7 @@ class FakeTelegram:
         url = p.string("url") or ""
         if not url:
             bot.webhook = None
+            self._stop_webhook(bot)
             return True
         if not url.startswith("https://") and not url.startswith("http://"):
             raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
@@ -1599,10 +1773,12 @@ class FakeTelegram:
         }
         if p.flag("drop_pending_updates"):
             self._drop_pending(bot)
+        self._kick_webhook(bot)
         return True
 
     async def _m_deleteWebhook(self, bot: BotState, p: Params) -> bool:
         bot.webhook = None
+        self._stop_webhook(bot)
         if p.flag("drop_pending_updates"):
             self._drop_pending(bot)
         return True
@@ -1621,8 +1797,9 @@ class FakeTelegram:
         }
         if bot.webhook:
             info["max_connections"] = bot.webhook["max_connections"]
-            if bot.webhook.get("ip_address"):
-                info["ip_address"] = bot.webhook["ip_address"]
+            for name in ("ip_address", "last_error_date", "last_error_message"):
+                if bot.webhook.get(name):
+                    info[name] = bot.webhook[name]
         if bot.allowed_updates:
             info["allowed_updates"] = list(bot.allowed_updates)
         return info

@@ -4,7 +4,12 @@ database of its own) per test, and users played by the fake's client.
 The database: SQLite in each test's temp dir by default; with ``TEST_DATABASE_URL`` set (e.g.
 ``postgresql+asyncpg://oblako:oblako@127.0.0.1:55432/oblako_test``) every test that uses one gets
 a fresh PostgreSQL database of its own on that server, created from a template migrated once per
-session (or empty, for tests that migrate themselves), and dropped afterwards."""
+session (or empty, for tests that migrate themselves), and dropped afterwards.
+
+Dialogues: the bot's SQL storage by default; with ``TEST_REDIS_URL`` set (e.g.
+``redis://127.0.0.1:56379/0``) the harness uses RedisStorage + RedisEventIsolation under a key
+prefix of each test's own. Tests marked ``servers`` need PostgreSQL/Redis themselves: they skip
+with a reason when the server is absent, and in CI (``CI=true``) such a skip is a failure."""
 
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.app import Services, create_bot, create_dispatcher
 from bot.catalog import Catalog, default_catalog_path, load_catalog
 from bot.config import Settings
+from bot.fsm.backends import create_dialogue_backend
 from bot.i18n import create_i18n
 from bot.storage.db import create_engine, migrate
 from bot.uploads import UploadCoordinator
@@ -38,12 +44,83 @@ from fakegram.server import FakeTelegram
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "").strip()
+# Where tests that need Redis look for it when TEST_REDIS_URL is not set (.ci/redis starts it).
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:56379/0"
 
 
-def pytest_report_header() -> str:
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_report_header() -> list[str]:
     if not TEST_DATABASE_URL:
-        return "database: SQLite, a file per test (set TEST_DATABASE_URL for PostgreSQL)"
-    return f"database: {make_url(TEST_DATABASE_URL).render_as_string(hide_password=True)}"
+        database = "database: SQLite, a file per test (set TEST_DATABASE_URL for PostgreSQL)"
+    else:
+        database = f"database: {make_url(TEST_DATABASE_URL).render_as_string(hide_password=True)}"
+    dialogues = f"dialogues: Redis {TEST_REDIS_URL}" if TEST_REDIS_URL else "dialogues: SQL storage"
+    return [database, dialogues]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """In CI the servers are there: a test that needs them and skipped has failed."""
+    outcome = yield
+    report = outcome.get_result()
+    if in_ci() and report.skipped and item.get_closest_marker("servers") is not None:
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, where PostgreSQL and Redis must run: {report.longrepr}"
+
+
+_redis_probe: dict[str, str | None] = {}
+
+
+async def reachable_redis() -> str | None:
+    """The test Redis URL if a server answers there (probed once per session), else None."""
+    url = TEST_REDIS_URL or DEFAULT_TEST_REDIS_URL
+    if url not in _redis_probe:
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(url, socket_connect_timeout=1)
+        try:
+            await client.ping()
+            _redis_probe[url] = url
+        except Exception:  # noqa: BLE001 - any failure: not reachable
+            _redis_probe[url] = None
+        finally:
+            await client.aclose()
+    if _redis_probe[url] is None and TEST_REDIS_URL:
+        pytest.exit(f"TEST_REDIS_URL is set but Redis cannot be reached ({url})", 1)
+    return _redis_probe[url]
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    """A reachable Redis for tests that need one (mark them ``servers``): skips without it."""
+    url = await reachable_redis()
+    if url is None:
+        pytest.skip(f"Redis is not running at {DEFAULT_TEST_REDIS_URL} (bash .ci/redis starts it)")
+    return url
+
+
+_redis_prefixes = itertools.count(1)
+
+
+def redis_prefix() -> str:
+    """Keys of one test's dialogues and locks: nothing is shared between tests."""
+    return f"t{os.getpid()}_{next(_redis_prefixes)}"
+
+
+async def drop_redis_keys(url: str, prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 class Databases:
@@ -212,8 +289,11 @@ class Harness:
         self.tmp = tmp
         self.i18n = i18n
         self.catalog = catalog
+        if TEST_REDIS_URL:
+            overrides.setdefault("redis_url", TEST_REDIS_URL)
         self.settings = make_settings(fake.base_url, tmp, database_url=database_url, **overrides)
         self.clock = FrozenClock(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+        self.redis_prefix = redis_prefix()
 
     async def start(self) -> None:
         self.engine: AsyncEngine = create_engine(self.settings.database_url)
@@ -222,7 +302,12 @@ class Harness:
             self.settings, self.catalog, self.engine, self.i18n, self.clock
         )
         self.bot: Bot = create_bot(self.settings)
-        self.dp: Dispatcher = create_dispatcher(self.services, self.bot)
+        self.dialogues = create_dialogue_backend(
+            self.settings, self.services.sessions, key_prefix=self.redis_prefix
+        )
+        self.dp: Dispatcher = create_dispatcher(
+            self.services, self.bot, self.dialogues.storage, self.dialogues.isolation
+        )
 
         async def sink(update: dict[str, Any]) -> None:
             await self.dp.feed_raw_update(self.bot, update)
@@ -236,6 +321,7 @@ class Harness:
             await self.dp.emit_shutdown(bot=self.bot, **self.dp.workflow_data)
         else:  # a crash: timers just vanish
             await self.uploads.close()
+            await self.dialogues.storage.close()
         await self.bot.session.close()
         await self.engine.dispose()
 
@@ -325,6 +411,8 @@ async def harness(
         yield h
     finally:
         await h.stop()
+        if h.settings.redis_url:
+            await drop_redis_keys(h.settings.redis_url, h.redis_prefix)
 
 
 _user_ids = itertools.count(700_000_001)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
+from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import Field, LanguageCb, ProfileAction, ProfileCb
+from bot.fsm.backends import forget_dialogues
 from bot.fsm.data import Mode
 from bot.fsm.states import Profile, Registration
 from bot.handlers.flow import Flow
@@ -83,13 +85,14 @@ def router(i18n: I18n) -> Router:
         Profile.delete_final, ProfileCb.filter(F.action == ProfileAction.DELETE_FINAL)
     )
     async def delete_final(
-        query: CallbackQuery, flow: Flow, callback_answer: CallbackAnswer
+        query: CallbackQuery, flow: Flow, callback_answer: CallbackAnswer, fsm_storage: BaseStorage
     ) -> None:
         try:
             report = await flow.patients.erase(flow.user_id)
         except NotRegisteredError:
             callback_answer.text = _("common.stale_button")
             return
+        await forget_dialogues(fsm_storage, flow.user_id)  # Redis: the SQL rows went above
         await flow.state.clear()
         assert isinstance(query.message, Message)
         await query.message.edit_text(_("delete.done_title"))

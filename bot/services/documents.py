@@ -340,12 +340,21 @@ class DocumentService:
         type_code: str,
         fetched: list[tuple[int, UploadItem, bytes, FileKind, str]],
         refused: list[tuple[int, Refusal]],
-    ) -> BatchReport:
+    ) -> BatchReport | None:
         now = self._clock()
         written: list[Path] = []
         duplicates: list[tuple[int, str, datetime]] = []
         try:
             async with self._sessions.begin() as session:
+                # Exactly one processor archives a batch: another worker resuming it on its start
+                # (or a second click) finds it claimed here and stays silent.
+                claimed = await session.execute(
+                    update(UploadBatch)
+                    .where(UploadBatch.id == batch_id, UploadBatch.status == BatchStatus.PROCESSING)
+                    .values(status=BatchStatus.DONE)
+                )
+                if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                    return None
                 known = {
                     row[0]: (row[1], row[2])
                     for row in await session.execute(
@@ -396,7 +405,7 @@ class DocumentService:
                 await session.execute(
                     update(UploadBatch)
                     .where(UploadBatch.id == batch_id)
-                    .values(status=BatchStatus.DONE, document_id=document_id)
+                    .values(document_id=document_id)
                 )
                 await session.execute(delete(UploadItem).where(UploadItem.batch_id == batch_id))
         except BaseException:

@@ -309,6 +309,7 @@ class DutySlot(Base):
 # The tables of other modules register with Base (imported as modules: any of them may be the
 # first one imported, e.g. by ``python -m scheduler``).
 from bot.storage import broadcast_models as broadcast_models  # noqa: E402
+from bot.storage import inbox_models as inbox_models  # noqa: E402
 from bot.storage import outbox_models as outbox_models  # noqa: E402
 from bot.storage import referral_models as referral_models  # noqa: E402
 from bot.storage import relay_models as relay_models  # noqa: E402

@@ -1,0 +1,309 @@
+"""Receiving updates: long polling or a webhook, both through the inbox (bot.services.inbox).
+
+An update is stored before Telegram learns it arrived (the polling offset moves past it, or the
+webhook answers 200), then handled by the Dispatcher and marked finished. One user's updates are
+handled in order; updates a dead worker left behind are taken over; a repeated update_id is
+handled once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramRetryAfter
+from aiogram.methods import GetUpdates
+from aiogram.types import Update
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.config import Settings
+from bot.services.inbox import InboxService, StoredUpdate
+from bot.storage.db import SessionFactory
+
+logger = logging.getLogger("bot.runner")
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+POLLING_TIMEOUT = 25
+
+
+def new_worker_id(name: str | None) -> str:
+    """``name/pid/random``: unique per process; the name lets a restart find its own work."""
+    return f"{name or socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"[:64]
+
+
+class UpdateProcessor:
+    """Handles stored updates: one user's in update_id order, different users concurrently."""
+
+    def __init__(
+        self,
+        dp: Dispatcher,
+        bot: Bot,
+        inbox: InboxService,
+        *,
+        predecessor: str | None = None,
+    ) -> None:
+        self._dp = dp
+        self._bot = bot
+        self._inbox = inbox
+        self._predecessor = predecessor
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._last_of_key: dict[int, asyncio.Task[None]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, stored: StoredUpdate) -> None:
+        if stored.update_id in self._tasks:
+            return
+        previous = self._last_of_key.get(stored.order_key)
+        task = asyncio.create_task(self._handle(stored, previous))
+        self._tasks[stored.update_id] = task
+        self._last_of_key[stored.order_key] = task
+        task.add_done_callback(lambda t: self._forget(stored, t))
+
+    def _forget(self, stored: StoredUpdate, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(stored.update_id, None)
+        if self._last_of_key.get(stored.order_key) is task:
+            del self._last_of_key[stored.order_key]
+
+    async def _handle(self, stored: StoredUpdate, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        failed = False
+        try:
+            update = Update.model_validate(stored.payload, context={"bot": self._bot})
+            await self._dp.feed_update(self._bot, update)
+        except Exception:
+            failed = True
+            logger.exception("update %s failed", stored.update_id)
+        try:
+            await self._inbox.finish(stored.update_id, failed=failed)
+        except SQLAlchemyError:
+            # Still claimed by us: handled again only if this worker dies (at least once).
+            logger.exception("update %s handled but not marked finished", stored.update_id)
+
+    async def start(self) -> None:
+        """Take over what was left unfinished, then keep claims fresh and sweep periodically."""
+        await self.sweep(first=True)
+        self._sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def sweep(self, *, first: bool = False) -> None:
+        await self._inbox.heartbeat()
+        predecessor = self._predecessor if first else None
+        for stored in await self._inbox.take_over(predecessor=predecessor):
+            self.submit(stored)
+        await self._inbox.purge_finished()
+
+    async def _sweep_forever(self) -> None:
+        interval = max(self._inbox.stale_after.total_seconds() / 3, 0.2)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("inbox sweep failed; trying again in %.1f s", interval)
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Finish what is being handled (within the grace period); give back the rest."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        tasks = list(self._tasks.values())
+        if tasks:
+            _done, unfinished = await asyncio.wait(tasks, timeout=grace_seconds)
+            if unfinished:
+                logger.warning("stopping with %s updates unfinished", len(unfinished))
+                leftovers = list(self._tasks)
+                for task in unfinished:
+                    task.cancel()
+                await asyncio.gather(*unfinished, return_exceptions=True)
+                with contextlib.suppress(SQLAlchemyError):
+                    await self._inbox.release(leftovers)
+
+
+async def _interruptible_sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def poll(
+    bot: Bot,
+    inbox: InboxService,
+    processor: UpdateProcessor,
+    stop: asyncio.Event,
+    allowed_updates: list[str],
+) -> None:
+    """getUpdates → store → acknowledge (the next call's offset) → handle."""
+    offset: int | None = None
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            updates = await bot(
+                GetUpdates(offset=offset, timeout=POLLING_TIMEOUT, allowed_updates=allowed_updates),
+                request_timeout=POLLING_TIMEOUT + 10,
+            )
+            payloads = [
+                u.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
+                for u in updates
+            ]
+            stored = await inbox.store(payloads)
+        except TelegramRetryAfter as error:
+            await _interruptible_sleep(stop, error.retry_after)
+            continue
+        except (TelegramNetworkError, TelegramAPIError, SQLAlchemyError, OSError) as error:
+            logger.warning("polling: %s; again in %.0f s", type(error).__name__, backoff)
+            await _interruptible_sleep(stop, backoff)
+            backoff = min(backoff * 2, 30.0)
+            continue
+        backoff = 1.0
+        if updates:
+            offset = updates[-1].update_id + 1
+        for item in stored:
+            processor.submit(item)
+
+
+HealthCheck = Callable[[], Awaitable[dict[str, str]]]
+
+
+def health_check(sessions: SessionFactory, redis: Any | None) -> HealthCheck:
+    """Reachability of the database and of Redis (when configured)."""
+
+    async def check() -> dict[str, str]:
+        report: dict[str, str] = {}
+        try:
+            async with asyncio.timeout(3), sessions() as session:
+                await session.execute(text("SELECT 1"))
+            report["database"] = "ok"
+        except (TimeoutError, SQLAlchemyError, OSError):
+            report["database"] = "unreachable"
+        if redis is None:
+            report["redis"] = "not configured"
+        else:
+            try:
+                async with asyncio.timeout(3):
+                    await redis.ping()
+                report["redis"] = "ok"
+            except Exception:  # noqa: BLE001 - any failure means "unreachable"
+                report["redis"] = "unreachable"
+        return report
+
+    return check
+
+
+def webhook_app(
+    settings: Settings,
+    inbox: InboxService,
+    processor: UpdateProcessor,
+    health: HealthCheck,
+) -> web.Application:
+    """The webhook endpoint (secret checked, update stored before the 200) and ``/healthz``."""
+    assert settings.webhook_secret is not None
+    secret = settings.webhook_secret.get_secret_value().encode()
+
+    async def receive(request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, secret):
+            return web.json_response({"ok": False, "error": "unauthorized"}, status=401)
+        try:
+            payload = await request.json()
+            int(payload["update_id"])
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"ok": False, "error": "not an update"}, status=400)
+        try:
+            stored = await inbox.store([payload])
+        except SQLAlchemyError:
+            logger.exception("webhook: the update could not be stored; Telegram will retry")
+            return web.json_response({"ok": False}, status=503)
+        for item in stored:
+            processor.submit(item)
+        return web.json_response({"ok": True})
+
+    async def healthz(_request: web.Request) -> web.Response:
+        report = await health()
+        healthy = all(value in ("ok", "not configured") for value in report.values())
+        return web.json_response(report, status=200 if healthy else 503)
+
+    app = web.Application()
+    app.router.add_post(settings.webhook_route, receive)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def serve(
+    settings: Settings,
+    bot: Bot,
+    dp: Dispatcher,
+    sessions: SessionFactory,
+    health: HealthCheck,
+    *,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
+) -> None:
+    """Run until SIGINT/SIGTERM (or ``stop``): startup, receive and handle, graceful shutdown."""
+    stop = stop or asyncio.Event()
+    if handle_signals:
+        _stop_on_signals(stop)
+    inbox = InboxService(
+        sessions,
+        new_worker_id(settings.worker_name),
+        stale_after=timedelta(seconds=settings.inbox_claim_stale_seconds),
+        keep_finished=timedelta(hours=settings.inbox_keep_hours),
+    )
+    processor = UpdateProcessor(dp, bot, inbox, predecessor=settings.worker_name)
+    allowed_updates = dp.resolve_used_update_types()
+    workflow = {"dispatcher": dp, "bots": [bot], **dp.workflow_data}
+    await dp.emit_startup(bot=bot, **workflow)
+    runner: web.AppRunner | None = None
+    try:
+        await processor.start()
+        if settings.webhook:
+            runner = web.AppRunner(webhook_app(settings, inbox, processor, health), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, settings.webhook_host, settings.webhook_port).start()
+            assert settings.webhook_url is not None and settings.webhook_secret is not None
+            await bot.set_webhook(
+                settings.webhook_url,
+                secret_token=settings.webhook_secret.get_secret_value(),
+                max_connections=settings.webhook_max_connections,
+                allowed_updates=allowed_updates,
+            )
+            logger.info(
+                "worker %s receives updates on %s:%s",
+                inbox.worker_id,
+                settings.webhook_host,
+                settings.webhook_port,
+            )
+            await stop.wait()
+        else:
+            await bot.delete_webhook()
+            logger.info("worker %s polls for updates", inbox.worker_id)
+            poller = asyncio.create_task(poll(bot, inbox, processor, stop, allowed_updates))
+            await stop.wait()
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+    finally:
+        if runner is not None:
+            await runner.cleanup()  # no new updates: Telegram sends them to the other workers
+        await processor.stop(settings.shutdown_grace_seconds)
+        await dp.emit_shutdown(bot=bot, **workflow)

@@ -1,0 +1,195 @@
+"""The update inbox: store an update before Telegram gets its acknowledgement, hand it to one
+worker, mark it finished (dropping the raw update), take over the updates of workers that died.
+
+Times here are wall-clock (not the domain clock): claims are compared between processes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot.services.clock import Clock, utc_now
+from bot.storage.db import SessionFactory
+from bot.storage.inbox_models import InboxStatus, InboxUpdate
+
+logger = logging.getLogger("bot.inbox")
+
+
+@dataclass(frozen=True)
+class StoredUpdate:
+    update_id: int
+    order_key: int
+    payload: dict[str, Any]
+
+
+def order_key(payload: dict[str, Any]) -> int:
+    """Whose updates must stay in order: the sender (``from``/``user``), else the chat."""
+    for name, event in payload.items():
+        if name == "update_id" or not isinstance(event, dict):
+            continue
+        for field in ("from", "user"):
+            person = event.get(field)
+            if isinstance(person, dict) and isinstance(person.get("id"), int):
+                return int(person["id"])
+        for holder in (event, event.get("message")):
+            chat = holder.get("chat") if isinstance(holder, dict) else None
+            if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+                return int(chat["id"])
+    return 0
+
+
+class InboxService:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        worker_id: str,
+        *,
+        stale_after: timedelta,
+        keep_finished: timedelta,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._sessions = sessions
+        self.worker_id = worker_id
+        self.stale_after = stale_after
+        self.keep_finished = keep_finished
+        self._clock = clock
+
+    async def store(self, payloads: Sequence[dict[str, Any]]) -> list[StoredUpdate]:
+        """Store updates claimed by this worker, in one transaction. Returns the ones that were
+        new; an update_id already stored (Telegram delivering it again) is left alone."""
+        if not payloads:
+            return []
+        now = self._clock()
+        updates = [StoredUpdate(int(p["update_id"]), order_key(p), p) for p in payloads]
+        rows = [
+            {
+                "update_id": u.update_id,
+                "order_key": u.order_key,
+                "payload": u.payload,
+                "status": InboxStatus.PENDING,
+                "claimed_by": self.worker_id,
+                "claimed_at": now,
+                "received_at": now,
+            }
+            for u in updates
+        ]
+        async with self._sessions.begin() as session:
+            insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+            stmt = (
+                insert(InboxUpdate)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["update_id"])
+                .returning(InboxUpdate.update_id)
+            )
+            new = set((await session.execute(stmt)).scalars())
+        if len(new) < len(rows):
+            logger.info("inbox: %s repeated update(s) ignored", len(rows) - len(new))
+        return [u for u in updates if u.update_id in new]
+
+    async def finish(self, update_id: int, *, failed: bool = False) -> None:
+        """The update was handled: keep only its id and outcome (no personal data)."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(InboxUpdate)
+                .where(InboxUpdate.update_id == update_id)
+                .values(
+                    status=InboxStatus.FAILED if failed else InboxStatus.DONE,
+                    payload=None,
+                    claimed_by=None,
+                    finished_at=self._clock(),
+                )
+            )
+
+    async def heartbeat(self) -> None:
+        """This worker is alive: refresh the claims of the updates it is handling."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(InboxUpdate)
+                .where(
+                    InboxUpdate.claimed_by == self.worker_id,
+                    InboxUpdate.status == InboxStatus.PENDING,
+                )
+                .values(claimed_at=self._clock())
+            )
+
+    async def take_over(
+        self, *, predecessor: str | None = None, limit: int = 500
+    ) -> list[StoredUpdate]:
+        """Claim pending updates nobody handles: released ones and those of workers whose claim
+        went stale (the worker died). Oldest first; a live worker's fresh claim is never taken.
+
+        ``predecessor``: a worker name unique among live workers (WORKER_NAME); the claims of
+        its earlier processes (ids ``name/…``) are taken at once: that process is gone."""
+        stale = self._clock() - self.stale_after
+        orphaned = or_(InboxUpdate.claimed_by.is_(None), InboxUpdate.claimed_at < stale)
+        if predecessor:
+            mine = f"{predecessor}/"
+            orphaned = or_(
+                orphaned,
+                InboxUpdate.claimed_by.startswith(mine, autoescape=True)
+                & (InboxUpdate.claimed_by != self.worker_id),
+            )
+        async with self._sessions() as session:
+            candidates = list(
+                await session.scalars(
+                    select(InboxUpdate.update_id)
+                    .where(InboxUpdate.status == InboxStatus.PENDING, orphaned)
+                    .order_by(InboxUpdate.update_id)
+                    .limit(limit)
+                )
+            )
+        taken: list[StoredUpdate] = []
+        for update_id in candidates:
+            async with self._sessions.begin() as session:
+                claimed = await session.execute(
+                    update(InboxUpdate)
+                    .where(
+                        InboxUpdate.update_id == update_id,
+                        InboxUpdate.status == InboxStatus.PENDING,
+                        orphaned,
+                    )
+                    .values(claimed_by=self.worker_id, claimed_at=self._clock())
+                    .returning(InboxUpdate.order_key, InboxUpdate.payload)
+                )
+                row = claimed.first()
+            if row is not None and row[1] is not None:
+                taken.append(StoredUpdate(update_id, row[0], row[1]))
+        if taken:
+            logger.info("inbox: took over %s unfinished update(s)", len(taken))
+        return taken
+
+    async def release(self, update_ids: Iterable[int]) -> None:
+        """Give back updates this worker will not finish (a stop): another worker, or this one
+        after a restart, takes them at once instead of waiting for the claim to go stale."""
+        ids = list(update_ids)
+        if not ids:
+            return
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(InboxUpdate)
+                .where(
+                    InboxUpdate.update_id.in_(ids),
+                    InboxUpdate.claimed_by == self.worker_id,
+                    InboxUpdate.status == InboxStatus.PENDING,
+                )
+                .values(claimed_by=None)
+            )
+
+    async def purge_finished(self) -> int:
+        """Forget finished updates older than ``keep_finished`` (they only guard against a late
+        repeat of the same update_id)."""
+        cutoff: datetime = self._clock() - self.keep_finished
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(InboxUpdate).where(
+                    InboxUpdate.status != InboxStatus.PENDING, InboxUpdate.finished_at < cutoff
+                )
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]

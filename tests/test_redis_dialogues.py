@@ -1,0 +1,95 @@
+"""Dialogues in Redis (REDIS_URL): they survive a restart, expire when abandoned, and go with the
+patient's data when the patient deletes it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiogram.fsm.storage.base import StorageKey
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.utils.i18n import I18n
+from redis.asyncio import Redis
+
+from bot.catalog import Catalog
+from fakegram.client import FakeUser
+from fakegram.server import FakeTelegram
+from tests.conftest import TOKEN, Harness, drop_redis_keys, with_fresh_staff_chats
+from tests.helpers import register, start_and_consent
+
+pytestmark = pytest.mark.servers
+
+
+@pytest.fixture
+async def on_redis(
+    fake: FakeTelegram,
+    tmp_path: Path,
+    i18n: I18n,
+    catalog: Catalog,
+    database_url: str,
+    redis_url: str,
+) -> AsyncIterator[Harness]:
+    h = Harness(
+        fake,
+        tmp_path,
+        i18n,
+        with_fresh_staff_chats(catalog),
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_dialogue_ttl_hours=2,
+    )
+    await h.start()
+    try:
+        yield h
+    finally:
+        await h.stop()
+        await drop_redis_keys(redis_url, h.redis_prefix)
+
+
+async def user_keys(h: Harness, user: FakeUser) -> list[str]:
+    client = Redis.from_url(h.settings.redis_url or "")
+    try:
+        keys = [k.decode() async for k in client.scan_iter(match=f"{h.redis_prefix}:*")]
+    finally:
+        await client.aclose()
+    return sorted(k for k in keys if f":{user.user_id}:" in k)
+
+
+async def test_a_dialogue_lives_in_redis_with_a_ttl_and_survives_a_restart(
+    on_redis: Harness, user: FakeUser
+) -> None:
+    h = on_redis
+    assert isinstance(h.dp.fsm.storage, RedisStorage)
+    await start_and_consent(user)
+    assert "Шаг 1 из 4" in user.last_text()
+    keys = await user_keys(h, user)
+    assert any(k.endswith(":state") for k in keys)
+    client = Redis.from_url(h.settings.redis_url or "")
+    try:
+        ttl = await client.ttl(next(k for k in keys if k.endswith(":state")))
+    finally:
+        await client.aclose()
+    assert 2 * 3600 - 60 < ttl <= 2 * 3600  # an abandoned dialogue is forgotten
+
+    await h.restart()
+    await user.send("Кузнецова Мария")
+    assert "Шаг 2 из 4" in user.last_text()
+
+
+async def test_deleting_the_profile_erases_the_users_dialogues_in_redis(
+    on_redis: Harness, user: FakeUser
+) -> None:
+    h = on_redis
+    await register(user)
+    # A dialogue of the same person elsewhere (another chat's key) holds data too.
+    other = StorageKey(bot_id=int(TOKEN.split(":")[0]), chat_id=-100777, user_id=user.user_id)
+    await h.dp.fsm.storage.set_data(other, {"draft": "Кузнецова"})
+    assert await user_keys(h, user)
+
+    await user.send("/profile")
+    await user.click("🗑 Удалить мои данные")
+    await user.click("Да, удалить")
+    await user.click("🗑 Удалить навсегда")
+    assert "Ваши данные удалены" in user.last_text()
+    assert await user_keys(h, user) == []
