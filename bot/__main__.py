@@ -91,7 +91,7 @@ async def run(settings: Settings, catalog: Catalog) -> None:
         me = await bot.get_me()
         mode = "webhook" if settings.webhook else "polling"
         logger.info("bot id=%s started (%s)", me.id, mode)
-        await set_commands(bot, i18n)
+        await set_commands(bot, i18n, settings.coordinator_ids)
         await serve(
             settings, bot, dp, services.sessions, health_check(services.sessions, dialogues.redis)
         )

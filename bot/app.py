@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -11,10 +13,11 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.strategy import FSMStrategy
-from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats
+from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -49,6 +52,8 @@ from bot.sla_notifier import SlaNotifier
 from bot.staff_access import StaffAccess
 from bot.storage.db import SessionFactory, create_session_factory
 from bot.uploads import UploadCoordinator
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -290,9 +295,21 @@ COMMANDS = {
     "cancel": N_("command.cancel"),
 }
 
+#: Commands of coordinators (COORDINATOR_IDS), shown in their own chats' menus only.
+COORDINATOR_COMMANDS = {
+    "schedule": N_("command.schedule"),
+    "template": N_("command.template"),
+    "import": N_("command.import"),
+    "relink": N_("command.relink"),
+    "broadcast": N_("command.broadcast"),
+    "stats": N_("command.stats"),
+    "export": N_("command.export"),
+}
 
-async def set_commands(bot: Bot, i18n: I18n) -> None:
-    """The commands menu in Russian (also the default) and English."""
+
+async def set_commands(bot: Bot, i18n: I18n, coordinator_ids: Iterable[int] = ()) -> None:
+    """The commands menu in Russian (also the default) and English; coordinators also see their
+    own commands, in their private chat only (nobody else learns the admin surface exists)."""
     for language in (None, *i18n.available_locales):
         locale = language or i18n.default_locale
         commands = [
@@ -302,3 +319,14 @@ async def set_commands(bot: Bot, i18n: I18n) -> None:
         await bot.set_my_commands(
             commands, scope=BotCommandScopeAllPrivateChats(), language_code=language
         )
+    locale = i18n.default_locale
+    staff_menu = [
+        BotCommand(command=name, description=i18n.gettext(key, locale=locale))
+        for name, key in (COMMANDS | COORDINATOR_COMMANDS).items()
+    ]
+    for user_id in sorted(coordinator_ids):
+        try:
+            await bot.set_my_commands(staff_menu, scope=BotCommandScopeChat(chat_id=user_id))
+        except (TelegramBadRequest, TelegramForbiddenError):
+            # Telegram knows the chat only once the coordinator has started the bot.
+            log.info("commands menu: coordinator %s has no chat with the bot yet", user_id)

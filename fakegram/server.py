@@ -146,6 +146,10 @@ CHAT_ID_FIELDS = {"chat_id", "from_chat_id", "sender_chat_id"}
 _int_re = re.compile(r"^-?\d+$")
 
 
+#: Command scopes that name a chat (which must exist).
+CHAT_SCOPES = frozenset({"chat", "chat_administrators", "chat_member"})
+
+
 @dataclass(frozen=True)
 class WebhookDelivery:
     """One attempt to post an update to the bot's webhook."""
@@ -1835,7 +1839,10 @@ class FakeTelegram:
             clean.append({"command": command, "description": description})
         if len(clean) > 100:
             raise bad_request("BOT_COMMANDS_TOO_MUCH")
-        key = (self._scope_key(p.json("scope")), p.string("language_code") or "")
+        scope = p.json("scope")
+        if isinstance(scope, dict) and scope.get("type") in CHAT_SCOPES:
+            self._resolve_chat(bot, scope.get("chat_id"))  # "chat not found" as Telegram says
+        key = (self._scope_key(scope), p.string("language_code") or "")
         bot.commands[key] = clean
         return True
 

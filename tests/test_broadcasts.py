@@ -595,3 +595,21 @@ async def test_a_document_with_a_caption_reaches_a_region(
         assert got.caption == "Памятка пациента" and got.data == pdf("памятка")
     assert moscow.files_received() == []
     assert "Отправлено: 2" in coordinator.last_text()
+
+
+async def test_coordinators_see_their_commands_in_their_own_menu_only(
+    harness: Harness, make_user: Any
+) -> None:
+    from bot.app import set_commands
+
+    coordinator = make_user()  # has a chat with the bot
+    newcomer = 555_000_002  # never started the bot: Telegram does not know the chat
+    await set_commands(harness.bot, harness.i18n, [newcomer, coordinator.user_id])
+    everyone = harness.fake.commands({"type": "all_private_chats"}, "ru")
+    assert [c["command"] for c in everyone] == ["start", "profile", "help", "cancel"]
+    mine = harness.fake.commands({"type": "chat", "chat_id": coordinator.user_id})
+    names = [c["command"] for c in mine]
+    assert names[:4] == ["start", "profile", "help", "cancel"]
+    assert {"schedule", "template", "import", "broadcast", "stats", "export"} <= set(names)
+    assert "Рассылка пациентам" in str(mine)
+    assert harness.fake.commands({"type": "chat", "chat_id": newcomer}) == []
