@@ -20,3 +20,9 @@ def configure_logging(level: str) -> None:
     logging.getLogger().setLevel(level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def trace_safe(exc: BaseException) -> bool:
+    """Tracebacks show the exception's message; our own and SQLAlchemy's (parameters hidden)
+    carry no personal data. Validation errors of third parties may quote input: no trace."""
+    return not isinstance(exc, ValueError) or type(exc).__module__.startswith("bot.")

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
+from bot.logging_setup import trace_safe
 from bot.services.inbox import InboxService, StoredUpdate
 from bot.storage.db import SessionFactory
 
@@ -86,9 +87,16 @@ class UpdateProcessor:
         try:
             update = Update.model_validate(stored.payload, context={"bot": self._bot})
             await self._dp.feed_update(self._bot, update)
-        except Exception:
+        except Exception as exc:
             failed = True
-            logger.exception("update %s failed", stored.update_id)
+            # Ids and the type; the trace only when it cannot quote the update (a validation
+            # error of the raw update would).
+            logger.error(
+                "update %s failed: %s",
+                stored.update_id,
+                type(exc).__name__,
+                exc_info=exc if trace_safe(exc) else None,
+            )
         try:
             await self._inbox.finish(stored.update_id, failed=failed)
         except SQLAlchemyError:

@@ -9,6 +9,8 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import gettext as _
 
+from bot.logging_setup import trace_safe
+
 logger = logging.getLogger("bot.errors")
 
 
@@ -24,7 +26,7 @@ def router() -> Router:
             "update %s failed: %s",
             update.update_id,
             type(exc).__name__,
-            exc_info=(type(exc), exc, exc.__traceback__) if _trace_safe(exc) else None,
+            exc_info=(type(exc), exc, exc.__traceback__) if trace_safe(exc) else None,
         )
         chat_id = None
         if update.message:
@@ -43,9 +45,3 @@ def router() -> Router:
                 logger.warning("update %s: could not send the apology", update.update_id)
 
     return r
-
-
-def _trace_safe(exc: BaseException) -> bool:
-    """Tracebacks show the exception's message; our own and SQLAlchemy's (parameters hidden)
-    carry no personal data. Validation errors of third parties may quote input: no trace."""
-    return not isinstance(exc, ValueError) or type(exc).__module__.startswith("bot.")
