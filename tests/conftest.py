@@ -13,6 +13,7 @@ with a reason when the server is absent, and in CI (``CI=true``) such a skip is 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import itertools
@@ -180,7 +181,16 @@ class Databases:
         if self._admin is None:
             return
         name = make_url(url).database
-        await self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for attempt in range(20):
+            try:
+                await self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                return
+            except asyncpg.InsufficientPrivilegeError:
+                # An autovacuum worker is in the database (FORCE may not end it without
+                # pg_signal_backend, which .ci/postgres grants): it is gone in a moment.
+                if attempt == 19:
+                    raise
+                await asyncio.sleep(0.25)
 
     def _url_of(self, database: str) -> str:
         assert self.url is not None
