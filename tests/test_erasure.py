@@ -3,13 +3,24 @@ a conclusion, queued notifications. Nothing personal may remain in any table or 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+from aiogram.utils.i18n import I18n
+from redis.asyncio import Redis
+
+from bot.catalog import Catalog
 from fakegram.client import FakeGroup, FakeUser
-from tests.conftest import Harness
-from tests.helpers import NAME, PHONE, register
+from fakegram.server import FakeTelegram
+from tests.conftest import Harness, with_fresh_staff_chats
+from tests.helpers import NAME, PHONE, flat, register
+from tests.test_booking import add_doctor
 from tests.test_documents import pdf, png
+from tests.test_referrals import imported_link, payload_of, row
+from tests.test_reminders import book
 
 
 async def test_erasure_after_a_whole_path(harness: Harness, user: FakeUser, make_user: Any) -> None:
@@ -62,3 +73,152 @@ async def test_erasure_after_a_whole_path(harness: Harness, user: FakeUser, make
     assert [p for p in Path(harness.settings.files_dir).rglob("*") if p.is_file()] == []
     await harness.deliver()  # what is left to send must not reach the erased patient
     assert "Кардиомиопатия подтверждена" not in " ".join(m.text or "" for m in user.messages())
+
+
+# --- a patient who used everything ---------------------------------------------------------------
+
+REFERRED = "Опарина-Щукина Евдокия Тарасовна"
+REFERRED_PHONE = "+79149871234"
+DIAGNOSIS = "Дилатационная кардиомиопатия, ФВ 28%"
+COMMENT = "Отёки голеней по вечерам"
+QUESTION = "Можно ли мне принимать бисопролол вместе с торасемидом?"
+ANSWER = "Да, но контролируйте пульс утром."
+START = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)  # 15:00 in Irkutsk
+LATER = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def everything(
+    fake: FakeTelegram,
+    tmp_path: Path,
+    i18n: I18n,
+    catalog: Catalog,
+    database_url: str,
+    make_user: Any,
+) -> AsyncIterator[tuple[Harness, FakeUser]]:
+    """A bot with every feature on: a coordinator, a duty chat, staff chats of its own."""
+    coordinator = make_user(first_name="Ольга", last_name="Координатова")
+    h = Harness(
+        fake,
+        tmp_path,
+        i18n,
+        with_fresh_staff_chats(catalog),
+        database_url=database_url,
+        duty_chat_id=-1006000000000 - coordinator.user_id % 1000000,
+        coordinator_ids=frozenset({coordinator.user_id}),
+        max_duty_bookings=5,
+    )
+    await h.start()
+    try:
+        yield h, coordinator
+    finally:
+        await h.stop()
+
+
+async def test_erasure_after_every_feature(
+    everything: tuple[Harness, FakeUser], make_user: Any
+) -> None:
+    h, coordinator = everything
+    patient = make_user(first_name="Евдокия", phone_number=REFERRED_PHONE)
+    center = h.catalog.center("bakulev")
+    assert center is not None and h.settings.duty_chat_id is not None
+    staff = FakeGroup(h.fake, center.staff_chat_id, "НМИЦ ССХ — заявки", is_forum=True)
+    duty = FakeGroup(h.fake, h.settings.duty_chat_id, "Дежурные врачи", is_forum=True)
+    doctor = make_user(first_name="Анна", last_name="Сердцева")
+    staff.add_member(doctor)
+    duty.add_member(doctor)
+
+    # registration through the attending doctor's referral link
+    [line] = await imported_link(
+        coordinator,
+        row(REFERRED, "14.02.1958", "8 914 987-12-34", diagnosis=DIAGNOSIS, comment=COMMENT),
+    )
+    await patient.start(payload_of(line[4]))
+    await patient.click("✅ Согласен")
+    await patient.press("📱 Отправить мой номер")
+    await patient.click("✅ Всё верно")
+    # documents and the application the center's doctors get a card of
+    await patient.send_document(pdf("evdokia"), "vypiska_oparina.pdf", caption="выписка")
+    await patient.send_photo(png(902), caption="ЭКГ")
+    await h.settle()
+    await patient.click("🔄 Обновить")
+    await patient.click("➡️ Отправить без них (добавлю позже)")
+    await patient.click("✅ Отправить заявку")
+    await h.deliver()
+    assert any(REFERRED in (m.text or "") for m in staff.messages())
+
+    # the chat with the duty doctors
+    await patient.press("❓ Вопрос врачу")
+    await patient.send(QUESTION)
+    thread = duty.topics()[0].thread_id
+    await doctor.send_in_group(duty, ANSWER, thread_id=thread)
+    assert ANSWER in patient.last_text()
+    await patient.send("/cancel")
+
+    # three duty bookings: two missed (a no-show alert for the coordinator), one ahead
+    await add_doctor(h, "Анна Сердцева", "cardiology", [START, START + timedelta(days=1), LATER])
+    for moment in (START, START + timedelta(days=1), LATER):
+        await book(patient, moment)
+    for moment in (START, START + timedelta(days=1)):
+        h.clock.now = moment - timedelta(minutes=10)
+        await h.deliver()
+        headsup = next(
+            m for m in reversed(duty.messages()) if "🚫 Пациент не пришёл" in flat(m.inline_buttons)
+        )
+        h.clock.now = moment + timedelta(minutes=5)
+        await doctor.click_in_group(duty, "🚫 Пациент не пришёл", headsup.message_id)
+    # not delivered: the no-show alert, then an SLA escalation and a broadcast, stay queued
+    h.clock.now = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+    assert await h.services.sla.escalate_overdue() == 1
+    await coordinator.send("/broadcast")
+    await coordinator.send("Уважаемые пациенты! Консультации 1 декабря переносятся.")
+    await coordinator.click("👥 Выбрать получателей")
+    await coordinator.click("Всем пациентам")
+    await coordinator.click("✅ Отправить (1)")
+    queued = await h.rows("SELECT kind, status FROM outbox WHERE status = 'pending'")
+    kinds = {kind for kind, _status in queued}
+    for kind in ("no_show_alert", "sla_escalation", "consultation_headsup", "api"):
+        assert kind in kinds, (kind, kinds)
+
+    secrets = (
+        REFERRED,
+        "Опарина",
+        "Евдокия",
+        "9871234",
+        "1958-02-14",
+        str(patient.user_id),
+        "Дилатационная",
+        "Отёки",
+    )
+    dump = await h.dump()
+    assert [s for s in secrets if s not in dump] == []  # all of it was there
+    # never stored at all: relayed texts and file names
+    secrets += ("бисопролол", "пульс утром", "vypiska_oparina")
+
+    await patient.send("/profile")
+    await patient.click("🗑 Удалить мои данные")
+    await patient.click("Да, удалить")
+    await patient.click("🗑 Удалить навсегда")
+    assert "Ваши данные удалены" in patient.last_text()
+
+    dump = await h.dump()
+    for secret in secrets:
+        assert secret not in dump, secret
+    assert [p for p in Path(h.settings.files_dir).rglob("*") if p.is_file()] == []
+    if h.settings.redis_url:
+        client = Redis.from_url(h.settings.redis_url)
+        try:
+            keys = [k.decode() async for k in client.scan_iter(match=f"{h.redis_prefix}:*")]
+        finally:
+            await client.aclose()
+        assert [k for k in keys if str(patient.user_id) in k] == []
+
+    # what is still queued for staff says nothing of the erased patient when it is delivered
+    before = {m.message_id for g in (staff, duty) for m in g.messages()}
+    h.clock.advance(days=5)
+    await h.deliver()
+    told = [m for g in (staff, duty) for m in g.messages() if m.message_id not in before]
+    told += coordinator.messages()
+    for message in told:
+        for secret in (REFERRED, "Опарина", "9871234", "14.02.1958", "Дилатационная"):
+            assert secret not in message.content, (secret, message.content)
