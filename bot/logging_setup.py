@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from types import TracebackType
 
 # aiosqlite logs every call with its SQL parameters at DEBUG; SQLAlchemy's engine would print
 # every statement. They stay at WARNING whatever LOG_LEVEL says.
@@ -22,7 +23,29 @@ def configure_logging(level: str) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+
+
+class MessageWithheld(Exception):
+    """Stands in, in a logged traceback, for an exception whose message may quote personal
+    data: the type's name and the frames stay, the message (and its chain) does not."""
+
+
 def trace_safe(exc: BaseException) -> bool:
     """Tracebacks show the exception's message; our own and SQLAlchemy's (parameters hidden)
-    carry no personal data. Validation errors of third parties may quote input: no trace."""
-    return not isinstance(exc, ValueError) or type(exc).__module__.startswith("bot.")
+    carry no personal data. Validation errors of third parties may quote input, and Telegram's
+    error descriptions may quote a text (e.g. a tag of a message that could not be parsed)."""
+    module = type(exc).__module__
+    if module.startswith("aiogram."):  # TelegramAPIError and its kin carry the description
+        return False
+    return not isinstance(exc, ValueError) or module.startswith("bot.")
+
+
+def safe_exc_info(exc: BaseException) -> ExcInfo:
+    """``exc_info`` for a log call: the exception itself when its message is safe, else a
+    stand-in with the same frames that says which type it was."""
+    if trace_safe(exc):
+        return type(exc), exc, exc.__traceback__
+    name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    stand_in = MessageWithheld(f"{name} (message withheld: it may quote personal data)")
+    return MessageWithheld, stand_in, exc.__traceback__

@@ -28,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
-from bot.logging_setup import trace_safe
+from bot.logging_setup import safe_exc_info
 from bot.services.inbox import InboxService, StoredUpdate
 from bot.storage.db import SessionFactory
 
@@ -89,13 +89,13 @@ class UpdateProcessor:
             await self._dp.feed_update(self._bot, update)
         except Exception as exc:
             failed = True
-            # Ids and the type; the trace only when it cannot quote the update (a validation
-            # error of the raw update would).
+            # Ids and the type; the trace without a message that could quote the update (a
+            # validation error of the raw update would) or a text (Telegram's description).
             logger.error(
                 "update %s failed: %s",
                 stored.update_id,
                 type(exc).__name__,
-                exc_info=exc if trace_safe(exc) else None,
+                exc_info=safe_exc_info(exc),
             )
         try:
             await self._inbox.finish(stored.update_id, failed=failed)

@@ -19,6 +19,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.catalog import Catalog
 from bot.i18n import N_
 from bot.keyboards import documents as kb
+from bot.logging_setup import safe_exc_info
 from bot.services.clock import Clock
 from bot.services.documents import (
     BatchReport,
@@ -87,8 +88,11 @@ class UploadCoordinator:
                 for due_id, due_at in await self._documents.due_for_closing():
                     if due_id == batch_id:  # still collecting: a file came meanwhile
                         self._start_timer(batch_id, self._seconds_until(due_at))
-        except Exception:
-            logger.exception("upload batch %s could not be finished", batch_id)
+        except Exception as exc:
+            # e.g. Telegram refused the report: its description may quote a text
+            logger.error(
+                "upload batch %s could not be finished", batch_id, exc_info=safe_exc_info(exc)
+            )
 
     def _seconds_until(self, moment: datetime) -> float:
         return (moment - self._clock()).total_seconds() + 0.05

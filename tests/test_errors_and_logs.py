@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 import pytest
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import SendMessage
+from pydantic import BaseModel
 
 from bot.fsm.states import Registration
-from bot.logging_setup import configure_logging
+from bot.logging_setup import configure_logging, safe_exc_info
 from bot.middlewares import InFlightMiddleware
 from bot.services.patients import PatientService
 from fakegram.client import FakeUser
@@ -86,3 +90,36 @@ async def test_in_flight_counter_waits_for_handlers() -> None:
     release.set()
     assert await tracker.drained(1)
     assert await task == "done"
+
+
+def test_a_logged_trace_keeps_its_frames_but_not_a_message_that_may_quote_input(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    typed = "Иванова Мария, гипертония"  # (a literal would show in the trace's source lines)
+
+    class Form(BaseModel):
+        born: date
+
+    def refused() -> None:
+        method = SendMessage(chat_id=1, text=typed)
+        raise TelegramBadRequest(method, f"Bad Request: can't parse entities: {typed}")
+
+    def invalid() -> None:
+        Form.model_validate({"born": typed})
+
+    def ours() -> None:
+        raise RuntimeError("upload batch 7 is gone")
+
+    log = logging.getLogger("bot.test")
+    with caplog.at_level(logging.ERROR, logger="bot.test"):
+        for fail in (refused, invalid, ours):
+            try:
+                fail()
+            except Exception as exc:
+                log.error("failed: %s", type(exc).__name__, exc_info=safe_exc_info(exc))
+    refused_text, invalid_text, ours_text = (logging.Formatter().format(r) for r in caplog.records)
+    for text, name in ((refused_text, "TelegramBadRequest"), (invalid_text, "ValidationError")):
+        assert "Иванова" not in text
+        assert f"{name} (message withheld" in text
+        assert "Traceback" in text  # where it happened is still there
+    assert "RuntimeError: upload batch 7 is gone" in ours_text  # our own messages are ids

@@ -9,7 +9,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import gettext as _
 
-from bot.logging_setup import trace_safe
+from bot.logging_setup import safe_exc_info
 
 logger = logging.getLogger("bot.errors")
 
@@ -26,7 +26,7 @@ def router() -> Router:
             "update %s failed: %s",
             update.update_id,
             type(exc).__name__,
-            exc_info=(type(exc), exc, exc.__traceback__) if trace_safe(exc) else None,
+            exc_info=safe_exc_info(exc),
         )
         chat_id = None
         if update.message:

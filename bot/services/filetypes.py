@@ -72,6 +72,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO, Final, Literal
 
+from bot.logging_setup import safe_exc_info
+
 __all__ = [
     "ACCEPTED",
     "Detection",
@@ -412,9 +414,10 @@ def _detect(src: _Source) -> Detection:
         return _UNSUPPORTED
     except OSError:
         raise  # reading the file failed: not a property of its content
-    except Exception:  # noqa: BLE001
-        # A bug of ours must not turn an upload into a crash; it is logged to be fixed.
-        _log.exception("file type detection failed on %d bytes", src.size)
+    except Exception as exc:  # noqa: BLE001
+        # A bug of ours must not turn an upload into a crash; it is logged to be fixed (a
+        # decoder's message could quote the file's bytes: the frames only then).
+        _log.error("file type detection failed on %d bytes", src.size, exc_info=safe_exc_info(exc))
         return _UNSUPPORTED
 
 

@@ -94,7 +94,8 @@ class InboxService:
         return [u for u in updates if u.update_id in new]
 
     async def finish(self, update_id: int, *, failed: bool = False) -> None:
-        """The update was handled: keep only its id and outcome (no personal data)."""
+        """The update was handled: keep only its id and outcome (no personal data: the order
+        key is the sender's Telegram id, needed only while the update is pending)."""
         async with self._sessions.begin() as session:
             await session.execute(
                 update(InboxUpdate)
@@ -102,6 +103,7 @@ class InboxService:
                 .values(
                     status=InboxStatus.FAILED if failed else InboxStatus.DONE,
                     payload=None,
+                    order_key=0,
                     claimed_by=None,
                     finished_at=self._clock(),
                 )

@@ -28,7 +28,8 @@ class InboxUpdate(Base):
     __table_args__ = (Index("ix_inbox_status_claimed_at", "status", "claimed_at"),)
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    # Updates of one key (the user, else the chat) are handled in update_id order.
+    # Updates of one key (the user, else the chat) are handled in update_id order; 0 once
+    # finished (it is a Telegram id: personal data).
     order_key: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     status: Mapped[str] = mapped_column(String(16), default=InboxStatus.PENDING)
