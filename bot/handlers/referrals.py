@@ -38,7 +38,7 @@ from bot.handlers import applications as application_steps
 from bot.handlers.flow import Flow
 from bot.handlers.schedule import Coordinator
 from bot.handlers.utils import drop_buttons
-from bot.i18n import N_, variants
+from bot.i18n import N_, menu_texts, variants
 from bot.keyboards import menu as menu_kb
 from bot.keyboards import registration as kb
 from bot.referral_sheets import ReportWriter, header, link, template_xlsx
@@ -90,9 +90,11 @@ class ActivatingReferral(Filter):
 # --- coordinators --------------------------------------------------------------------------------
 
 
-def coordinator_router() -> Router:
+def coordinator_router(i18n: I18n) -> Router:
     r = Router(name="referrals_coordinator")
     r.message.filter(Coordinator())
+    # a menu button or another command leaves the upload step (to the router that has it)
+    not_menu = ~F.text.in_(menu_texts(i18n)) & ~F.text.startswith("/")
 
     @r.message(Command("template"))
     async def template(message: Message, flow: Flow) -> None:
@@ -153,7 +155,7 @@ def coordinator_router() -> Router:
             caption=_("referral.report_caption"),
         )
 
-    @r.message(ReferralImport.upload)
+    @r.message(ReferralImport.upload, not_menu)
     async def not_a_file(_message: Message, flow: Flow) -> None:
         await flow.send(_("referral.import_need_file"))
 

@@ -1,0 +1,117 @@
+"""An audit of the newest features against the people a deployment gets: commands in the middle
+of a dialogue, old buttons pressed again and forged callback data (someone else's ids)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from aiogram.utils.i18n import I18n
+from sqlalchemy import select
+
+from bot.callbacks import BroadcastAction, BroadcastCb, RemindAction, RemindCb
+from bot.catalog import Catalog
+from bot.storage.models import Consultation
+from fakegram.client import FakeGroup, FakeUser
+from fakegram.server import FakeTelegram
+from tests.conftest import Harness
+from tests.helpers import register, state_of
+from tests.test_booking import add_doctor
+from tests.test_broadcasts import (  # noqa: F401 - fixtures
+    add_patients,
+    coordinator,
+    coordinator_harness,
+    harness,
+)
+from tests.test_reminders import START, book, day, duty_chat  # noqa: F401 - fixtures
+
+
+async def test_a_command_leaves_the_import_dialogue(
+    harness: Harness,  # noqa: F811
+    coordinator: FakeUser,  # noqa: F811
+) -> None:
+    await coordinator.send("/import")
+    await coordinator.send_sticker()
+    assert "Нужен файл с таблицей" in coordinator.last_text()
+    assert await state_of(harness, coordinator) == "ReferralImport:upload"
+    await coordinator.send("/relink 99999")
+    assert "Направления с таким номером нет" in coordinator.last_text()
+    await coordinator.send("/nonsense")
+    assert "Нужен файл с таблицей" not in coordinator.last_text()
+    await coordinator.send("/cancel")
+    assert await state_of(harness, coordinator) is None
+
+
+async def test_someone_elses_consultation_in_a_reminder_button_is_refused(
+    day: Harness,  # noqa: F811
+    user: FakeUser,
+    make_user: Callable[..., FakeUser],
+    duty_chat: tuple[FakeGroup, FakeUser],  # noqa: F811
+) -> None:
+    group, _doctor = duty_chat
+    other = make_user(first_name="Другой")
+    await add_doctor(day, "Анна Сердцева", "cardiology", [START])
+    await register(user)
+    await register(other, phone=other.phone_number or "+79140000001")
+    await book(user, START)
+    async with day.services.sessions() as session:
+        consultation = await session.scalar(select(Consultation.id))
+    assert consultation is not None
+    await day.deliver()
+    before = len(group.messages())
+    statuses = await day.rows("SELECT status FROM consultations")
+    anchor = other.messages()[-1].message_id
+    for action in (RemindAction.ATTEND, RemindAction.CANNOT, RemindAction.MOVE):
+        data = RemindCb(action=action, id=consultation, minutes=1440).pack()
+        await other.click_data(data, anchor)
+        refused = other.last_callback_answer()
+        assert refused is not None and refused.show_alert, refused
+    await other.click_data("rm:zz:oops", anchor)
+    assert other.last_callback_answer() is not None
+    await day.deliver()
+    assert len(group.messages()) == before
+    assert await day.rows("SELECT status FROM consultations") == statuses
+
+
+async def test_progress_buttons_of_someone_elses_broadcast_do_nothing(
+    fake: FakeTelegram,
+    tmp_path: Path,
+    i18n: I18n,
+    catalog: Catalog,
+    database_url: str,
+    make_user: Callable[..., FakeUser],
+) -> None:
+    author, colleague = make_user(), make_user()
+    h = coordinator_harness(
+        fake,
+        tmp_path,
+        i18n,
+        catalog,
+        database_url,
+        author,
+        coordinator_ids=frozenset({author.user_id, colleague.user_id}),
+    )
+    await h.start()
+    try:
+        await add_patients(h, make_user, 3)
+        await author.send("/broadcast")
+        await author.send("Приём 1 декабря переносится")
+        await author.click("👥 Выбрать получателей")
+        await author.click("Всем пациентам")
+        await author.click("✅ Отправить (3)")
+        [(broadcast_id, status)] = await h.rows("SELECT id, status FROM broadcasts")
+        patient = make_user()
+        await register(patient, phone=patient.phone_number or "+79140000002")
+        await colleague.send("/stats")
+        for someone in (colleague, patient):
+            anchor = someone.messages()[-1].message_id
+            for action in BroadcastAction:
+                packed = BroadcastCb(action=action, broadcast=broadcast_id).pack()
+                await someone.click_data(packed, anchor)
+                assert someone.last_callback_answer() is not None
+            await someone.click_data("bp:zz:1", anchor)
+            assert someone.last_callback_answer() is not None
+        assert await h.rows("SELECT status FROM broadcasts") == [(status,)]
+        assert not any("Рассылка" in m.content for m in patient.messages() if m.from_bot)
+    finally:
+        await h.stop()
