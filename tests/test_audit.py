@@ -23,6 +23,7 @@ from tests.test_broadcasts import (  # noqa: F401 - fixtures
     coordinator_harness,
     harness,
 )
+from tests.test_referrals import imported_link, patient, payload_of  # noqa: F401 - fixture
 from tests.test_reminders import START, book, day, duty_chat  # noqa: F401 - fixtures
 
 
@@ -115,3 +116,47 @@ async def test_progress_buttons_of_someone_elses_broadcast_do_nothing(
         assert not any("Рассылка" in m.content for m in patient.messages() if m.from_bot)
     finally:
         await h.stop()
+
+
+async def test_commands_work_in_the_middle_of_a_referral_activation(
+    harness: Harness,  # noqa: F811
+    coordinator: FakeUser,  # noqa: F811
+    patient: FakeUser,  # noqa: F811
+) -> None:
+    h = harness
+    [line] = await imported_link(coordinator)
+    payload = payload_of(line[4])
+    await patient.send("/start")
+    await patient.click("✅ Согласен")
+    await patient.send("Иванов Иван Иванович")
+    await patient.start(payload)  # the link opened in the middle of a registration
+    assert await state_of(h, patient) == "ReferralActivation:consent"
+    await patient.send_sticker()
+    assert "ответьте кнопками" in patient.messages()[-2].content
+    assert await state_of(h, patient) == "ReferralActivation:consent"
+    await patient.send("/cancel")
+    assert "Действие прервано" in patient.last_text()
+    assert await state_of(h, patient) is None
+
+    await patient.start(payload)
+    await patient.start(payload)  # twice in a row: the same activation, from its start
+    await patient.click("✅ Согласен")
+    await patient.send_voice()
+    assert "Отправить мой номер" in patient.last_text()
+    assert await state_of(h, patient) == "ReferralActivation:contact"
+    await patient.send("/cancel")
+    assert "Действие прервано" in patient.last_text()
+    assert await state_of(h, patient) is None
+
+    await patient.start(payload)
+    await patient.click("✅ Согласен")
+    await patient.send("/start")  # a plain /start: the usual registration, from its start
+    assert await state_of(h, patient) == "Registration:consent"
+    await patient.start(payload)
+    await patient.click("✅ Согласен")
+    await patient.press("📱 Отправить мой номер")
+    await patient.click("✅ Всё верно")
+    assert (await h.rows("SELECT status FROM referrals")) == [("activated",)]
+    await patient.start(payload)  # the same person again after the activation
+    assert "уже использована" in patient.last_text()
+    assert (await h.rows("SELECT count(*) FROM patients"))[0][0] == 1

@@ -224,6 +224,9 @@ async def _edit(message: Message, text: str) -> None:
 
 def activation_router(i18n: I18n) -> Router:
     r = Router(name="referrals_activation")
+    # /cancel, /start, /help and the menu go on to the routers that have them (this router comes
+    # first: otherwise the activation would swallow them)
+    not_menu = ~F.text.in_(menu_texts(i18n)) & ~F.text.startswith("/")
 
     @r.message(CommandStart(deep_link=True, magic=F.args.startswith(LINK_PREFIX)))
     async def open_link(
@@ -321,11 +324,11 @@ def activation_router(i18n: I18n) -> Router:
         await flow.state.clear()
         await flow.send(_("referral.cancelled"), reply_markup=_menu_or_nothing(patient))
 
-    @r.message(ReferralActivation.contact)
+    @r.message(ReferralActivation.contact, not_menu)
     async def contact_other(_message: Message, flow: Flow) -> None:
         await flow.send(_("referral.need_contact"), reply_markup=kb.phone_request())
 
-    @r.message(ReferralActivation.consent)
+    @r.message(ReferralActivation.consent, not_menu)
     async def consent_other(_message: Message, flow: Flow) -> None:
         await flow.send(_("reg.use_buttons"))
         await flow.send(_("consent.short"), reply_markup=kb.consent(full_text_shown=False))
