@@ -4,18 +4,19 @@ of a dialogue, old buttons pressed again and forged callback data (someone else'
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from aiogram.utils.i18n import I18n
 from sqlalchemy import select
 
-from bot.callbacks import BroadcastAction, BroadcastCb, RemindAction, RemindCb
+from bot.callbacks import BroadcastAction, BroadcastCb, NoShowCb, RemindAction, RemindCb
 from bot.catalog import Catalog
 from bot.storage.models import Consultation
 from fakegram.client import FakeGroup, FakeUser
 from fakegram.server import FakeTelegram
-from tests.conftest import Harness
-from tests.helpers import register, state_of
+from tests.conftest import TOKEN, Harness
+from tests.helpers import flat, register, state_of
 from tests.test_booking import add_doctor
 from tests.test_broadcasts import (  # noqa: F401 - fixtures
     add_patients,
@@ -24,7 +25,7 @@ from tests.test_broadcasts import (  # noqa: F401 - fixtures
     harness,
 )
 from tests.test_referrals import imported_link, patient, payload_of  # noqa: F401 - fixture
-from tests.test_reminders import START, book, day, duty_chat  # noqa: F401 - fixtures
+from tests.test_reminders import START, at, book, day, duty_chat  # noqa: F401 - fixtures
 
 
 async def test_a_command_leaves_the_import_dialogue(
@@ -66,7 +67,7 @@ async def test_someone_elses_consultation_in_a_reminder_button_is_refused(
         data = RemindCb(action=action, id=consultation, minutes=1440).pack()
         await other.click_data(data, anchor)
         refused = other.last_callback_answer()
-        assert refused is not None and refused.show_alert, refused
+        assert refused is not None and refused.show_alert and "не найдена" in refused
     await other.click_data("rm:zz:oops", anchor)
     assert other.last_callback_answer() is not None
     await day.deliver()
@@ -160,3 +161,34 @@ async def test_commands_work_in_the_middle_of_a_referral_activation(
     await patient.start(payload)  # the same person again after the activation
     assert "уже использована" in patient.last_text()
     assert (await h.rows("SELECT count(*) FROM patients"))[0][0] == 1
+
+
+async def test_a_no_show_button_forged_in_another_staff_chat_is_refused(
+    day: Harness,  # noqa: F811
+    user: FakeUser,
+    duty_chat: tuple[FakeGroup, FakeUser],  # noqa: F811
+) -> None:
+    group, doctor = duty_chat
+    center = day.catalog.centers[0]
+    other = FakeGroup(day.fake, center.staff_chat_id, "Врачи центра", is_forum=True)
+    other.add_member(doctor)  # a doctor of both chats
+    await add_doctor(day, "Анна Сердцева", "cardiology", [START])
+    await register(user)
+    await book(user, START)
+    await at(day, START - timedelta(minutes=10))
+    assert any("🚫 Пациент не пришёл" in flat(m.inline_buttons) for m in group.messages())
+    day.clock.now = START + timedelta(minutes=5)
+    async with day.services.sessions() as session:
+        consultation = await session.scalar(select(Consultation.id))
+    assert consultation is not None
+    forged = NoShowCb(id=consultation).pack()
+    posted = await day.bot.send_message(other.chat_id, "Заявки центра")
+    stored = day.fake.chat(other.chat_id, token=TOKEN).messages[posted.message_id]
+    query = day.fake.new_callback_query(doctor.user_json, stored, forged, token=TOKEN)
+    await day.fake.update_sink({"update_id": 900_000_001, "callback_query": query})
+    answer = day.fake.callback_answer(query["id"], token=TOKEN)
+    assert answer is not None and "не относится к этому чату" in answer.text
+    # pressed in a private chat (a forged button there): a stale button, nothing marked
+    await user.click_data(forged, user.last_message().message_id)
+    assert "больше не действует" in str(user.last_callback_answer())
+    assert await day.rows("SELECT status FROM consultations") == [("scheduled",)]
