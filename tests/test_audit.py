@@ -145,6 +145,10 @@ async def test_commands_work_in_the_middle_of_a_referral_activation(
     await patient.send_voice()
     assert "Отправить мой номер" in patient.last_text()
     assert await state_of(h, patient) == "ReferralActivation:contact"
+    await patient.send("/help")  # the help, and the contact button stays
+    assert "Отправить мой номер" in patient.last_text()
+    assert "📱 Отправить мой номер" in str(patient.reply_keyboard())
+    assert await state_of(h, patient) == "ReferralActivation:contact"
     await patient.send("/cancel")
     assert "Действие прервано" in patient.last_text()
     assert await state_of(h, patient) is None

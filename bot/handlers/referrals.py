@@ -324,6 +324,16 @@ def activation_router(i18n: I18n) -> Router:
         await flow.state.clear()
         await flow.send(_("referral.cancelled"), reply_markup=_menu_or_nothing(patient))
 
+    @r.message(StateFilter(ReferralActivation), Command("help"))
+    @r.message(StateFilter(ReferralActivation), F.text.in_(variants(i18n, "menu.help")))
+    async def help_(_message: Message, flow: Flow) -> None:
+        # the help, then the step again (with its keyboard: the contact button is on it)
+        await flow.send(_("help.text"))
+        if await flow.state.get_state() == ReferralActivation.consent.state:
+            await flow.send(_("consent.short"), reply_markup=kb.consent(full_text_shown=False))
+        else:
+            await _ask_contact(flow)
+
     @r.message(ReferralActivation.contact, not_menu)
     async def contact_other(_message: Message, flow: Flow) -> None:
         await flow.send(_("referral.need_contact"), reply_markup=kb.phone_request())
