@@ -63,7 +63,7 @@ def build_root_router(i18n: I18n) -> Router:
         schedule.router(i18n),  # coordinators only (its own filter); others fall through
         broadcasts.router(i18n),  # coordinators only, as above
         stats.router(i18n),  # coordinators only, as above
-        referrals.coordinator_router(),  # coordinators only (its own filter)
+        referrals.coordinator_router(i18n),  # coordinators only (its own filter)
         registration.router(i18n),
         patients_only,
         fallback.router(),

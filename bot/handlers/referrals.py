@@ -38,7 +38,7 @@ from bot.handlers import applications as application_steps
 from bot.handlers.flow import Flow
 from bot.handlers.schedule import Coordinator
 from bot.handlers.utils import drop_buttons
-from bot.i18n import N_, variants
+from bot.i18n import N_, menu_texts, variants
 from bot.keyboards import menu as menu_kb
 from bot.keyboards import registration as kb
 from bot.referral_sheets import ReportWriter, header, link, template_xlsx
@@ -90,9 +90,11 @@ class ActivatingReferral(Filter):
 # --- coordinators --------------------------------------------------------------------------------
 
 
-def coordinator_router() -> Router:
+def coordinator_router(i18n: I18n) -> Router:
     r = Router(name="referrals_coordinator")
     r.message.filter(Coordinator())
+    # a menu button or another command leaves the upload step (to the router that has it)
+    not_menu = ~F.text.in_(menu_texts(i18n)) & ~F.text.startswith("/")
 
     @r.message(Command("template"))
     async def template(message: Message, flow: Flow) -> None:
@@ -153,7 +155,7 @@ def coordinator_router() -> Router:
             caption=_("referral.report_caption"),
         )
 
-    @r.message(ReferralImport.upload)
+    @r.message(ReferralImport.upload, not_menu)
     async def not_a_file(_message: Message, flow: Flow) -> None:
         await flow.send(_("referral.import_need_file"))
 
@@ -222,6 +224,9 @@ async def _edit(message: Message, text: str) -> None:
 
 def activation_router(i18n: I18n) -> Router:
     r = Router(name="referrals_activation")
+    # /cancel, /start, /help and the menu go on to the routers that have them (this router comes
+    # first: otherwise the activation would swallow them)
+    not_menu = ~F.text.in_(menu_texts(i18n)) & ~F.text.startswith("/")
 
     @r.message(CommandStart(deep_link=True, magic=F.args.startswith(LINK_PREFIX)))
     async def open_link(
@@ -319,11 +324,21 @@ def activation_router(i18n: I18n) -> Router:
         await flow.state.clear()
         await flow.send(_("referral.cancelled"), reply_markup=_menu_or_nothing(patient))
 
-    @r.message(ReferralActivation.contact)
+    @r.message(StateFilter(ReferralActivation), Command("help"))
+    @r.message(StateFilter(ReferralActivation), F.text.in_(variants(i18n, "menu.help")))
+    async def help_(_message: Message, flow: Flow) -> None:
+        # the help, then the step again (with its keyboard: the contact button is on it)
+        await flow.send(_("help.text"))
+        if await flow.state.get_state() == ReferralActivation.consent.state:
+            await flow.send(_("consent.short"), reply_markup=kb.consent(full_text_shown=False))
+        else:
+            await _ask_contact(flow)
+
+    @r.message(ReferralActivation.contact, not_menu)
     async def contact_other(_message: Message, flow: Flow) -> None:
         await flow.send(_("referral.need_contact"), reply_markup=kb.phone_request())
 
-    @r.message(ReferralActivation.consent)
+    @r.message(ReferralActivation.consent, not_menu)
     async def consent_other(_message: Message, flow: Flow) -> None:
         await flow.send(_("reg.use_buttons"))
         await flow.send(_("consent.short"), reply_markup=kb.consent(full_text_shown=False))
