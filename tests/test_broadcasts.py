@@ -25,7 +25,7 @@ from bot.storage.outbox_models import OutboxMessage, OutboxStatus
 from fakegram.client import FakeUser
 from fakegram.server import FakeTelegram
 from tests.conftest import Harness
-from tests.helpers import flat, state_of
+from tests.helpers import flat, register, state_of
 from tests.test_documents import pdf, png
 
 IRKUTSK = 38
@@ -303,6 +303,19 @@ async def test_commands_are_unknown_to_everyone_else(
         await stranger.send(command)
         assert stranger.last_text() == unknown
     assert await harness.rows("SELECT count(*) FROM broadcasts") == [(0,)]
+
+
+async def test_help_lists_the_coordinator_commands_to_coordinators_only(
+    harness: Harness, coordinator: FakeUser, make_user: Callable[..., FakeUser]
+) -> None:
+    await coordinator.send("/help")
+    assert "Для координаторов" in coordinator.last_text()
+    assert "/broadcast" in coordinator.last_text() and "/template" in coordinator.last_text()
+    patient = make_user()
+    await register(patient)
+    await patient.press("❓ Помощь")
+    assert "Дежурный врач" in patient.last_text()
+    assert "/broadcast" not in patient.last_text() and "координатор" not in patient.last_text()
 
 
 async def test_bad_input_while_writing_a_broadcast(

@@ -66,8 +66,11 @@ def router(i18n: I18n) -> Router:
             await flow.ask(current)
             return
         await flow.leave_chat_with_doctor()
+        text = _("help.text")
+        if flow.user_id in flow.settings.coordinator_ids:  # only they learn the admin commands
+            text += "\n\n" + _("help.coordinator")
         await flow.send(
-            _("help.text"), reply_markup=menu_kb.main_menu() if patient else ReplyKeyboardRemove()
+            text, reply_markup=menu_kb.main_menu() if patient else ReplyKeyboardRemove()
         )
 
     return r
