@@ -24,7 +24,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import ConsentAction, ConsentCb, SummaryAction, SummaryCb
+from bot.callbacks import ConsentCb, SummaryAction, SummaryCb
 from bot.config import Settings
 from bot.fsm.data import (
     ApplicationDraft,
@@ -36,6 +36,7 @@ from bot.fsm.data import (
 from bot.fsm.states import ApplicationForm, ReferralActivation, ReferralImport, Registration
 from bot.handlers import applications as application_steps
 from bot.handlers.flow import Flow
+from bot.handlers.registration import answer_consent
 from bot.handlers.schedule import Coordinator
 from bot.handlers.utils import drop_buttons
 from bot.i18n import N_, menu_texts, variants
@@ -259,21 +260,7 @@ def activation_router(i18n: I18n) -> Router:
     async def consent(
         query: CallbackQuery, callback_data: ConsentCb, flow: Flow, settings: Settings
     ) -> None:
-        message = query.message
-        assert isinstance(message, Message)
-        if callback_data.action is ConsentAction.FULL_TEXT:
-            await message.edit_text(_("consent.full"), reply_markup=kb.consent(True))
-        elif callback_data.action is ConsentAction.SHORT_TEXT:
-            await message.edit_text(_("consent.short"), reply_markup=kb.consent(False))
-        elif callback_data.action is ConsentAction.DECLINE:
-            await flow.state.clear()
-            await message.edit_text(_("consent.declined"))
-        else:
-            draft = await load_draft(flow.state)
-            draft.consent_version = settings.consent_version
-            draft.consent_at = flow.clock()
-            await save_draft(flow.state, draft)
-            await message.edit_text(_("consent.accepted").format(version=settings.consent_version))
+        if await answer_consent(query, callback_data, flow, settings) is not None:
             await _ask_contact(flow)
 
     @r.message(ReferralActivation.contact, F.contact)

@@ -22,7 +22,7 @@ from bot.callbacks import (
     TimeZonePickCb,
 )
 from bot.config import Settings
-from bot.fsm.data import Mode, load_draft, save_draft
+from bot.fsm.data import Mode, RegistrationDraft, load_draft, save_draft
 from bot.fsm.states import Registration
 from bot.handlers.flow import Flow
 from bot.handlers.utils import drop_buttons, edit_markup
@@ -53,6 +53,30 @@ PROBLEMS = {
 }
 
 
+async def answer_consent(
+    query: CallbackQuery, callback_data: ConsentCb, flow: Flow, settings: Settings
+) -> RegistrationDraft | None:
+    """The consent message's buttons: full/short text, decline (the dialogue ends), accept
+    (recorded in the draft, which is returned so that the caller asks the next step)."""
+    message = query.message
+    assert isinstance(message, Message)
+    if callback_data.action is ConsentAction.FULL_TEXT:
+        await message.edit_text(_("consent.full"), reply_markup=kb.consent(True))
+    elif callback_data.action is ConsentAction.SHORT_TEXT:
+        await message.edit_text(_("consent.short"), reply_markup=kb.consent(False))
+    elif callback_data.action is ConsentAction.DECLINE:
+        await flow.state.clear()
+        await message.edit_text(_("consent.declined"))
+    else:
+        draft = await load_draft(flow.state)
+        draft.consent_version = settings.consent_version
+        draft.consent_at = flow.clock()
+        await save_draft(flow.state, draft)
+        await message.edit_text(_("consent.accepted").format(version=settings.consent_version))
+        return draft
+    return None
+
+
 def router(i18n: I18n) -> Router:
     r = Router(name="registration")
     # A main-menu button is never an answer to a step: it goes on to its own handler.
@@ -61,23 +85,10 @@ def router(i18n: I18n) -> Router:
     # --- consent -------------------------------------------------------------------------
     @r.callback_query(Registration.consent, ConsentCb.filter())
     async def consent(
-        query: CallbackQuery, callback_data: ConsentCb, flow: Flow, settings: Settings, clock: Clock
+        query: CallbackQuery, callback_data: ConsentCb, flow: Flow, settings: Settings
     ) -> None:
-        message = query.message
-        assert isinstance(message, Message)
-        if callback_data.action is ConsentAction.FULL_TEXT:
-            await message.edit_text(_("consent.full"), reply_markup=kb.consent(True))
-        elif callback_data.action is ConsentAction.SHORT_TEXT:
-            await message.edit_text(_("consent.short"), reply_markup=kb.consent(False))
-        elif callback_data.action is ConsentAction.DECLINE:
-            await flow.state.clear()
-            await message.edit_text(_("consent.declined"))
-        else:
-            draft = await load_draft(flow.state)
-            draft.consent_version = settings.consent_version
-            draft.consent_at = clock()
-            await save_draft(flow.state, draft)
-            await message.edit_text(_("consent.accepted").format(version=settings.consent_version))
+        draft = await answer_consent(query, callback_data, flow, settings)
+        if draft is not None:
             await flow.ask(Registration.full_name, draft)
 
     # --- navigation: back, cancel, resume/restart ------------------------------------------
