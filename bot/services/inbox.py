@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -22,6 +22,21 @@ from bot.storage.db import AsyncSession, SessionFactory
 from bot.storage.inbox_models import InboxStatus, InboxUpdate
 
 logger = logging.getLogger("bot.inbox")
+
+
+_TABLE: Table = InboxUpdate.__table__  # type: ignore[assignment]
+# Built once: every update is finished with it (see bot.fsm.storage for why).
+_FINISH = (
+    update(_TABLE)
+    .where(_TABLE.c.update_id == bindparam("f_id"))
+    .values(
+        status=bindparam("f_status"),
+        payload=None,
+        order_key=0,
+        claimed_by=None,
+        finished_at=bindparam("f_at", type_=_TABLE.c.finished_at.type),
+    )
+)
 
 
 @dataclass
@@ -178,15 +193,12 @@ class InboxService:
             if also is not None:
                 await also(session)
             await session.execute(
-                update(InboxUpdate)
-                .where(InboxUpdate.update_id == update_id)
-                .values(
-                    status=InboxStatus.FAILED if failed else InboxStatus.DONE,
-                    payload=None,
-                    order_key=0,
-                    claimed_by=None,
-                    finished_at=self._clock(),
-                )
+                _FINISH,
+                {
+                    "f_id": update_id,
+                    "f_status": InboxStatus.FAILED if failed else InboxStatus.DONE,
+                    "f_at": self._clock(),
+                },
             )
 
     async def heartbeat(self) -> None:
