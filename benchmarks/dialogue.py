@@ -167,7 +167,7 @@ class BotProcess:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)  # let start-up work (commands menu, scheduler) settle
         if self.profile:  # py-spy samples the bot (in its own process) until it stops
-            spy = ["py-spy", "record", "--format", "raw", "--nonblocking", "-o", self.profile]
+            spy = ["py-spy", "record", "-r", "400", "--format", "raw", "--nonblocking", "-o", self.profile]
             subprocess.Popen(  # noqa: S603, ASYNC220
                 [*spy, "--pid", str(self.proc.pid)],
                 stdout=subprocess.DEVNULL,

@@ -121,7 +121,8 @@ class SQLStorage(WriteBehindStorage, _SQLStorage):
         if session is None:
             async with self._sessions.begin() as own:
                 await self._save_in(own, unit)
-        else:
+            unit.saved()
+        else:  # the caller's transaction: saved when it commits
             await self._save_in(session, unit)
 
     async def _save_in(self, session: AsyncSession, unit: DialogueUnit) -> None:
@@ -136,7 +137,6 @@ class SQLStorage(WriteBehindStorage, _SQLStorage):
                 "updated_at": datetime.now(UTC),
             }
             await session.execute(upsert, _key_params(key) | values)
-        unit.saved()
 
     async def forget_user(self, user_id: int) -> int:
         """Erase every dialogue of a user (profile deletion). Returns the rows removed."""
