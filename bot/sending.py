@@ -121,4 +121,5 @@ class RetryingRequests(BaseRequestMiddleware):
                 "Bot API %s: %s, trying again in %.1f s", method.__api_method__, cause, wait
             )
             await self._sleep(wait)
-            backoff = min(backoff * 2, 15.0)
+            if cause != "429":  # Telegram said how long; the back-off is for silence
+                backoff = min(backoff * 2, 15.0)
