@@ -7,7 +7,7 @@ a fresh PostgreSQL database of its own on that server, created from a template m
 session (or empty, for tests that migrate themselves), and dropped afterwards.
 
 Dialogues: the bot's SQL storage by default; with ``TEST_REDIS_URL`` set (e.g.
-``redis://127.0.0.1:56379/0``) the harness uses RedisStorage + RedisEventIsolation under a key
+``redis://127.0.0.1:56379/0``) the harness keeps dialogues in RedisStorage under a key
 prefix of each test's own. Tests marked ``servers`` need PostgreSQL/Redis themselves: they skip
 with a reason when the server is absent, and in CI (``CI=true``) such a skip is a failure."""
 
