@@ -280,6 +280,8 @@ class ApplicationNotifier:
         with self._i18n.context(), self._i18n.use_locale(self._staff_locale):
             if event == "documents_added":
                 text = _("staff.documents_added")
+            elif event == "documents_resent":
+                text = _("staff.documents_resent")
             elif event == "patient_confirmed":
                 text = _("staff.patient_confirmed")
             elif event == "patient_cancelled":
@@ -297,6 +299,8 @@ class ApplicationNotifier:
                 await self._send_documents(
                     bot, application, application.staff_thread_id, int(row.payload["document_id"])
                 )
+            elif event == "documents_resent":
+                await self._send_documents(bot, application, application.staff_thread_id, None)
             return message.message_id
 
     async def notify_patient(self, row: JobRow, bot: Bot) -> int | None:

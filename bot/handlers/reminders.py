@@ -18,6 +18,7 @@ from bot.handlers.utils import drop_buttons, edit_or_send
 from bot.i18n import N_
 from bot.keyboards import booking as booking_kb
 from bot.services.applications import ActionRefusedError, ApplicationService
+from bot.services.audit import Actor, Role
 from bot.services.booking import BookingError, BookingService
 from bot.services.patients import PatientDTO
 from bot.services.reminders import Answer, DayError, Refusal, ReminderService
@@ -168,7 +169,11 @@ def staff_router() -> Router:
             callback_answer.show_alert = True
             return
         try:
-            await reminders.mark_no_show(callback_data.id, message.chat.id)
+            await reminders.mark_no_show(
+                callback_data.id,
+                message.chat.id,
+                by=Actor(telegram_id=query.from_user.id, role=Role.DOCTOR, chat_id=message.chat.id),
+            )
         except DayError as refused:
             callback_answer.text = _(STAFF_REFUSALS.get(refused.reason, "day.no_show_not_here"))
             callback_answer.show_alert = True

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.applications import CARD_REFRESH, ConsultationStatus
+from bot.services.audit import Action, Actor, record
 from bot.services.clock import Clock
 from bot.services.outbox import Outbox
 from bot.services.reminder_plan import (
@@ -204,7 +205,9 @@ class ReminderService:
 
     # --- the doctors mark a no-show ----------------------------------------------------------
 
-    async def mark_no_show(self, consultation_id: int, chat_id: int) -> NoShowResult:
+    async def mark_no_show(
+        self, consultation_id: int, chat_id: int, *, by: Actor | None = None
+    ) -> NoShowResult:
         """The patient did not attend: only from the consultation's own staff chat (the
         caller checks the presser is a member), from its start on, once. After
         ``no_show_alert_after`` such consultations the coordinators are alerted, once."""
@@ -262,6 +265,16 @@ class ReminderService:
                     chat_id=chat_id,
                     now=now,
                 )
+            record(
+                session,
+                by,
+                Action.NO_SHOW_MARKED,
+                now,
+                patient_id=day.patient_id,
+                application_id=day.application_id,
+                consultation_id=consultation_id,
+                detail=missed,
+            )
             log.info(
                 "consultation %s marked not attended (patient %s)", consultation_id, day.patient_id
             )

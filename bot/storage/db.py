@@ -36,6 +36,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # Deleted rows are overwritten with zeros, not just unlinked: an erased patient's data must
+    # not stay readable in free space (issue 15; the WAL is checkpointed after an erasure).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
