@@ -20,6 +20,7 @@ from openpyxl import load_workbook
 from bot.logging_setup import configure_logging
 from bot.pseudonyms import configure_log_ids, tg
 from bot.services.applications import ApplicationService
+from bot.storage.scrub import scrub
 from fakegram.client import FakeGroup, FakeUser
 from tests.conftest import Harness
 from tests.helpers import NAME, PHONE, register
@@ -383,3 +384,11 @@ async def test_debug_log_of_every_feature_has_no_raw_telegram_id(
     configure_log_ids(h.settings.pseudonym_secret, plain=False)
     assert str(tg(coordinator.user_id)).startswith("u:")
     assert str(tg(-1001234)) == "-1001234"  # group chats are not people
+
+
+async def test_the_scrub_after_an_erasure_runs_on_this_backend(harness: Harness) -> None:
+    """SQLite: the WAL checkpoint with truncation; PostgreSQL: VACUUM (outside a transaction)."""
+    assert await scrub(harness.engine) is True
+    if harness.engine.dialect.name == "sqlite":
+        rows = await harness.rows("PRAGMA secure_delete")
+        assert rows == [(1,)]
