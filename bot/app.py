@@ -230,6 +230,7 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         services.i18n,
         services.clock,
         settings.default_locale,
+        services.documents,
     )
     for kind, handler in day.handlers().items():
         sender.register(kind, handler)  # a reminder or a file is never repeated blindly

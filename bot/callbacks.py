@@ -343,6 +343,12 @@ class RemindCb(CallbackData, prefix="rm"):
     minutes: int = 0  # which reminder (minutes before the start)
 
 
+class ConsultDocsCb(CallbackData, prefix="cd"):
+    """A doctor asks for the patient's documents on a consultation's heads-up."""
+
+    id: int  # the consultation
+
+
 class NoShowCb(CallbackData, prefix="ns"):
     """A doctor marks that the patient did not attend (on the heads-up message)."""
 

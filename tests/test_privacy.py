@@ -29,6 +29,7 @@ from tests.test_erasure import (
     ANSWER,
     COMMENT,
     DIAGNOSIS,
+    LATER,
     QUESTION,
     REFERRED,
     REFERRED_PHONE,
@@ -115,6 +116,19 @@ async def test_every_action_leaves_one_audit_row_of_ids_and_audit_is_for_coordin
     await coordinator.click("🚫 Отключить врача")
     await coordinator.click("🚫 Да, отключить")
 
+    # the duty doctors' heads-up of the booking ahead: its documents on a press
+    duty = it.duty
+    duty.add_member(doctor)
+    h.clock.now = LATER - timedelta(minutes=10)
+    await h.deliver()
+    files_before = len(duty.files_received())
+    await doctor.click_in_group(duty, "📎 Документы пациента")
+    await h.deliver()
+    assert len(duty.files_received()) > files_before
+    assert "по запросу врача" in duty.last_text() or any(
+        "по запросу врача" in (m.text or "") for m in duty.messages()
+    )
+
     rows = await audit_rows(h)
     actions = Counter(row[2] for row in rows)
     assert actions == {
@@ -123,7 +137,7 @@ async def test_every_action_leaves_one_audit_row_of_ids_and_audit_is_for_coordin
         "no_show_marked": 2,
         "broadcast_started": 1,
         "application_taken": 1,
-        "documents_viewed": 1,
+        "documents_viewed": 2,  # the application's card and the duty consultation's heads-up
         "documents_requested": 1,
         "time_assigned": 1,
         "time_moved": 1,
@@ -137,6 +151,13 @@ async def test_every_action_leaves_one_audit_row_of_ids_and_audit_is_for_coordin
         await h.rows("SELECT id FROM patients WHERE telegram_id = :t", t=patient.user_id)
     )[0][0]
     by_action = {row[2]: row for row in rows}
+    viewed = by_action["documents_viewed"]  # the last one: on the duty heads-up
+    assert (
+        viewed[:5]
+        == (str(doctor.user_id), "doctor", "documents_viewed", str(duty.chat_id), str(patient_id))
+        and viewed[6]
+        and viewed[5] is None
+    )
     taken = by_action["application_taken"]
     assert taken[:6] == (
         str(doctor.user_id),
@@ -160,7 +181,7 @@ async def test_every_action_leaves_one_audit_row_of_ids_and_audit_is_for_coordin
 
     # /audit: the coordinator gets the rows as an .xlsx of ids, never names or texts
     before = len(coordinator.files_received())
-    await coordinator.send("/audit 01.11.2026-30.11.2026")
+    await coordinator.send("/audit 01.11.2026-31.12.2026")
     [sheet] = coordinator.files_received()[before:]
     table = xlsx_rows(sheet.data)
     assert table[0][:4] == ["Когда (МСК)", "Кто (Telegram id)", "Роль", "Действие"]

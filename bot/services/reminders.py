@@ -25,12 +25,13 @@ from bot.services.clock import Clock
 from bot.services.outbox import Outbox
 from bot.services.reminder_plan import (
     ANSWER_NOTICE,
+    CONSULTATION_DOCUMENTS,
     NO_SHOW_ALERT,
     ReminderPlan,
     ends_at,
 )
 from bot.storage.db import SessionFactory
-from bot.storage.models import Application, Consultation, DutyDoctor, Patient
+from bot.storage.models import Application, Consultation, Document, DutyDoctor, Patient
 from bot.storage.outbox_models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -281,6 +282,42 @@ class ReminderService:
             marked = await self._load(session, consultation_id)
             assert marked is not None
             return NoShowResult(marked, missed, alerted)
+
+    async def resend_documents(self, consultation_id: int, chat_id: int, by: Actor) -> int:
+        """A doctor asked for the patient's documents on a consultation's heads-up: only from
+        the consultation's own staff chat (the caller checks membership). The viewing is
+        audited and the documents are queued for the chat in one transaction; returns how
+        many documents the patient has."""
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            day = await self._load(session, consultation_id)
+            if day is None or day.staff_chat_id != chat_id:
+                raise DayError(Refusal.NOT_FOUND)
+            count = int(
+                await session.scalar(
+                    select(func.count()).where(Document.patient_id == day.patient_id)
+                )
+                or 0
+            )
+            record(
+                session,
+                by,
+                Action.DOCUMENTS_VIEWED,
+                now,
+                patient_id=day.patient_id,
+                application_id=day.application_id,
+                consultation_id=consultation_id,
+                detail=count,
+            )
+            if count:
+                Outbox.job(
+                    session,
+                    kind=CONSULTATION_DOCUMENTS,
+                    payload={"consultation_id": consultation_id},
+                    chat_id=chat_id,
+                    now=now,
+                )
+            return count
 
     async def missed_count(self, patient_id: int) -> int:
         async with self.sessions() as session:
