@@ -101,7 +101,7 @@ def router(i18n: I18n) -> Router:
 
     @r.message(Command("audit"))
     async def audit_trail(
-        message: Message, command: CommandObject, flow: Flow, audit: AuditService
+        _message: Message, command: CommandObject, flow: Flow, audit: AuditService
     ) -> None:
         await flow.state.clear()
         try:
@@ -112,7 +112,7 @@ def router(i18n: I18n) -> Router:
             else:
                 await flow.send(_(RANGE_KEYS[problem.problem]).format(days=MAX_EXPORT_DAYS))
             return
-        await send_audit(flow, audit, first, last, message.chat.id)
+        await send_audit(flow, audit, first, last)
 
     @r.message(Command("export"))
     async def export(_message: Message, flow: Flow) -> None:
@@ -150,9 +150,10 @@ def router(i18n: I18n) -> Router:
     return r
 
 
-async def send_audit(flow: Flow, audit: AuditService, first: date, last: date, chat: int) -> None:
+async def send_audit(flow: Flow, audit: AuditService, first: date, last: date) -> None:
+    """The audit rows of a period (Moscow days) as an .xlsx; the export is audited too."""
     start, end = day_range(first, last, PROGRAMME_ZONE)
-    by = Actor(telegram_id=flow.user_id, role=Role.COORDINATOR, chat_id=chat)
+    by = Actor(telegram_id=flow.user_id, role=Role.COORDINATOR, chat_id=flow.chat_id)
     rows = await audit.export(start, end, by)
     period = f"{first:%d.%m.%Y}–{last:%d.%m.%Y}"
     if not rows:
