@@ -114,3 +114,8 @@ async def test_erasure_leaves_no_bytes_in_the_database_files_running_and_after_s
     assert Path(f"{db}-wal").exists() or Path(f"{db}").exists()
     assert leaks(db, files_dir, secrets) == [], "after a SIGKILL"
     assert await process.db("SELECT count(*) FROM patients") == [(0,)]
+    # the process logged at DEBUG: Telegram ids only as pseudonyms (LOG_PLAIN_IDS is off)
+    log = process.log.read_text(encoding="utf-8")
+    assert not re.search(rf"(?<!\d){user.user_id}(?!\d)", log)
+    for secret in secrets[:-1]:
+        assert secret not in log, secret

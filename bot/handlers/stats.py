@@ -21,7 +21,7 @@ from bot.handlers.flow import Flow
 from bot.handlers.schedule import Coordinator
 from bot.i18n import N_, menu_texts
 from bot.keyboards import broadcasts as kb
-from bot.services.audit import Actor, AuditRow, AuditService, Role, day_range
+from bot.services.audit import MAX_AUDIT_ROWS, Actor, AuditRow, AuditService, Role, day_range
 from bot.services.stats import (
     MAX_EXPORT_DAYS,
     PROGRAMME_ZONE,
@@ -165,7 +165,8 @@ async def send_audit(flow: Flow, audit: AuditService, first: date, last: date) -
     await flow.bot.send_document(
         flow.chat_id,
         BufferedInputFile(content, filename=f"audit_{first:%Y%m%d}-{last:%Y%m%d}.xlsx"),
-        caption=_("audit.done").format(period=period, count=len(rows)),
+        caption=_("audit.done").format(period=period, count=len(rows))
+        + ("\n" + _("audit.truncated") if len(rows) >= MAX_AUDIT_ROWS else ""),
     )
 
 

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.pseudonyms import ERASED_DOMAIN, Pseudonymizer
@@ -169,21 +169,6 @@ class AuditService:
         async with self._sessions.begin() as session:
             result = await session.execute(delete(AuditEvent).where(AuditEvent.at < cutoff))
         return int(cast(CursorResult[Any], result).rowcount or 0)
-
-    async def for_patient(self, patient_id: int, telegram_id: int) -> list[AuditRow]:
-        """Rows about a patient (tests and «Мои данные» use it)."""
-        async with self._sessions() as session:
-            found = await session.scalars(
-                select(AuditEvent)
-                .where(
-                    or_(
-                        AuditEvent.patient == str(patient_id),
-                        AuditEvent.actor == str(telegram_id),
-                    )
-                )
-                .order_by(AuditEvent.at, AuditEvent.id)
-            )
-            return [_row(e) for e in found]
 
 
 def _row(e: AuditEvent) -> AuditRow:
