@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from bot.logging_setup import configure_logging
 from bot.pseudonyms import configure_log_ids, tg
@@ -413,3 +415,18 @@ async def test_the_scrub_after_an_erasure_runs_on_this_backend(harness: Harness)
     if harness.engine.dialect.name == "sqlite":
         rows = await harness.rows("PRAGMA secure_delete")
         assert rows == [(1,)]
+
+
+async def test_the_audit_table_refuses_any_change_but_a_pseudonym(
+    harness: Harness, user: FakeUser
+) -> None:
+    async def execute(sql: str) -> None:
+        async with harness.engine.begin() as conn:
+            await conn.execute(text(sql))
+
+    await register(user)
+    for change in ("action = 'patient_erased'", "detail = 'x'", "actor = '1'", "at = NULL"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            await execute(f"UPDATE audit_log SET {change}")  # noqa: S608 - test
+    await execute("UPDATE audit_log SET patient = 'erased:abc', actor = 'erased:abc'")
+    assert [r[0] for r in await audit_rows(harness)] == ["erased:abc"]
