@@ -34,12 +34,15 @@ from bot.handlers.schedule import SlotRemovedNotifier
 from bot.i18n import N_, LocaleMiddleware, variants
 from bot.middlewares import InFlightMiddleware, PatientMiddleware
 from bot.notifications import ApplicationNotifier, BookingNotifier
+from bot.pseudonyms import Pseudonymizer, tg
 from bot.sending import RetryingRequests
 from bot.services.applications import CARD, CARD_REFRESH, ApplicationService
+from bot.services.audit import AuditService
 from bot.services.booking import BOOKING_NOTICE, BookingService
 from bot.services.broadcasts import BROADCAST_PROGRESS, BroadcastService
 from bot.services.clock import Clock, utc_now
 from bot.services.documents import DocumentService
+from bot.services.my_data import MyDataService
 from bot.services.outbox import Limits, OutboxSender
 from bot.services.patients import PatientService
 from bot.services.referrals import COLUMNS, ReferralService
@@ -67,7 +70,9 @@ class Services:
     sessions: SessionFactory
     i18n: I18n
     clock: Clock = utc_now
+    audit: AuditService = field(init=False)
     patients: PatientService = field(init=False)
+    my_data: MyDataService = field(init=False)
     documents: DocumentService = field(init=False)
     applications: ApplicationService = field(init=False)
     booking: BookingService = field(init=False)
@@ -86,7 +91,16 @@ class Services:
             self.settings.doctor_headsup_minutes,
             self.settings.duty_chat_id,
         )
-        self.patients = PatientService(self.sessions, self.settings.files_dir, self.clock)
+        self.audit = AuditService(
+            self.sessions,
+            self.clock,
+            Pseudonymizer(self.settings.pseudonym_secret),
+            retention_days=self.settings.audit_retention_days,
+        )
+        self.patients = PatientService(
+            self.sessions, self.settings.files_dir, self.clock, self.audit
+        )
+        self.my_data = MyDataService(self.sessions, self.clock)
         self.documents = DocumentService(
             self.sessions,
             self.settings.files_dir,
@@ -118,7 +132,7 @@ class Services:
             digest_zone=ZoneInfo(self.settings.digest_time_zone),
         )
         self.retention = RetentionService(
-            self.sessions, self.clock, retention_days=self.settings.retention_days
+            self.sessions, self.clock, retention_days=self.settings.retention_days, audit=self.audit
         )
         self.broadcasts = BroadcastService(
             self.sessions,
@@ -218,6 +232,7 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         services.i18n,
         services.clock,
         settings.default_locale,
+        services.documents,
     )
     for kind, handler in day.handlers().items():
         sender.register(kind, handler)  # a reminder or a file is never repeated blindly
@@ -276,6 +291,8 @@ def create_dispatcher(
         statistics=services.statistics,
         referrals=services.referrals,
         reminders=services.reminders,
+        audit=services.audit,
+        my_data=services.my_data,
         uploads=uploads,
         outbox=sender,
         access=StaffAccess(),
@@ -309,6 +326,7 @@ COORDINATOR_COMMANDS = {
     "broadcast": N_("command.broadcast"),
     "stats": N_("command.stats"),
     "export": N_("command.export"),
+    "audit": N_("command.audit"),
 }
 
 
@@ -334,4 +352,4 @@ async def set_commands(bot: Bot, i18n: I18n, coordinator_ids: Iterable[int] = ()
             await bot.set_my_commands(staff_menu, scope=BotCommandScopeChat(chat_id=user_id))
         except (TelegramBadRequest, TelegramForbiddenError):
             # Telegram knows the chat only once the coordinator has started the bot.
-            log.info("commands menu: coordinator %s has no chat with the bot yet", user_id)
+            log.info("commands menu: coordinator %s has no chat with the bot yet", tg(user_id))

@@ -69,6 +69,7 @@ class ProfileAction(StrEnum):
     DELETE = "d"
     DELETE_YES = "dy"
     DELETE_FINAL = "df"
+    MY_DATA = "md"  # «📦 Мои данные»: a copy of everything stored about the patient
 
 
 class ProfileCb(CallbackData, prefix="pf"):
@@ -156,6 +157,7 @@ class StaffAction(StrEnum):
     INVITE = "i"
     CONCLUDE = "c"
     CANCEL = "x"
+    DOCUMENTS = "v"  # re-send the patient's documents into the topic (audited as a viewing)
 
 
 class StaffCb(CallbackData, prefix="st"):
@@ -339,6 +341,12 @@ class RemindCb(CallbackData, prefix="rm"):
     action: RemindAction
     id: int  # the consultation
     minutes: int = 0  # which reminder (minutes before the start)
+
+
+class ConsultDocsCb(CallbackData, prefix="cd"):
+    """A doctor asks for the patient's documents on a consultation's heads-up."""
+
+    id: int  # the consultation
 
 
 class NoShowCb(CallbackData, prefix="ns"):

@@ -102,6 +102,22 @@ class Settings(BaseSettings):
             raise ValueError("expected an IANA time zone such as Europe/Moscow") from None
         return value
 
+    # --- personal data: the audit trail and pseudonyms (issue 15) ---
+    # Audit rows older than this are deleted by the daily retention job (default: 5 years).
+    audit_retention_days: int = Field(default=1826, ge=1, le=36500)
+    # The key of the one-way pseudonyms (Telegram ids in logs, an erased patient's ids in the
+    # audit trail). Unset: derived from BOT_TOKEN. Changing it makes old pseudonyms unmatchable.
+    pseudonym_key: SecretStr | None = None
+    # true: logs show plain Telegram ids instead of pseudonyms (for debugging only).
+    log_plain_ids: bool = False
+
+    @property
+    def pseudonym_secret(self) -> bytes:
+        from bot.pseudonyms import derive_key
+
+        secret = self.pseudonym_key or self.bot_token
+        return derive_key(secret.get_secret_value())
+
     # --- scale-out: webhook workers, the update inbox, Redis dialogues (issue 8) ---
     webhook: bool = False  # receive updates by webhook instead of long polling
     webhook_url: str | None = None  # the public https URL Telegram posts updates to

@@ -21,14 +21,16 @@ from icalendar import Alarm, Calendar, Event
 from bot.catalog import Catalog
 from bot.handlers.relay import DutyDesk
 from bot.keyboards import reminders as kb
-from bot.notifications import JobRow, format_moment
+from bot.notifications import JobRow, format_moment, send_patient_documents
 from bot.services.clock import Clock
+from bot.services.documents import DocumentService
 from bot.services.outbox import SkipDelivery
 from bot.services.patients import PatientService
 from bot.services.relay import RelayService
 from bot.services.reminder_plan import (
     ANSWER_NOTICE,
     CALENDAR,
+    CONSULTATION_DOCUMENTS,
     HEADSUP,
     NO_SHOW_ALERT,
     REMINDER,
@@ -75,7 +77,9 @@ class ConsultationDayNotifier:
         i18n: I18n,
         clock: Clock,
         staff_locale: str,
+        documents: DocumentService | None = None,
     ) -> None:
+        self._documents = documents
         self._reminders = reminders
         self._relay = relay
         self._patients = patients
@@ -91,6 +95,7 @@ class ConsultationDayNotifier:
             HEADSUP: self.send_headsup,
             ANSWER_NOTICE: self.send_answer,
             NO_SHOW_ALERT: self.send_no_show_alert,
+            CONSULTATION_DOCUMENTS: self.send_documents,
         }
 
     @contextlib.contextmanager
@@ -237,6 +242,26 @@ class ConsultationDayNotifier:
             )
             markup = kb.headsup(day.id, day.video_url)
         return await self._post(bot, chat_id, thread_id, text, markup)
+
+    async def send_documents(self, row: JobRow, bot: Bot) -> int | None:
+        """The patient's documents, asked for on the heads-up, into the same topic."""
+        day = await self._reminders.get(int(row.payload["consultation_id"]))
+        if day is None or self._documents is None:
+            raise SkipDelivery("gone")
+        chat_id, thread_id = await self._staff_place(day, bot)
+        with self._locale(self._staff_locale):
+            text = _("day.documents").format(name=escape(day.patient_name), id=day.patient_id)
+        message_id = await self._post(bot, chat_id, thread_id, text, None)
+        await send_patient_documents(
+            bot,
+            self._documents,
+            self._catalog,
+            self._staff_locale,
+            day.patient_id,
+            chat_id,
+            thread_id,
+        )
+        return message_id
 
     async def send_answer(self, row: JobRow, bot: Bot) -> int | None:
         day = await self._reminders.get(int(row.payload["consultation_id"]))

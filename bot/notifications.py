@@ -213,47 +213,16 @@ class ApplicationNotifier:
     async def _send_documents(
         self, bot: Bot, application: ApplicationDTO, thread_id: int | None, only: int | None
     ) -> None:
-        for summary in await self._documents.list_documents(application.patient_id):
-            if only is not None and summary.id != only:
-                continue
-            detail = await self._documents.get(application.patient_id, summary.id)
-            if detail is None:
-                continue
-            caption = (
-                self._doc_name(detail.type_code, self._staff_locale)
-                + ", "
-                + format_date(detail.created_at.date())
-            )
-            photos = [f for f in detail.files if f.sent_as_photo]
-            others = [f for f in detail.files if not f.sent_as_photo]
-            for group, make in ((photos, InputMediaPhoto), (others, InputMediaDocument)):
-                for start in range(0, len(group), 10):
-                    chunk = group[start : start + 10]
-                    if len(chunk) == 1:
-                        if make is InputMediaPhoto:
-                            await bot.send_photo(
-                                application.staff_chat_id,
-                                chunk[0].telegram_file_id,
-                                caption=caption,
-                                message_thread_id=thread_id,
-                            )
-                        else:
-                            await bot.send_document(
-                                application.staff_chat_id,
-                                chunk[0].telegram_file_id,
-                                caption=caption,
-                                message_thread_id=thread_id,
-                            )
-                        continue
-                    media = [
-                        make(media=f.telegram_file_id, caption=caption if i == 0 else None)
-                        for i, f in enumerate(chunk)
-                    ]
-                    await bot.send_media_group(
-                        application.staff_chat_id,
-                        media,  # type: ignore[arg-type]
-                        message_thread_id=thread_id,
-                    )
+        await send_patient_documents(
+            bot,
+            self._documents,
+            self._catalog,
+            self._staff_locale,
+            application.patient_id,
+            application.staff_chat_id,
+            thread_id,
+            only=only,
+        )
 
     async def refresh_card(self, row: JobRow, bot: Bot) -> int | None:
         application = await self._applications.get(int(row.payload["application_id"]))
@@ -280,6 +249,8 @@ class ApplicationNotifier:
         with self._i18n.context(), self._i18n.use_locale(self._staff_locale):
             if event == "documents_added":
                 text = _("staff.documents_added")
+            elif event == "documents_resent":
+                text = _("staff.documents_resent")
             elif event == "patient_confirmed":
                 text = _("staff.patient_confirmed")
             elif event == "patient_cancelled":
@@ -297,6 +268,8 @@ class ApplicationNotifier:
                 await self._send_documents(
                     bot, application, application.staff_thread_id, int(row.payload["document_id"])
                 )
+            elif event == "documents_resent":
+                await self._send_documents(bot, application, application.staff_thread_id, None)
             return message.message_id
 
     async def notify_patient(self, row: JobRow, bot: Bot) -> int | None:
@@ -353,6 +326,63 @@ class ApplicationNotifier:
                 patient.telegram_id, header + "\n" + body, reply_markup=markup
             )
             return message.message_id
+
+
+async def send_patient_documents(
+    bot: Bot,
+    documents: DocumentService,
+    catalog: Catalog,
+    locale: str,
+    patient_id: int,
+    chat_id: int,
+    thread_id: int | None,
+    *,
+    only: int | None = None,
+) -> int:
+    """Post a patient's documents (by their Telegram file ids) into a staff chat's topic, each
+    captioned with its type and date; an album of up to ten at a time. Returns how many."""
+    sent = 0
+    for summary in await documents.list_documents(patient_id):
+        if only is not None and summary.id != only:
+            continue
+        detail = await documents.get(patient_id, summary.id)
+        if detail is None:
+            continue
+        doc_type = catalog.document_type(detail.type_code)
+        name = escape(doc_type.name.get(locale) if doc_type else detail.type_code)
+        caption = name + ", " + format_date(detail.created_at.date())
+        photos = [f for f in detail.files if f.sent_as_photo]
+        others = [f for f in detail.files if not f.sent_as_photo]
+        for group, make in ((photos, InputMediaPhoto), (others, InputMediaDocument)):
+            for start in range(0, len(group), 10):
+                chunk = group[start : start + 10]
+                if len(chunk) == 1:
+                    if make is InputMediaPhoto:
+                        await bot.send_photo(
+                            chat_id,
+                            chunk[0].telegram_file_id,
+                            caption=caption,
+                            message_thread_id=thread_id,
+                        )
+                    else:
+                        await bot.send_document(
+                            chat_id,
+                            chunk[0].telegram_file_id,
+                            caption=caption,
+                            message_thread_id=thread_id,
+                        )
+                    continue
+                media = [
+                    make(media=f.telegram_file_id, caption=caption if i == 0 else None)
+                    for i, f in enumerate(chunk)
+                ]
+                await bot.send_media_group(
+                    chat_id,
+                    media,  # type: ignore[arg-type]
+                    message_thread_id=thread_id,
+                )
+        sent += 1
+    return sent
 
 
 def status_name(status: Status) -> str:

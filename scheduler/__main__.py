@@ -76,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(
+        settings.log_level,
+        pseudonym_key=settings.pseudonym_secret,
+        plain_ids=settings.log_plain_ids,
+    )
     from bot.catalog import CatalogError, default_catalog_path, load_catalog
 
     try:

@@ -42,7 +42,9 @@ from bot.handlers.utils import drop_buttons
 from bot.i18n import N_, menu_texts, variants
 from bot.keyboards import menu as menu_kb
 from bot.keyboards import registration as kb
+from bot.pseudonyms import tg
 from bot.referral_sheets import ReportWriter, header, link, template_xlsx
+from bot.services.audit import Actor, Role
 from bot.services.patients import AlreadyRegisteredError, NewPatient, PatientDTO
 from bot.services.referrals import (
     LINK_PREFIX,
@@ -181,7 +183,11 @@ def coordinator_router(i18n: I18n) -> Router:
                 await flow.send(_("referral.relink_bad_phone"))
                 return
         try:
-            referral, code = await referrals.relink(int(parts[0].lstrip("#")), phone)
+            referral, code = await referrals.relink(
+                int(parts[0].lstrip("#")),
+                phone,
+                by=Actor(flow.user_id, Role.COORDINATOR, flow.chat_id),
+            )
         except RelinkError as refused:
             await flow.send(_(RELINK_KEYS[refused.reason]))
             return
@@ -241,7 +247,7 @@ def activation_router(i18n: I18n) -> Router:
         try:
             referral = await referrals.by_code(code)
         except LinkError as refused:
-            logger.info("a referral link refused: %s (user %s)", refused.reason, flow.user_id)
+            logger.info("a referral link refused: %s (user %s)", refused.reason, tg(flow.user_id))
             await flow.state.clear()
             markup = menu_kb.main_menu() if patient else ReplyKeyboardRemove()
             await flow.send(_(LINK_KEYS[refused.reason]), reply_markup=markup)

@@ -27,6 +27,7 @@ from bot.fsm.states import Relay
 from bot.handlers.flow import Flow
 from bot.i18n import N_, variants
 from bot.keyboards import menu as menu_kb
+from bot.pseudonyms import tg
 from bot.services.applications import ConsultationStatus
 from bot.services.clock import Clock
 from bot.services.patients import PatientDTO, PatientService
@@ -379,7 +380,7 @@ class DutyDesk:
             topic = await self.bot.create_forum_topic(chat_id, name[:128])
         except TelegramBadRequest as error:
             # No longer a forum, or no right to manage topics: the chat-without-topics way.
-            log.warning("relay: no topic in chat %s: %s", chat_id, type(error).__name__)
+            log.warning("relay: no topic in chat %s: %s", tg(chat_id), type(error).__name__)
             self.relay.remember_forum(chat_id, False)
             return None
         thread_id = topic.message_thread_id
@@ -435,7 +436,7 @@ class DutyDesk:
             log.warning(
                 "relay: message %s in chat %s not delivered to patient %s: %s",
                 message.message_id,
-                message.chat.id,
+                tg(message.chat.id),
                 patient.id,
                 type(error).__name__,
             )

@@ -28,6 +28,7 @@ from bot.handlers.flow import Flow
 from bot.handlers.utils import drop_buttons
 from bot.i18n import N_, menu_texts
 from bot.keyboards import schedule as kb
+from bot.services.audit import Actor, Role
 from bot.services.booking import SPECIALTIES
 from bot.services.outbox import OutboxJob
 from bot.services.schedule import (
@@ -172,6 +173,16 @@ async def save_draft(state: FSMContext, draft: ScheduleDraft) -> None:
     await state.update_data({_KEY: draft.model_dump(mode="json")})
 
 
+def coordinator_actor(event: Message | CallbackQuery) -> Actor:
+    """The coordinator acting, for the audit trail (their private chat)."""
+    assert event.from_user is not None
+    if isinstance(event, Message):
+        chat_id: int | None = event.chat.id
+    else:
+        chat_id = event.message.chat.id if event.message else None
+    return Actor(telegram_id=event.from_user.id, role=Role.COORDINATOR, chat_id=chat_id)
+
+
 class Coordinator(Filter):
     """The user is a coordinator (COORDINATOR_IDS): read from the settings at each update."""
 
@@ -234,7 +245,9 @@ def router(i18n: I18n) -> Router:
     ) -> None:
         active = callback_data.action is ScheduleAction.ACTIVATE
         try:
-            changed = await schedule.set_active(callback_data.doctor, active)
+            changed = await schedule.set_active(
+                callback_data.doctor, active, by=coordinator_actor(query)
+            )
         except SlotError:
             callback_answer.text = _("schedule.doctor_not_found")
             return
@@ -305,7 +318,9 @@ def router(i18n: I18n) -> Router:
     ) -> None:
         try:
             removed = await schedule.remove_slot(
-                callback_data.slot, booking_confirmed=callback_data.booked
+                callback_data.slot,
+                booking_confirmed=callback_data.booked,
+                by=coordinator_actor(query),
             )
         except SlotError as refused:
             callback_answer.text = _(SLOT_REFUSED_KEYS[refused.reason])
@@ -373,7 +388,9 @@ def router(i18n: I18n) -> Router:
         if draft.name is None or draft.specialty is None:
             await ask(flow, schedule, Schedule.doctor_name, query)
             return
-        added = await schedule.add_doctor(draft.name, draft.specialty, draft.about)
+        added = await schedule.add_doctor(
+            draft.name, draft.specialty, draft.about, by=coordinator_actor(query)
+        )
         await flow.state.clear()
         await drop_buttons(query)
         await flow.send(
@@ -496,7 +513,7 @@ def router(i18n: I18n) -> Router:
             await ask(flow, schedule, Schedule.slots_dates, query)
             return
         try:
-            result = await schedule.create_slots(plan)
+            result = await schedule.create_slots(plan, by=coordinator_actor(query))
         except SlotError as refused:
             callback_answer.text = _(SLOT_REFUSED_KEYS[refused.reason])
             callback_answer.show_alert = True
@@ -570,7 +587,9 @@ def router(i18n: I18n) -> Router:
         file = await bot.get_file(message.document.file_id)
         buffer = await bot.download_file(file.file_path) if file.file_path else None
         try:
-            report = await schedule.import_csv(buffer.read() if buffer else b"")
+            report = await schedule.import_csv(
+                buffer.read() if buffer else b"", by=coordinator_actor(message)
+            )
         except CsvError as refused:
             await flow.send(
                 _(CSV_KEYS[refused.reason]).format(limit=MAX_CSV_BYTES // 1024, rows=MAX_CSV_ROWS),

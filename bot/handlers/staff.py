@@ -28,6 +28,7 @@ from bot.services.applications import (
     ApplicationService,
     Refused,
 )
+from bot.services.audit import Actor, Role
 from bot.services.clock import Clock
 from bot.services.documents import DocumentService
 from bot.services.filetypes import FileKind, detect
@@ -48,6 +49,11 @@ TIME_PROBLEMS = {
 
 def actor_name(user: User) -> str:
     return user.full_name[:120]
+
+
+def staff_actor(user: User, chat_id: int) -> Actor:
+    """The doctor pressing or writing in a staff chat, for the audit trail."""
+    return Actor(telegram_id=user.id, role=Role.DOCTOR, chat_id=chat_id)
 
 
 async def authorize(
@@ -123,14 +129,22 @@ def router() -> Router:
             return
         action = callback_data.action
         actor = actor_name(query.from_user)
+        assert query.message is not None
+        by = staff_actor(query.from_user, query.message.chat.id)
         thread_id = query.message.message_thread_id if query.message else None  # type: ignore[union-attr]
         if action is StaffAction.CANCEL:
             await state.clear()
             await edit_or_send(query, _("staff.cancelled"), None)
             return
+        if action is StaffAction.DOCUMENTS:
+            count = await applications.resend_documents(application.id, by)
+            callback_answer.text = (
+                _("staff.documents_coming") if count else _("staff.documents_none")
+            )
+            return
         if action is StaffAction.TAKE:
             try:
-                await applications.take(application.id, actor)
+                await applications.take(application.id, actor, by=by)
             except ActionRefusedError as refused:
                 callback_answer.text = refusal_text(refused)
                 callback_answer.show_alert = True
@@ -345,6 +359,7 @@ def router() -> Router:
             return
         current = await state.get_state()
         actor = actor_name(message.from_user)
+        by = staff_actor(message.from_user, message.chat.id)
         text = (message.text or message.caption or "").strip()
         try:
             if current == StaffFlow.conclusion.state:
@@ -357,7 +372,7 @@ def router() -> Router:
                 if not text and file_id is None:
                     await message.reply(_("staff.ask_conclusion").format(id=application.id))
                     return
-                await applications.conclude(application.id, actor, text or None, file_id)
+                await applications.conclude(application.id, actor, text or None, file_id, by=by)
                 done = _("staff.conclusion_sent")
             elif not text:
                 await message.reply(_("staff.need_text"))
@@ -365,14 +380,14 @@ def router() -> Router:
             elif current == StaffFlow.request_comment.state:
                 comment = None if text in {"-", "—"} else text
                 await applications.request_documents(
-                    application.id, actor, draft.chosen_documents, comment
+                    application.id, actor, draft.chosen_documents, comment, by=by
                 )
                 done = _("staff.documents_requested")
             elif current == StaffFlow.decline_reason.state:
-                await applications.decline(application.id, actor, text)
+                await applications.decline(application.id, actor, text, by=by)
                 done = _("staff.declined")
             else:
-                await applications.invite(application.id, actor, text)
+                await applications.invite(application.id, actor, text, by=by)
                 done = _("staff.invited")
         except ActionRefusedError as refused:
             await state.clear()
@@ -393,7 +408,13 @@ async def _assign(
     callback_answer: CallbackAnswer,
 ) -> None:
     try:
-        await applications.assign_time(application.id, actor_name(query.from_user), local)
+        assert query.message is not None
+        await applications.assign_time(
+            application.id,
+            actor_name(query.from_user),
+            local,
+            by=staff_actor(query.from_user, query.message.chat.id),
+        )
     except ActionRefusedError as refused:
         callback_answer.text = refusal_text(refused)
         callback_answer.show_alert = True

@@ -191,6 +191,7 @@ def staff_card(
         add(N_("btn.staff_conclude"), StaffAction.CONCLUDE)
     add(N_("btn.staff_invite"), StaffAction.INVITE)
     add(N_("btn.staff_decline"), StaffAction.DECLINE)
+    add(N_("btn.staff_documents"), StaffAction.DOCUMENTS)
     kb.adjust(1)
     return kb.as_markup()
 

@@ -65,6 +65,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction, make_transient_to_detached
 from sqlalchemy.sql import Insert
 
+from bot.pseudonyms import tg
 from bot.sending import retries_by_caller
 from bot.services.clock import Clock
 from bot.storage.db import SessionFactory
@@ -905,7 +906,7 @@ class OutboxSender:
         return _Outcome.SENT if ok else _Outcome.LOST
 
     async def _fail(self, row: OutboxJob, code: str) -> _Outcome:
-        log.warning("outbox row %s to chat %s failed: %s", row.id, row.chat_id, code)
+        log.warning("outbox row %s to chat %s failed: %s", row.id, tg(row.chat_id), code)
         ok = await self._record(row, status=OutboxStatus.FAILED, last_error=code, claimed_at=None)
         return _Outcome.FAILED if ok else _Outcome.LOST
 
@@ -929,7 +930,9 @@ class OutboxSender:
         if isinstance(context, int):
             self._chat_paused[context] = until
             self._chat_paused[row.chat_id] = until
-            log.warning("outbox row %s: 429, chat %s paused %ss", row.id, context, exc.retry_after)
+            log.warning(
+                "outbox row %s: 429, chat %s paused %ss", row.id, tg(context), exc.retry_after
+            )
         else:
             self._paused_until = until
             log.warning("outbox row %s: 429, all delivery paused %ss", row.id, exc.retry_after)
@@ -964,7 +967,7 @@ class OutboxSender:
         log.warning(
             "outbox row %s: chat %s blocked the bot (403); %s pending rows cancelled",
             row.id,
-            row.chat_id,
+            tg(row.chat_id),
             _rowcount(cancelled),
         )
         if self._on_blocked is not None:
@@ -972,7 +975,7 @@ class OutboxSender:
                 await self._on_blocked(row.patient_id, row.chat_id)
             except Exception as exc:  # noqa: BLE001 - the row is settled either way
                 log.error(
-                    "outbox on_blocked for chat %s raised %s", row.chat_id, type(exc).__name__
+                    "outbox on_blocked for chat %s raised %s", tg(row.chat_id), type(exc).__name__
                 )
         return _Outcome.FAILED
 

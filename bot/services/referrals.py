@@ -27,6 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.catalog import Catalog, normalize_text
+from bot.pseudonyms import tg
+from bot.services.audit import Action, Actor, Role, record
 from bot.services.clock import Clock
 from bot.services.patients import (
     AlreadyRegisteredError,
@@ -513,7 +515,7 @@ class ReferralService:
             raise TableError(TableRefused.EMPTY)
         logger.info(
             "referral import by %s: %s created, %s duplicates, %s rejected",
-            coordinator_id,
+            tg(coordinator_id),
             summary.created,
             summary.duplicates,
             summary.rejected,
@@ -616,6 +618,17 @@ class ReferralService:
                 else:
                     written.append((pending, referral, RowStatus.CREATED, code, None))
             await session.flush()
+            # One audit row per chunk, committed with it: a chunk that fails leaves none.
+            created = sum(
+                1 for *_rest, status, _code, _note in written if status is RowStatus.CREATED
+            )
+            record(
+                session,
+                Actor(coordinator_id, Role.COORDINATOR, coordinator_id),
+                Action.REFERRALS_IMPORTED,
+                now,
+                detail=f"rows={len(chunk)} created={created}",
+            )
         return [
             RowResult(
                 pending.line,
@@ -678,6 +691,15 @@ class ReferralService:
                 session.add(patient)
                 await session.flush()
                 _activated(referral, patient.id, now)
+                record(
+                    session,
+                    Actor(telegram_id, Role.PATIENT, telegram_id),
+                    Action.CONSENT_GIVEN,
+                    new.consent_at,
+                    patient_id=patient.id,
+                    object_id=referral_id,
+                    detail=new.consent_version,
+                )
                 logger.info("referral %s activated by new patient %s", referral_id, patient.id)
                 return patient_dto(patient)
         except IntegrityError:
@@ -701,7 +723,9 @@ class ReferralService:
             raise LinkError(LinkRefused.EXPIRED)
         return referral
 
-    async def relink(self, referral_id: int, phone: str | None = None) -> tuple[ReferralDTO, str]:
+    async def relink(
+        self, referral_id: int, phone: str | None = None, *, by: Actor | None = None
+    ) -> tuple[ReferralDTO, str]:
         """A new link (the old one stops working), optionally with a corrected phone."""
         now = self._clock()
         code = new_code()
@@ -718,6 +742,14 @@ class ReferralService:
                 referral.code_expires_at = now + self._link_life
                 referral.updated_at = now
                 await session.flush()
+                record(
+                    session,
+                    by,
+                    Action.REFERRAL_RELINKED,
+                    now,
+                    object_id=referral_id,
+                    detail="phone" if phone is not None else None,
+                )
                 logger.info("referral %s: a new link issued", referral_id)
                 return _dto(referral), code
         except IntegrityError:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from bot.services.applications import BEFORE_TIME, ConsultationStatus, Status
+from bot.services.audit import Action, Actor, record
 from bot.services.clock import Clock
 from bot.storage.db import SessionFactory
 from bot.storage.models import Application, ApplicationEvent, Consultation, Patient
@@ -194,11 +195,21 @@ class StatsService:
             no_shows_30_days=int(no_shows or 0),
         )
 
-    async def export_rows(self, first: date, last: date) -> list[ExportRow]:
+    async def export_rows(
+        self, first: date, last: date, *, by: Actor | None = None
+    ) -> list[ExportRow]:
         """Applications submitted from ``first`` to ``last`` (both included, Moscow days).
-        No names, phones, birth dates, diagnoses or complaints: ids, where and what stage."""
+        No names, phones, birth dates, diagnoses or complaints: ids, where and what stage.
+        The export is audited in the transaction that reads it."""
         start, end = _start_of(first), _start_of(last + timedelta(days=1))
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
+            record(
+                session,
+                by,
+                Action.APPLICATIONS_EXPORTED,
+                self._clock(),
+                detail=f"{first.isoformat()}..{last.isoformat()}",
+            )
             found = await session.execute(
                 select(Application, Patient.region_code)
                 .join(Patient, Patient.id == Application.patient_id, isouter=True)

@@ -58,6 +58,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     inline = isinstance(getattr(dbapi_connection, "driver_connection", None), InlineConnection)
     # Inline connections wait for a lock without blocking the event loop (sqlite_inline).
     cursor.execute(f"PRAGMA busy_timeout={0 if inline else SQLITE_WRITE_WAIT_SECONDS * 1000}")
+    # Deleted rows are overwritten with zeros, not just unlinked: an erased patient's data must
+    # not stay readable in free space (issue 15; the WAL is checkpointed after an erasure).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

@@ -109,8 +109,23 @@ class _CursorOpener:
         return self.__aenter__().__await__()
 
 
+class _RunNow:
+    """Stands in for aiosqlite's queue of calls to its thread, which SQLAlchemy's adapter uses
+    directly to change the isolation level (AUTOCOMMIT): the call is made at once."""
+
+    @staticmethod
+    def put_nowait(item: tuple[asyncio.Future[Any], Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            future.set_result(function())
+        except Exception as error:  # noqa: BLE001 - handed to the awaiting caller
+            future.set_exception(error)
+
+
 class InlineConnection:
     """The subset of ``aiosqlite.Connection`` that SQLAlchemy's aiosqlite dialect uses."""
+
+    _tx = _RunNow()
 
     def __init__(self, connection: sqlite3.Connection, busy_seconds: float) -> None:
         self._connection: sqlite3.Connection | None = connection
