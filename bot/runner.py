@@ -111,7 +111,9 @@ class UpdateProcessor:
         failed = False
         with dialogue_unit() as unit:
             try:
-                update = Update.model_validate(stored.payload, context={"bot": self._bot})
+                update = stored.update or Update.model_validate(
+                    stored.payload, context={"bot": self._bot}
+                )
                 await self._dp.feed_update(self._bot, update)
             except Exception as exc:
                 failed = True
@@ -221,7 +223,9 @@ async def poll(
         backoff = 1.0
         if updates:
             offset = updates[-1].update_id + 1
+        parsed = {u.update_id: u for u in updates}
         for item in stored:
+            item.update = parsed.get(item.update_id)  # read once: no second validation
             processor.submit(item)
 
 

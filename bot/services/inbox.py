@@ -65,6 +65,8 @@ class StoredUpdate:
     #: An earlier update of the same key was pending at another worker when this one was
     #: stored: this one waits until that is finished (see InboxService.waits_for_others).
     behind_others: bool = False
+    #: The update as aiogram already read it (long polling), so it is not validated twice.
+    update: Any = None
 
 
 def is_dead_predecessor(claimed_by: str, stable_name: str) -> bool:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -78,6 +78,23 @@ PROFILE_FIELDS = frozenset(
 )
 
 
+_PATIENT_BY_TELEGRAM_ID = select(
+    Patient.id,
+    Patient.telegram_id,
+    Patient.full_name,
+    Patient.birth_date,
+    Patient.phone,
+    Patient.phone_verified,
+    Patient.region_code,
+    Patient.time_zone,
+    Patient.locale,
+    Patient.consent_version,
+    Patient.consent_at,
+    Patient.registered_at,
+    Patient.unreachable_at,
+).where(Patient.telegram_id == bindparam("tid"))
+
+
 def patient_dto(p: Patient) -> PatientDTO:
     return PatientDTO(
         id=p.id,
@@ -114,9 +131,12 @@ class PatientService:
         return self._files_dir / "patients" / str(patient_id)
 
     async def get(self, telegram_id: int) -> PatientDTO | None:
+        """Who writes (every update asks): the columns alone, by a statement built once."""
         async with self._sessions() as session:
-            patient = await PatientRepository(session).by_telegram_id(telegram_id)
-            return patient_dto(patient) if patient else None
+            row = (await session.execute(_PATIENT_BY_TELEGRAM_ID, {"tid": telegram_id})).first()
+        if row is None:
+            return None
+        return PatientDTO(*row[:-1], unreachable=row[-1] is not None)  # type: ignore[misc]
 
     async def register(self, telegram_id: int, new: NewPatient) -> PatientDTO:
         now = self._clock()
