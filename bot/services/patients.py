@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -136,7 +137,9 @@ class PatientService:
             row = (await session.execute(_PATIENT_BY_TELEGRAM_ID, {"tid": telegram_id})).first()
         if row is None:
             return None
-        return PatientDTO(*row[:-1], unreachable=row[-1] is not None)  # type: ignore[misc]
+        fields: dict[str, Any] = dict(row._mapping)
+        unreachable = fields.pop("unreachable_at") is not None
+        return PatientDTO(**fields, unreachable=unreachable)
 
     async def register(self, telegram_id: int, new: NewPatient) -> PatientDTO:
         now = self._clock()
