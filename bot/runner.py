@@ -59,12 +59,16 @@ class UpdateProcessor:
         *,
         predecessor: str | None = None,
         predecessor_is_derived: bool = False,
+        check_order_each: bool = False,
     ) -> None:
         self._dp = dp
         self._bot = bot
         self._inbox = inbox
         self._predecessor = predecessor
         self._predecessor_is_derived = predecessor_is_derived
+        # Webhook workers: Telegram may deliver two updates of one user to two workers at once,
+        # and the other's may not have been stored yet when this one was: ask again before each.
+        self._check_order_each = check_order_each
         self._queues: dict[int, list[tuple[int, StoredUpdate]]] = {}
         self._runners: dict[int, asyncio.Task[None]] = {}
         self._known: set[int] = set()
@@ -92,7 +96,8 @@ class UpdateProcessor:
         try:
             while queue:
                 _, item = queue[0]
-                if item.behind_others and await self._inbox.waits_for_others(item):
+                check = item.behind_others or self._check_order_each
+                if check and await self._inbox.waits_for_others(item):
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 0.25)
                     continue
@@ -326,7 +331,12 @@ async def serve(
         keep_finished=timedelta(hours=settings.inbox_keep_hours),
     )
     processor = UpdateProcessor(
-        dp, bot, inbox, predecessor=name, predecessor_is_derived=settings.worker_name is None
+        dp,
+        bot,
+        inbox,
+        predecessor=name,
+        predecessor_is_derived=settings.worker_name is None,
+        check_order_each=settings.webhook,
     )
     allowed_updates = dp.resolve_used_update_types()
     workflow = {"dispatcher": dp, "bots": [bot], **dp.workflow_data}

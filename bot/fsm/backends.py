@@ -80,10 +80,13 @@ def create_dialogue_backend(
         state_ttl=ttl,
         data_ttl=ttl,
     )
-    # No Redis lock per update: the inbox already hands one user's updates out one at a time,
-    # in order, across workers (bot.runner); within a process this lock keeps updates fed
-    # straight to the Dispatcher apart.
-    return DialogueBackend(storage, SimpleEventIsolation())
+    # The inbox decides the order of one user's updates across workers (bot.runner); this lock
+    # also keeps two workers from handling one user at the same moment when Telegram delivers
+    # two of their updates at once. A dead worker's lock ends after LOCK_TIMEOUT_SECONDS.
+    isolation = storage.create_isolation(
+        lock_kwargs={"timeout": settings.lock_timeout_seconds, "sleep": 0.02}
+    )
+    return DialogueBackend(storage, isolation)
 
 
 async def forget_dialogues(storage: BaseStorage, user_id: int) -> int:
