@@ -98,9 +98,14 @@ class UploadCoordinator:
         return (moment - self._clock()).total_seconds() + 0.05
 
     async def resume(self) -> None:
-        """On start: timers for batches still collecting, and interrupted processing."""
+        """On start: timers for batches still collecting, and interrupted processing.
+
+        A batch still collecting was cut by the stop, and the rest of it (an album's other
+        items) is waiting at Telegram: it is delivered only now. So a batch gets a full quiet
+        period from the start, however long the restart took, for those items to join it."""
+        quiet = self._documents.quiet.total_seconds()
         for batch_id, due_at in await self._documents.due_for_closing():
-            self._start_timer(batch_id, self._seconds_until(due_at))
+            self._start_timer(batch_id, max(self._seconds_until(due_at), quiet))
         for batch_id in await self._documents.interrupted():
             await self.finish(batch_id, None)
 
