@@ -1,11 +1,22 @@
 """Every CallbackData class, with short prefixes. Fields are validated when unpacked; the
-handlers still re-check that the object belongs to the user pressing the button."""
+handlers still re-check that the object belongs to the user pressing the button.
+
+Every number in callback data is a ``Number``: from 0 to 2**31 - 1. Row ids are INTEGER columns
+(32 bits on PostgreSQL, and SQLite overflows at 2**63), and no day, minute, page or code is
+bigger; so a forged number out of that range fails to unpack, and the press is refused like any
+other forged button (no handler matches it) before it reaches a query."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
+import pydantic
 from aiogram.filters.callback_data import CallbackData
+
+MAX_NUMBER = 2**31 - 1
+
+Number = Annotated[int, pydantic.Field(ge=0, le=MAX_NUMBER)]
 
 
 class ConsentAction(StrEnum):
@@ -33,16 +44,16 @@ class RegNavCb(CallbackData, prefix="rg"):
 
 
 class RegionPageCb(CallbackData, prefix="rp"):
-    page: int
+    page: Number
 
 
 class RegionPickCb(CallbackData, prefix="rr"):
-    code: int
+    code: Number
 
 
 class TimeZonePickCb(CallbackData, prefix="tz"):
-    region: int
-    index: int
+    region: Number
+    index: Number
 
 
 class Field(StrEnum):
@@ -103,11 +114,11 @@ class DocAction(StrEnum):
 
 class DocCb(CallbackData, prefix="dc"):
     action: DocAction
-    id: int
+    id: Number
 
 
 class DocTypeCb(CallbackData, prefix="dt"):
-    batch: int
+    batch: Number
     type: str
 
 
@@ -130,7 +141,7 @@ class AppAction(StrEnum):
 
 class AppCb(CallbackData, prefix="ap"):
     action: AppAction
-    id: int = 0
+    id: Number = 0
     code: str = ""
 
 
@@ -140,12 +151,12 @@ class TimeAnswer(StrEnum):
 
 
 class TimeAnswerCb(CallbackData, prefix="ta"):
-    consultation: int
+    consultation: Number
     answer: TimeAnswer
 
 
 class ConclusionCb(CallbackData, prefix="cn"):
-    id: int
+    id: Number
 
 
 class StaffAction(StrEnum):
@@ -160,24 +171,24 @@ class StaffAction(StrEnum):
 
 class StaffCb(CallbackData, prefix="st"):
     action: StaffAction
-    app: int
+    app: Number
 
 
 class CalendarCb(CallbackData, prefix="cl"):
-    app: int
-    month: int  # yyyymm shown
-    day: int = 0  # yyyymmdd picked, 0 = navigation only
+    app: Number
+    month: Number  # yyyymm shown
+    day: Number = 0  # yyyymmdd picked, 0 = navigation only
 
 
 class TimeSlotCb(CallbackData, prefix="ts"):
-    app: int
-    day: int  # yyyymmdd
-    minutes: int  # from midnight, center's time zone
+    app: Number
+    day: Number  # yyyymmdd
+    minutes: Number  # from midnight, center's time zone
     confirm: bool = False
 
 
 class RequestDocCb(CallbackData, prefix="rq"):
-    app: int
+    app: Number
     type: str = ""  # "" = done choosing
 
 
@@ -197,9 +208,9 @@ class DutyAction(StrEnum):
 class DutyCb(CallbackData, prefix="du"):
     action: DutyAction
     specialty: str = ""
-    doctor: int = 0  # 0 = any doctor (earliest available)
-    day: int = 0  # yyyymmdd in the patient's zone
-    slot: int = 0
+    doctor: Number = 0  # 0 = any doctor (earliest available)
+    day: Number = 0  # yyyymmdd in the patient's zone
+    slot: Number = 0
 
 
 class ConsultAction(StrEnum):
@@ -224,10 +235,10 @@ class CancelReason(StrEnum):
 
 class ConsultCb(CallbackData, prefix="co"):
     action: ConsultAction
-    id: int
+    id: Number
     reason: CancelReason | None = None
-    day: int = 0
-    slot: int = 0
+    day: Number = 0
+    slot: Number = 0
 
 
 class ScheduleAction(StrEnum):
@@ -250,9 +261,9 @@ class ScheduleAction(StrEnum):
 
 class ScheduleCb(CallbackData, prefix="sc"):
     action: ScheduleAction
-    doctor: int = 0
-    slot: int = 0
-    page: int = 0
+    doctor: Number = 0
+    slot: Number = 0
+    page: Number = 0
     booked: bool = False  # REMOVE_YES: the coordinator was told the slot is booked
 
 
@@ -279,8 +290,8 @@ class ScheduleStep(StrEnum):
 
 class ScheduleStepCb(CallbackData, prefix="sd"):
     step: ScheduleStep
-    value: int = 0
-    index: int = 0
+    value: Number = 0
+    index: Number = 0
     code: str = ""
 
 
@@ -298,7 +309,7 @@ class BroadcastStep(StrEnum):
 class BroadcastStepCb(CallbackData, prefix="bs"):
     step: BroadcastStep
     code: str = ""
-    value: int = 0
+    value: Number = 0
 
 
 class BroadcastAction(StrEnum):
@@ -314,7 +325,7 @@ class BroadcastCb(CallbackData, prefix="bp"):
     """A button of a broadcast's progress message (the author is re-checked)."""
 
     action: BroadcastAction
-    broadcast: int
+    broadcast: Number
 
 
 class ExportPeriod(StrEnum):
@@ -337,11 +348,11 @@ class RemindAction(StrEnum):
 
 class RemindCb(CallbackData, prefix="rm"):
     action: RemindAction
-    id: int  # the consultation
-    minutes: int = 0  # which reminder (minutes before the start)
+    id: Number  # the consultation
+    minutes: Number = 0  # which reminder (minutes before the start)
 
 
 class NoShowCb(CallbackData, prefix="ns"):
     """A doctor marks that the patient did not attend (on the heads-up message)."""
 
-    id: int  # the consultation
+    id: Number  # the consultation

@@ -11,7 +11,7 @@ from bot.callbacks import ConsentAction, ConsentCb
 from bot.services.patients import PatientService
 from fakegram.client import FakeUser
 from tests.conftest import Harness
-from tests.helpers import BIRTH, NAME, PHONE, start_and_consent
+from tests.helpers import BIRTH, NAME, PHONE, register, start_and_consent
 
 APOLOGY = "что-то пошло не так"
 
@@ -73,3 +73,34 @@ async def test_a_failing_button_is_answered_once_with_the_apology(
     assert len(calls) == 1, calls  # Telegram refuses a second answer
     answer = user.last_callback_answer()
     assert answer is not None and APOLOGY in answer and answer.show_alert
+
+
+HUGE = 2**63  # past what SQLite's INTEGER holds (PostgreSQL's INTEGER ends at 2**31)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        f"dc:o:{HUGE}",
+        f"dc:d:{HUGE}",
+        f"dc:y:{HUGE}",
+        f"ap:o:{HUGE}:",
+        f"ap:w:{2**31}:",
+        f"ta:{HUGE}:c",
+        f"dt:{HUGE}:ecg",
+        f"co:o:{HUGE}::0:0",
+        f"rm:y:{HUGE}:0",
+        f"du:d:cardiology:{HUGE}:0:0",
+    ],
+)
+async def test_a_forged_huge_id_is_refused_quietly(
+    harness: Harness, user: FakeUser, data: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await register(user)
+    menu = user.last_message()
+    with caplog.at_level(logging.ERROR):
+        await user.click_data(data, menu.message_id)
+    answer = user.last_callback_answer()
+    assert answer is not None and "больше не действует" in answer, answer
+    assert APOLOGY not in answer
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

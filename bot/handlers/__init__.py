@@ -69,6 +69,11 @@ def build_root_router(i18n: I18n) -> Router:
         fallback.router(),
     )
     root.include_routers(
-        private, reminders.staff_router(), staff.router(), relay.duty_router(), errors.router()
+        private,
+        reminders.staff_router(),
+        staff.router(),
+        relay.duty_router(),
+        fallback.staff_router(),
+        errors.router(),
     )
     return root
