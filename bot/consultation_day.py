@@ -22,7 +22,7 @@ from bot.catalog import Catalog
 from bot.handlers.relay import DutyDesk
 from bot.keyboards import reminders as kb
 from bot.notifications import JobRow, format_moment
-from bot.services.clock import Clock
+from bot.services.clock import Clock, local_date
 from bot.services.outbox import SkipDelivery
 from bot.services.patients import PatientService
 from bot.services.relay import RelayService
@@ -203,7 +203,7 @@ class ConsultationDayNotifier:
     def staff_card(self, day: DayConsultation) -> str:
         """The patient card of the heads-up (in the staff locale)."""
         now = self._clock()
-        years = age_on(day.patient_birth_date, now.date())
+        years = age_on(day.patient_birth_date, local_date(now, day.patient_time_zone))
         lines = [
             _("day.card_patient").format(
                 name=escape(day.patient_name),

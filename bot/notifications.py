@@ -31,13 +31,13 @@ from bot.services.applications import (
     Status,
 )
 from bot.services.booking import BookingService
-from bot.services.clock import Clock
+from bot.services.clock import Clock, local_date
 from bot.services.documents import DocumentService
 from bot.services.validation import age_on
 from bot.storage.db import SessionFactory
 from bot.storage.models import Patient
 from bot.storage.referral_models import Referral
-from bot.views import MOSCOW, format_date, polite_name, region_name
+from bot.views import MOSCOW, format_local_date, polite_name, region_name
 
 logger = logging.getLogger("bot.notifications")
 
@@ -114,7 +114,7 @@ class ApplicationNotifier:
             lines.append(
                 _("card.patient").format(
                     name=escape(patient.full_name),
-                    age=age_on(patient.birth_date, now.date()),
+                    age=age_on(patient.birth_date, local_date(now, patient.time_zone)),
                     region=escape(region_name(self._catalog, patient.region_code, locale)),
                     local_time=f"{local_now:%H:%M}",
                     tz=patient.time_zone,
@@ -213,6 +213,8 @@ class ApplicationNotifier:
     async def _send_documents(
         self, bot: Bot, application: ApplicationDTO, thread_id: int | None, only: int | None
     ) -> None:
+        center = self._catalog.center(application.center_code)
+        staff_zone = center.time_zone if center else MOSCOW.key  # the doctors read the dates
         for summary in await self._documents.list_documents(application.patient_id):
             if only is not None and summary.id != only:
                 continue
@@ -222,7 +224,7 @@ class ApplicationNotifier:
             caption = (
                 self._doc_name(detail.type_code, self._staff_locale)
                 + ", "
-                + format_date(detail.created_at.date())
+                + format_local_date(detail.created_at, staff_zone)
             )
             photos = [f for f in detail.files if f.sent_as_photo]
             others = [f for f in detail.files if not f.sent_as_photo]

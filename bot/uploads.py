@@ -28,7 +28,7 @@ from bot.services.documents import (
     Refusal,
     TooBigError,
 )
-from bot.views import format_date
+from bot.views import format_local_date
 
 logger = logging.getLogger("bot.uploads")
 
@@ -194,7 +194,7 @@ class UploadCoordinator:
                     _("upload.refused_duplicate_of").format(
                         number=position,
                         type=escape(known.short_name.get(report.locale) if known else code),
-                        date=format_date(at.date()),
+                        date=format_local_date(at, report.time_zone),
                     )
                 )
             else:

@@ -30,7 +30,7 @@ from bot.services.applications import (
 )
 from bot.services.documents import DocumentService
 from bot.services.patients import PatientDTO
-from bot.views import format_date, region_name
+from bot.views import format_local_date, region_name
 
 STEPS = (
     ApplicationForm.center,
@@ -316,7 +316,7 @@ def router(i18n: I18n) -> Router:
             callback_answer.show_alert = True
             return
         header = _("conclusion.header").format(
-            date=format_date(item.created_at.date()), author=escape(item.author)
+            date=format_local_date(item.created_at, patient.time_zone), author=escape(item.author)
         )
         await flow.send(header + ("\n\n" + escape(item.text) if item.text else ""))
         if item.telegram_file_id:
@@ -388,7 +388,7 @@ async def summary_text(flow: Flow, draft: ApplicationDraft) -> str:
     _checklist, missing = await checklist_text(flow, draft)
     text = _("app.summary").format(
         name=escape(patient.full_name),
-        age=patient.age(flow.clock().date()),
+        age=patient.age(flow.clock()),
         region=escape(region_name(flow.catalog, patient.region_code, flow.locale)),
         center=escape(center.short_name.get(flow.locale)),
         group=escape(group.name.get(flow.locale) if group else "—"),

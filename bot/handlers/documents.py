@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from html import escape
 
 from aiogram import Bot, F, Router
@@ -27,7 +26,7 @@ from bot.keyboards import documents as kb
 from bot.services.documents import DocumentService, IncomingFile, StoredFileInfo
 from bot.services.patients import PatientDTO
 from bot.uploads import UploadCoordinator
-from bot.views import documents_list_text, format_date
+from bot.views import documents_list_text, format_local_date
 
 UNSUPPORTED_CONTENT = (
     F.sticker | F.voice | F.video_note | F.audio | F.video | F.animation | F.location | F.contact
@@ -56,8 +55,9 @@ def router(i18n: I18n) -> Router:
         query: CallbackQuery, flow: Flow, documents: DocumentService, patient: PatientDTO
     ) -> None:
         items = await documents.list_documents(patient.id)
-        text = documents_list_text(items, flow.catalog, flow.locale)
-        await edit_or_send(query, text, kb.listing(items, flow.catalog, flow.locale))
+        tz = patient.time_zone
+        text = documents_list_text(items, flow.catalog, flow.locale, tz)
+        await edit_or_send(query, text, kb.listing(items, flow.catalog, flow.locale, tz))
 
     # --- receiving files ---------------------------------------------------------------------
     @r.message(StateFilter(None, Documents.upload, ApplicationForm.checklist), F.photo | F.document)
@@ -136,7 +136,7 @@ def router(i18n: I18n) -> Router:
                 flow.catalog,
                 flow.locale,
                 detail.type_code,
-                detail.created_at.date(),
+                format_local_date(detail.created_at, patient.time_zone),
                 len(detail.files),
             ),
             reply_markup=kb.document(detail.id),
@@ -157,7 +157,11 @@ def router(i18n: I18n) -> Router:
             callback_answer.show_alert = True
             return
         title = _document_title(
-            flow.catalog, flow.locale, detail.type_code, detail.created_at.date(), len(detail.files)
+            flow.catalog,
+            flow.locale,
+            detail.type_code,
+            format_local_date(detail.created_at, patient.time_zone),
+            len(detail.files),
         )
         await edit_or_send(
             query, _("doc.delete_question").format(title=title), kb.delete_confirm(detail.id)
@@ -223,11 +227,11 @@ def _chunks(files: list[StoredFileInfo]) -> list[list[StoredFileInfo]]:
     return [files[i : i + 10] for i in range(0, len(files), 10)]
 
 
-def _document_title(catalog: Catalog, locale: str, code: str, day: date, files: int) -> str:
+def _document_title(catalog: Catalog, locale: str, code: str, day: str, files: int) -> str:
     doc_type = catalog.document_type(code)
     name = doc_type.name.get(locale) if doc_type else code
     count = ngettext("doc.files", "doc.files_plural", files).format(count=files)
-    return _("doc.title").format(type=escape(name), date=format_date(day), files=count)
+    return _("doc.title").format(type=escape(name), date=day, files=count)
 
 
 def _limit_mb(documents: DocumentService) -> int:

@@ -28,7 +28,7 @@ from bot.handlers.flow import Flow
 from bot.i18n import N_, variants
 from bot.keyboards import menu as menu_kb
 from bot.services.applications import ConsultationStatus
-from bot.services.clock import Clock
+from bot.services.clock import Clock, local_date
 from bot.services.patients import PatientDTO, PatientService
 from bot.services.relay import (
     Direction,
@@ -575,7 +575,7 @@ class DutyDesk:
 
     def card_text(self, card: PatientCard) -> str:
         now = self.clock()
-        years = age_on(card.birth_date, now.date())
+        years = age_on(card.birth_date, local_date(now, card.time_zone))
         local_now = now.astimezone(ZoneInfo(card.time_zone))
         lines = [
             _("relay.card").format(

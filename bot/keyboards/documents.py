@@ -10,6 +10,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callbacks import DocAction, DocCb, DocMenuAction, DocMenuCb, DocTypeCb
 from bot.catalog import Catalog
 from bot.services.documents import DocumentSummary
+from bot.views import format_local_date
 
 
 def menu(count: int) -> InlineKeyboardMarkup:
@@ -35,7 +36,7 @@ def types(catalog: Catalog, batch_id: int, locale: str) -> InlineKeyboardMarkup:
 
 
 def listing(
-    documents: list[DocumentSummary], catalog: Catalog, locale: str
+    documents: list[DocumentSummary], catalog: Catalog, locale: str, tz: str
 ) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for doc in documents:
@@ -43,7 +44,7 @@ def listing(
         name = doc_type.short_name.get(locale) if doc_type else doc.type_code
         files = ngettext("doc.files", "doc.files_plural", doc.files).format(count=doc.files)
         kb.button(
-            text=f"{name} · {doc.created_at:%d.%m.%Y} · {files}",
+            text=f"{name} · {format_local_date(doc.created_at, tz)} · {files}",
             callback_data=DocCb(action=DocAction.OPEN, id=doc.id),
         )
     kb.button(text=_("btn.doc_upload"), callback_data=DocMenuCb(action=DocMenuAction.UPLOAD))

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
-from bot.services.clock import Clock
+from bot.services.clock import Clock, local_date
 from bot.services.validation import age_on
 from bot.storage.db import SessionFactory
 from bot.storage.models import Patient
@@ -35,8 +35,9 @@ class PatientDTO:
     registered_at: datetime
     unreachable: bool = False
 
-    def age(self, today: date) -> int:
-        return age_on(self.birth_date, today)
+    def age(self, now: datetime) -> int:
+        """Full years on the patient's own calendar day."""
+        return age_on(self.birth_date, local_date(now, self.time_zone))
 
 
 @dataclass(frozen=True, slots=True)

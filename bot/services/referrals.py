@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.catalog import Catalog, normalize_text
-from bot.services.clock import Clock
+from bot.services.clock import EARLIEST_ZONE, Clock, local_date
 from bot.services.patients import (
     AlreadyRegisteredError,
     NewPatient,
@@ -486,7 +486,7 @@ class ReferralService:
         summary = ImportSummary()
         seen: dict[tuple[str, date], int] = {}  # this import's people → their referral id
         chunk: list[_Pending] = []
-        today = self._clock().date()
+        today = local_date(self._clock(), EARLIEST_ZONE)  # birth dates: as at registration
         for line, values in table.rows:
             if all(_cell_text(v) == "" for v in values):
                 continue
