@@ -243,7 +243,7 @@ async def _overview(
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     now = flow.clock()
     items = await booking.mine(patient.id)
-    upcoming = [i for i in items if i.starts_at > now and i.status in {"scheduled", "confirmed"}]
+    upcoming = [i for i in items if i.current(now)]
     past = [i for i in items if i not in upcoming]
     tz = patient.time_zone
     if not items:
@@ -259,7 +259,9 @@ async def _overview(
 
 
 async def _show(query: CallbackQuery, item: MyConsultation, tz: str, now: datetime) -> None:
-    link_active = item.starts_at - LINK_OPENS_BEFORE <= now < item.starts_at + timedelta(hours=2)
+    link_active = item.current(
+        now
+    ) and item.starts_at - LINK_OPENS_BEFORE <= now < item.starts_at + timedelta(hours=2)
     text = _("consult.details").format(
         local=moment(item.starts_at, tz),
         moscow=f"{item.starts_at.astimezone(MOSCOW):%d.%m.%Y %H:%M}",

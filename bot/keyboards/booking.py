@@ -155,15 +155,16 @@ def consultation(item: MyConsultation, now: datetime, link_active: bool) -> Inli
     kb = InlineKeyboardBuilder()
     if link_active:
         kb.button(text=_("btn.consult_join"), url=item.video_url)
-    kb.button(
-        text=_("btn.consult_cancel"),
-        callback_data=ConsultCb(action=ConsultAction.CANCEL, id=item.id),
-    )
-    if item.duty:
+    if item.current(now) and not item.started(now):  # nothing to cancel or move once begun
         kb.button(
-            text=_("btn.consult_reschedule"),
-            callback_data=ConsultCb(action=ConsultAction.RESCHEDULE, id=item.id),
+            text=_("btn.consult_cancel"),
+            callback_data=ConsultCb(action=ConsultAction.CANCEL, id=item.id),
         )
+        if item.duty:
+            kb.button(
+                text=_("btn.consult_reschedule"),
+                callback_data=ConsultCb(action=ConsultAction.RESCHEDULE, id=item.id),
+            )
     kb.button(text=_("btn.consult_list"), callback_data=ConsultCb(action=ConsultAction.LIST, id=0))
     kb.adjust(1)
     return kb.as_markup()
