@@ -402,3 +402,25 @@ async def test_forged_huge_ids_on_staff_buttons_are_refused_quietly(
         answer = harness.fake.callback_answer(query["id"], token=harness.bot.token)
         assert answer is not None and "больше не действует" in (answer.text or ""), data
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_the_documents_request_stays_readable_after_upload_is_pressed(
+    harness: Harness, user: FakeUser, staff: Any
+) -> None:
+    group, doctor, _ = staff
+    await submitted(user, harness)
+    await doctor.click_in_group(group, "📎 Запросить документы")
+    await doctor.click_in_group(group, "▫️ ЭКГ")
+    await doctor.click_in_group(group, "✅ Готово")
+    await doctor.send_in_group(group, "Нужна свежая ЭКГ")
+    await harness.deliver()
+    request = user.last_message()
+    assert "ЭКГ" in request.text and "Нужна свежая ЭКГ" in request.text
+    await user.click("📎 Загрузить документ", message_id=request.message_id)
+    kept = next(m for m in user.messages() if m.message_id == request.message_id)
+    assert kept.text == request.text  # the list and the comment are still in the chat
+    assert "Отправьте фото или файлы" in user.last_text()
+    assert user.last_message().message_id != request.message_id
+    await user.send_photo(png(7), caption="ЭКГ")
+    await harness.settle()
+    assert "ЭКГ" in user.last_text()

@@ -48,7 +48,11 @@ def router(i18n: I18n) -> Router:
     @r.callback_query(DocMenuCb.filter(F.action == DocMenuAction.UPLOAD))
     async def upload(query: CallbackQuery, flow: Flow, documents: DocumentService) -> None:
         await flow.state.set_state(Documents.upload)
-        await edit_or_send(query, _("doc.upload_prompt").format(limit=_limit_mb(documents)), None)
+        prompt = _("doc.upload_prompt").format(limit=_limit_mb(documents))
+        if _documents_screen(query):
+            await edit_or_send(query, prompt, None)
+        else:  # e.g. a doctor's request: what it asks for stays in the chat
+            await flow.send(prompt)
 
     @r.callback_query(DocMenuCb.filter(F.action == DocMenuAction.LIST))
     async def listing(
@@ -182,6 +186,20 @@ def router(i18n: I18n) -> Router:
         await edit_or_send(query, _("doc.deleted"), kb.upload_back())
 
     return r
+
+
+def _documents_screen(query: CallbackQuery) -> bool:
+    """The button is on the section's own menu or list (replaced by the next screen), not on a
+    message with content of its own that carries an upload button."""
+    message = query.message
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return False
+    own = (DocMenuCb.__prefix__ + ":" + DocMenuAction.LIST, DocCb.__prefix__ + ":")
+    return any(
+        (button.callback_data or "").startswith(own)
+        for row in message.reply_markup.inline_keyboard
+        for button in row
+    )
 
 
 def _incoming(message: Message) -> IncomingFile:
