@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from html import escape
 
 from aiogram import Bot, F, Router
@@ -199,24 +200,30 @@ def coordinator_router(i18n: I18n) -> Router:
 
 
 class _Progress:
-    """Edits one message with the progress, not more often than every few seconds."""
+    """Edits one message with the progress, never more often than every few seconds (the final
+    report replaces it anyway). Without a trustworthy total only the rows done are shown."""
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: Message, clock: Callable[[], float] = time.monotonic) -> None:
         self._message = message
-        self._last = time.monotonic()
+        self._clock = clock
+        self._last = clock()
 
-    async def update(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - self._last < PROGRESS_EVERY_SECONDS:
+    async def update(self, done: int, total: int | None) -> None:
+        now = self._clock()
+        if now - self._last < PROGRESS_EVERY_SECONDS:
             return
         self._last = now
-        await _edit(self._message, _("referral.import_progress").format(done=done, total=total))
+        if total is None:
+            text = _("referral.import_progress_unknown").format(done=done)
+        else:
+            text = _("referral.import_progress").format(done=done, total=total)
+        await _edit(self._message, text)
 
 
 async def _edit(message: Message, text: str) -> None:
     try:
         await message.edit_text(text)
-    except TelegramBadRequest:  # "message is not modified": the same figures again
+    except TelegramBadRequest:  # deleted meanwhile: the report still comes
         logger.debug("progress message %s not edited", message.message_id)
 
 
