@@ -1,7 +1,8 @@
 """Every CallbackData class, with short prefixes. Fields are validated when unpacked; the
 handlers still re-check that the object belongs to the user pressing the button.
 
-Every number in callback data is a ``Number``: from 0 to 2**31 - 1. Row ids are INTEGER columns
+Every number in callback data is bounded: a ``Number`` from 0 to 2**31 - 1 (a ``Day`` or a
+``Page`` less). Row ids are INTEGER columns
 (32 bits on PostgreSQL, and SQLite overflows at 2**63), and no day, minute, page or code is
 bigger; so a forged number out of that range fails to unpack, and the press is refused like any
 other forged button (no handler matches it) before it reaches a query."""
@@ -17,6 +18,8 @@ from aiogram.filters.callback_data import CallbackData
 MAX_NUMBER = 2**31 - 1
 
 Number = Annotated[int, pydantic.Field(ge=0, le=MAX_NUMBER)]
+Day = Annotated[int, pydantic.Field(ge=0, le=99_991_231)]  # yyyymmdd (or yyyymm), 0: none
+Page = Annotated[int, pydantic.Field(ge=0, le=9_999)]
 
 
 class ConsentAction(StrEnum):
@@ -44,7 +47,7 @@ class RegNavCb(CallbackData, prefix="rg"):
 
 
 class RegionPageCb(CallbackData, prefix="rp"):
-    page: Number
+    page: Page
 
 
 class RegionPickCb(CallbackData, prefix="rr"):
@@ -176,13 +179,13 @@ class StaffCb(CallbackData, prefix="st"):
 
 class CalendarCb(CallbackData, prefix="cl"):
     app: Number
-    month: Number  # yyyymm shown
-    day: Number = 0  # yyyymmdd picked, 0 = navigation only
+    month: Day  # yyyymm shown
+    day: Day = 0  # yyyymmdd picked, 0 = navigation only
 
 
 class TimeSlotCb(CallbackData, prefix="ts"):
     app: Number
-    day: Number  # yyyymmdd
+    day: Day  # yyyymmdd
     minutes: Number  # from midnight, center's time zone
     confirm: bool = False
 
@@ -209,8 +212,16 @@ class DutyCb(CallbackData, prefix="du"):
     action: DutyAction
     specialty: str = ""
     doctor: Number = 0  # 0 = any doctor (earliest available)
-    day: Number = 0  # yyyymmdd in the patient's zone
+    day: Day = 0  # yyyymmdd in the patient's zone
     slot: Number = 0
+
+
+class DutyDoctorsPageCb(CallbackData, prefix="dd"):
+    """A page of a specialty's duty doctors (its own class: buttons already sent with
+    ``DutyCb`` keep their layout)."""
+
+    specialty: str
+    page: Page
 
 
 class ConsultAction(StrEnum):
@@ -237,7 +248,7 @@ class ConsultCb(CallbackData, prefix="co"):
     action: ConsultAction
     id: Number
     reason: CancelReason | None = None
-    day: Number = 0
+    day: Day = 0
     slot: Number = 0
 
 
@@ -263,7 +274,7 @@ class ScheduleCb(CallbackData, prefix="sc"):
     action: ScheduleAction
     doctor: Number = 0
     slot: Number = 0
-    page: Number = 0
+    page: Page = 0
     booked: bool = False  # REMOVE_YES: the coordinator was told the slot is booked
 
 
@@ -274,6 +285,7 @@ class ScheduleStep(StrEnum):
     SKIP = "sk"
     SAVE = "sv"
     DOCTOR = "dr"
+    DOCTOR_PAGE = "dp"  # value: the page of the doctors list
     WEEKDAY = "wd"
     WORKDAYS = "w5"
     EVERY_DAY = "w7"

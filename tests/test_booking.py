@@ -209,3 +209,20 @@ async def test_forged_callback_on_someone_elses_consultation(duty: Harness, make
         await intruder.click_data(ConsultCb(action=action, id=1).pack(), anchor)
         assert "не найдена" in str(intruder.last_callback_answer())
     assert await duty.rows("SELECT status FROM consultations") == [("scheduled",)]
+
+
+async def test_a_long_doctors_list_comes_in_pages(duty: Harness, user: FakeUser) -> None:
+    for number in range(25):
+        await add_doctor(duty, f"Врач Номер{number:02d}", "cardiology", [FIRST])
+    await register(user)
+    await user.press("🩺 Дежурный врач")
+    await user.click("❤️ Кардиология")
+    buttons = flat(user.inline_buttons())
+    doctors = [b for b in buttons if b.startswith("Врач Номер")]
+    assert len(doctors) == 10 and "1/3" in buttons
+    assert user.last_text().count("Врач Номер") == 10  # their "about" lines: this page's only
+    await user.click("▶️")
+    doctors = [b for b in flat(user.inline_buttons()) if b.startswith("Врач Номер")]
+    assert doctors[0].startswith("Врач Номер10") and "2/3" in flat(user.inline_buttons())
+    await user.click(re.compile("^Врач Номер12"))
+    assert "26.11" in flat(user.inline_buttons())  # the doctor's days: the list still works

@@ -26,8 +26,8 @@ def biggest(cls: type[CallbackData]) -> CallbackData:
         kind = next(o for o in options if o is not type(None))
         if isinstance(kind, type) and issubclass(kind, str) and hasattr(kind, "__members__"):
             values[name] = max(kind, key=lambda m: len(m.value))  # type: ignore[arg-type]
-        elif kind is int:
-            values[name] = callbacks.MAX_NUMBER  # the largest any number may be
+        elif kind is int:  # the largest the field allows
+            values[name] = next(m.le for m in field.metadata if getattr(m, "le", None))
         elif kind is bool:
             values[name] = True
         else:

@@ -490,3 +490,29 @@ async def test_doctor_card_deactivate_and_activate(harness: Harness, coordinator
     await coordinator.click("▶️")
     assert "страница 2 из 2" in coordinator.last_text()
     assert "02.12.2026 13:30 (Europe/Moscow), 30 мин — свободен" in coordinator.last_text()
+
+
+async def test_the_coordinators_doctor_lists_come_in_pages(
+    harness: Harness, coordinator: FakeUser
+) -> None:
+    async with harness.services.sessions.begin() as session:
+        for number in range(25):
+            session.add(
+                DutyDoctor(
+                    display_name=f"Врач Номер{number:02d}",
+                    specialty="cardiology",
+                    created_at=harness.clock(),
+                )
+            )
+    await coordinator.send("/schedule")
+    menu = coordinator.last_message().message_id
+    for button in ("👩‍⚕️ Дежурные врачи", "📋 Слоты: просмотр и удаление", "🗓 Создать слоты"):
+        await coordinator.click(button, message_id=menu)
+        shown = coordinator.last_message()
+        names = [b for b in flat(coordinator.inline_buttons(shown)) if "Врач Номер" in b]
+        assert len(names) == 10 and "1/3" in flat(coordinator.inline_buttons(shown)), button
+        await coordinator.click("▶️", message_id=shown.message_id)
+        names = [b for b in flat(coordinator.inline_buttons(shown)) if "Врач Номер" in b]
+        assert "Врач Номер10" in names[0], button
+        await coordinator.send("/schedule")
+        menu = coordinator.last_message().message_id

@@ -13,12 +13,13 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import ConsultAction, ConsultCb, DutyAction, DutyCb
+from bot.callbacks import ConsultAction, ConsultCb, DutyAction, DutyCb, DutyDoctorsPageCb
 from bot.handlers.flow import Flow
 from bot.handlers.utils import edit_or_send
 from bot.i18n import variants
 from bot.keyboards import booking as kb
 from bot.keyboards.booking import REASON_KEYS, SPECIALTY_KEYS
+from bot.keyboards.paging import page_of
 from bot.services.booking import (
     SPECIALTIES,
     BookingError,
@@ -51,6 +52,17 @@ def router(i18n: I18n) -> Router:
         await flow.state.clear()
         await flow.send(_("duty.intro"), reply_markup=kb.specialties())
 
+    @r.callback_query(DutyDoctorsPageCb.filter(F.specialty.in_(SPECIALTIES)))
+    async def doctors_page(
+        query: CallbackQuery,
+        callback_data: DutyDoctorsPageCb,
+        patient: PatientDTO,
+        booking: BookingService,
+    ) -> None:
+        await _doctors_page(
+            query, booking, callback_data.specialty, callback_data.page, patient.time_zone
+        )
+
     @r.callback_query(DutyCb.filter())
     async def step(
         query: CallbackQuery,
@@ -76,12 +88,7 @@ def router(i18n: I18n) -> Router:
             return
         name = _(SPECIALTY_KEYS[data.specialty])
         if data.action is DutyAction.SPECIALTY:
-            doctors = await booking.doctors(data.specialty)
-            text = _("duty.choose_doctor").format(specialty=name)
-            for doctor in doctors:
-                if doctor.about:
-                    text += f"\n• <b>{escape(doctor.name)}</b> — {escape(doctor.about)}"
-            await edit_or_send(query, text, kb.doctors(data.specialty, doctors, tz))
+            await _doctors_page(query, booking, data.specialty, 0, tz)
         elif data.action is DutyAction.DOCTOR:
             days = await booking.free_days(data.specialty, data.doctor, tz)
             if not days:
@@ -236,6 +243,18 @@ def router(i18n: I18n) -> Router:
             callback_answer.text = _("common.stale_button")
 
     return r
+
+
+async def _doctors_page(
+    query: CallbackQuery, booking: BookingService, specialty: str, page: int, tz: str
+) -> None:
+    """A specialty's doctors, a page at a time: the buttons and their "about" lines."""
+    shown = page_of(await booking.doctors(specialty), page)
+    text = _("duty.choose_doctor").format(specialty=_(SPECIALTY_KEYS[specialty]))
+    for doctor in shown.items:
+        if doctor.about:
+            text += f"\n• <b>{escape(doctor.name)}</b> — {escape(doctor.about)}"
+    await edit_or_send(query, text, kb.doctors(specialty, shown, tz))
 
 
 async def _overview(

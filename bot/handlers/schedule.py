@@ -199,10 +199,12 @@ def router(i18n: I18n) -> Router:
         await show(query, _("schedule.menu"), kb.menu())
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.DOCTORS))
-    async def doctors(query: CallbackQuery, schedule: ScheduleService) -> None:
+    async def doctors(
+        query: CallbackQuery, callback_data: ScheduleCb, schedule: ScheduleService
+    ) -> None:
         items = await schedule.doctors()
         text = _("schedule.doctors") if items else _("schedule.no_doctors")
-        await show(query, text, kb.doctors(items))
+        await show(query, text, kb.doctors(items, callback_data.page))
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.DOCTOR))
     async def doctor(
@@ -264,10 +266,12 @@ def router(i18n: I18n) -> Router:
         await ask(flow, schedule, Schedule.csv_upload, query)
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.SLOTS))
-    async def slots_of_whom(query: CallbackQuery, schedule: ScheduleService) -> None:
+    async def slots_of_whom(
+        query: CallbackQuery, callback_data: ScheduleCb, schedule: ScheduleService
+    ) -> None:
         items = await schedule.doctors()
         text = _("schedule.slots_pick_doctor") if items else _("schedule.no_doctors")
-        await show(query, text, kb.doctors_for_listing(items))
+        await show(query, text, kb.doctors_for_listing(items, callback_data.page))
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.SLOT_LIST))
     async def slot_list(
@@ -380,6 +384,16 @@ def router(i18n: I18n) -> Router:
             _("schedule.doctor_added").format(name=escape(added.name)),
             reply_markup=kb.doctor_card(added),
         )
+
+    @r.callback_query(
+        Schedule.slots_doctor, ScheduleStepCb.filter(F.step == ScheduleStep.DOCTOR_PAGE)
+    )
+    async def slots_doctor_page(
+        query: CallbackQuery, callback_data: ScheduleStepCb, schedule: ScheduleService
+    ) -> None:
+        active = await schedule.doctors(active_only=True)
+        text = _("schedule.ask_doctor") if active else _("schedule.no_active_doctors")
+        await show(query, text, kb.pick_doctor(active, callback_data.value))
 
     @r.callback_query(Schedule.slots_doctor, ScheduleStepCb.filter(F.step == ScheduleStep.DOCTOR))
     async def slots_doctor(

@@ -15,8 +15,10 @@ from bot.callbacks import (
     ConsultCb,
     DutyAction,
     DutyCb,
+    DutyDoctorsPageCb,
 )
 from bot.i18n import N_
+from bot.keyboards.paging import Page, add_pager
 from bot.services.booking import DoctorDTO, MyConsultation, SlotDTO
 
 SPECIALTY_KEYS = {
@@ -40,13 +42,14 @@ def specialties() -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def doctors(specialty: str, items: list[DoctorDTO], tz: str) -> InlineKeyboardMarkup:
+def doctors(specialty: str, shown: Page[DoctorDTO], tz: str) -> InlineKeyboardMarkup:
+    """One page of a specialty's doctors (after "the earliest, any doctor")."""
     kb = InlineKeyboardBuilder()
     kb.button(
         text=_("btn.duty_earliest"),
         callback_data=DutyCb(action=DutyAction.DOCTOR, specialty=specialty, doctor=0),
     )
-    for doctor in items:
+    for doctor in shown.items:
         when = (
             f"{doctor.next_free.astimezone(ZoneInfo(tz)):%d.%m %H:%M}"
             if doctor.next_free
@@ -56,8 +59,13 @@ def doctors(specialty: str, items: list[DoctorDTO], tz: str) -> InlineKeyboardMa
             text=f"{doctor.name} — {when}",
             callback_data=DutyCb(action=DutyAction.DOCTOR, specialty=specialty, doctor=doctor.id),
         )
+    pager = add_pager(
+        kb,
+        shown,
+        lambda p: DutyDoctorsPageCb(specialty=specialty, page=p),
+    )
     kb.button(text=_("btn.back"), callback_data=DutyCb(action=DutyAction.START))
-    kb.adjust(1)
+    kb.adjust(*([1] * (1 + len(shown.items))), *pager, 1)
     return kb.as_markup()
 
 
