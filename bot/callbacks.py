@@ -120,6 +120,12 @@ class DocCb(CallbackData, prefix="dc"):
     id: Number
 
 
+class DocListPageCb(CallbackData, prefix="dl"):
+    """A page of the patient's documents list."""
+
+    page: Page
+
+
 class DocTypeCb(CallbackData, prefix="dt"):
     batch: Number
     type: str
@@ -148,6 +154,12 @@ class AppCb(CallbackData, prefix="ap"):
     code: str = ""
 
 
+class AppListPageCb(CallbackData, prefix="al"):
+    """A page of the patient's applications."""
+
+    page: Page
+
+
 class TimeAnswer(StrEnum):
     CONFIRM = "c"
     OTHER = "o"
@@ -160,6 +172,12 @@ class TimeAnswerCb(CallbackData, prefix="ta"):
 
 class ConclusionCb(CallbackData, prefix="cn"):
     id: Number
+
+
+class ConclusionPageCb(CallbackData, prefix="cp"):
+    """A page of the patient's conclusions."""
+
+    page: Page
 
 
 class StaffAction(StrEnum):

@@ -13,7 +13,15 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import AppAction, AppCb, ConclusionCb, TimeAnswer, TimeAnswerCb
+from bot.callbacks import (
+    AppAction,
+    AppCb,
+    AppListPageCb,
+    ConclusionCb,
+    ConclusionPageCb,
+    TimeAnswer,
+    TimeAnswerCb,
+)
 from bot.fsm.data import ApplicationDraft, load_application, save_application
 from bot.fsm.states import ApplicationForm
 from bot.handlers.flow import Flow
@@ -206,6 +214,18 @@ def router(i18n: I18n) -> Router:
             query, _("app.list_title"), kb.my_applications(items, flow.catalog, flow.locale)
         )
 
+    @r.callback_query(AppListPageCb.filter())
+    async def list_page(
+        query: CallbackQuery,
+        callback_data: AppListPageCb,
+        flow: Flow,
+        patient: PatientDTO,
+        applications: ApplicationService,
+    ) -> None:
+        items = await applications.for_patient(patient.id)
+        markup = kb.my_applications(items, flow.catalog, flow.locale, callback_data.page)
+        await edit_or_send(query, _("app.list_title"), markup)
+
     @r.callback_query(AppCb.filter(F.action == AppAction.OPEN))
     async def open_application(
         query: CallbackQuery,
@@ -297,7 +317,20 @@ def router(i18n: I18n) -> Router:
         if not items:
             await flow.send(_("conclusion.none"))
             return
-        await flow.send(_("conclusion.list_title"), reply_markup=kb.conclusions(items))
+        await flow.send(
+            _("conclusion.list_title"), reply_markup=kb.conclusions(items, patient.time_zone)
+        )
+
+    @r.callback_query(ConclusionPageCb.filter())
+    async def conclusions_page(
+        query: CallbackQuery,
+        callback_data: ConclusionPageCb,
+        patient: PatientDTO,
+        applications: ApplicationService,
+    ) -> None:
+        items = await applications.conclusions(patient.id)
+        markup = kb.conclusions(items, patient.time_zone, callback_data.page)
+        await edit_or_send(query, _("conclusion.list_title"), markup)
 
     @r.callback_query(ConclusionCb.filter())
     async def open_conclusion(

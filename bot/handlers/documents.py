@@ -16,13 +16,14 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import DocAction, DocCb, DocMenuAction, DocMenuCb, DocTypeCb
+from bot.callbacks import DocAction, DocCb, DocListPageCb, DocMenuAction, DocMenuCb, DocTypeCb
 from bot.catalog import Catalog
 from bot.fsm.states import ApplicationForm, Documents
 from bot.handlers.flow import Flow
 from bot.handlers.utils import edit_or_send
 from bot.i18n import variants
 from bot.keyboards import documents as kb
+from bot.keyboards.paging import page_of
 from bot.services.documents import DocumentService, IncomingFile, StoredFileInfo
 from bot.services.patients import PatientDTO
 from bot.uploads import UploadCoordinator
@@ -58,10 +59,17 @@ def router(i18n: I18n) -> Router:
     async def listing(
         query: CallbackQuery, flow: Flow, documents: DocumentService, patient: PatientDTO
     ) -> None:
-        items = await documents.list_documents(patient.id)
-        tz = patient.time_zone
-        text = documents_list_text(items, flow.catalog, flow.locale, tz)
-        await edit_or_send(query, text, kb.listing(items, flow.catalog, flow.locale, tz))
+        await _listing(query, flow, documents, patient, 0)
+
+    @r.callback_query(DocListPageCb.filter())
+    async def listing_page(
+        query: CallbackQuery,
+        callback_data: DocListPageCb,
+        flow: Flow,
+        documents: DocumentService,
+        patient: PatientDTO,
+    ) -> None:
+        await _listing(query, flow, documents, patient, callback_data.page)
 
     # --- receiving files ---------------------------------------------------------------------
     @r.message(StateFilter(None, Documents.upload, ApplicationForm.checklist), F.photo | F.document)
@@ -188,13 +196,27 @@ def router(i18n: I18n) -> Router:
     return r
 
 
+async def _listing(
+    query: CallbackQuery, flow: Flow, documents: DocumentService, patient: PatientDTO, page: int
+) -> None:
+    """The patient's documents, a page at a time (the text lists the page's documents too)."""
+    shown = page_of(await documents.list_documents(patient.id), page)
+    tz = patient.time_zone
+    text = documents_list_text(list(shown.items), flow.catalog, flow.locale, tz)
+    await edit_or_send(query, text, kb.listing(shown, flow.catalog, flow.locale, tz))
+
+
 def _documents_screen(query: CallbackQuery) -> bool:
     """The button is on the section's own menu or list (replaced by the next screen), not on a
     message with content of its own that carries an upload button."""
     message = query.message
     if not isinstance(message, Message) or message.reply_markup is None:
         return False
-    own = (DocMenuCb.__prefix__ + ":" + DocMenuAction.LIST, DocCb.__prefix__ + ":")
+    own = (
+        DocMenuCb.__prefix__ + ":" + DocMenuAction.LIST,
+        DocCb.__prefix__ + ":",
+        DocListPageCb.__prefix__ + ":",
+    )
     return any(
         (button.callback_data or "").startswith(own)
         for row in message.reply_markup.inline_keyboard
