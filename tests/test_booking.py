@@ -226,3 +226,18 @@ async def test_a_long_doctors_list_comes_in_pages(duty: Harness, user: FakeUser)
     assert doctors[0].startswith("Врач Номер10") and "2/3" in flat(user.inline_buttons())
     await user.click(re.compile("^Врач Номер12"))
     assert "26.11" in flat(user.inline_buttons())  # the doctor's days: the list still works
+
+
+async def test_any_doctors_day_shows_a_bounded_list_of_times(duty: Harness, user: FakeUser) -> None:
+    for number in range(8):  # 8 doctors with 16 half-hour slots each on 26.11
+        starts = [FIRST + timedelta(minutes=30 * k) for k in range(16)]
+        await add_doctor(duty, f"Врач Номер{number}", "cardiology", starts)
+    await register(user)
+    await user.press("🩺 Дежурный врач")
+    await user.click("❤️ Кардиология")
+    await user.click(re.compile("^⏱"))
+    await user.click("26.11")
+    buttons = flat(user.inline_buttons())
+    assert len(buttons) <= 100  # Telegram's limit for one message
+    times = [b for b in buttons if " · Врач Номер" in b]
+    assert len(times) == 48 and times[0].startswith("15:00")  # the day's earliest first

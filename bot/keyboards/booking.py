@@ -90,11 +90,16 @@ def days(specialty: str, doctor: int, items: list[date]) -> InlineKeyboardMarkup
     return kb.as_markup()
 
 
+#: A day of one doctor's half-hour slots; "any doctor" shows that many of the day's earliest
+#: (Telegram allows 100 buttons; a later time is one doctor's list away).
+MAX_SLOT_BUTTONS = 48
+
+
 def slots(
     specialty: str, doctor: int, day: int, items: list[SlotDTO], tz: str
 ) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    for slot in items:
+    for slot in items[:MAX_SLOT_BUTTONS]:
         label = f"{slot.starts_at.astimezone(ZoneInfo(tz)):%H:%M}"
         if not doctor:
             label += f" · {slot.doctor_name}"
