@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from html import escape
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -37,7 +36,7 @@ from bot.services.validation import age_on
 from bot.storage.db import SessionFactory
 from bot.storage.models import Patient
 from bot.storage.referral_models import Referral
-from bot.views import MOSCOW, format_local_date, polite_name, region_name
+from bot.views import MOSCOW, format_local_date, format_local_moment, polite_name, region_name
 
 logger = logging.getLogger("bot.notifications")
 
@@ -45,12 +44,6 @@ logger = logging.getLogger("bot.notifications")
 class JobRow(Protocol):
     payload: dict[str, Any]
     chat_id: int
-
-
-def format_moment(moment: datetime, tz: str, locale: str) -> str:
-    """'28.11.2026 19:30 (Asia/Irkutsk)'."""
-    local = moment.astimezone(ZoneInfo(tz))
-    return f"{local:%d.%m.%Y %H:%M} ({tz})"
 
 
 class ApplicationNotifier:
@@ -318,7 +311,7 @@ class ApplicationNotifier:
                 if consultation is None:
                     return None
                 body = _("notice.time_assigned").format(
-                    local=format_moment(consultation.starts_at, patient.time_zone, locale),
+                    local=format_local_moment(consultation.starts_at, patient.time_zone),
                     moscow=f"{consultation.starts_at.astimezone(MOSCOW):%d.%m.%Y %H:%M}",
                     url=consultation.video_url,
                 )

@@ -424,3 +424,6 @@ async def test_the_documents_request_stays_readable_after_upload_is_pressed(
     await user.send_photo(png(7), caption="ЭКГ")
     await harness.settle()
     assert "ЭКГ" in user.last_text()
+    await user.press("📋 Мои заявки")
+    await user.click(re.compile("^№1 "))
+    assert "по часовому поясу Asia/Irkutsk" in user.last_text()  # the history's times

@@ -221,6 +221,7 @@ async def test_a_long_doctors_list_comes_in_pages(duty: Harness, user: FakeUser)
     doctors = [b for b in buttons if b.startswith("Врач Номер")]
     assert len(doctors) == 10 and "1/3" in buttons
     assert user.last_text().count("Врач Номер") == 10  # their "about" lines: this page's only
+    assert "по часовому поясу Asia/Irkutsk" in user.last_text()  # of the next free times
     await user.click("▶️")
     doctors = [b for b in flat(user.inline_buttons()) if b.startswith("Врач Номер")]
     assert doctors[0].startswith("Врач Номер10") and "2/3" in flat(user.inline_buttons())

@@ -527,6 +527,7 @@ async def test_a_consultation_under_way_keeps_its_join_button_until_its_end(
     await user.press("🗓 Мои консультации")
     overview = user.last_text()
     assert "Прошедшие" not in overview, overview
+    assert "по часовому поясу Asia/Irkutsk" in overview  # the buttons' times are theirs
     await user.click(re.compile("Анна Сердцева"))
     join = button(user.last_message(), "🎥 Подключиться")
     assert join["url"].startswith("https://")

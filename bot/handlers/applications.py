@@ -249,6 +249,8 @@ def router(i18n: I18n) -> Router:
             if event.note:
                 line += f": {escape(event.note)}"
             lines.append(line)
+        if events:  # the events' times above are the patient's own
+            lines.append(_("common.times_in_zone").format(zone=patient.time_zone))
         consultation = await applications.consultation_for(item.id)
         if consultation is not None:
             local = consultation.starts_at.astimezone(zone)

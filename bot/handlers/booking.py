@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from html import escape
-from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -28,13 +27,9 @@ from bot.services.booking import (
     MyConsultation,
 )
 from bot.services.patients import PatientDTO
-from bot.views import MOSCOW
+from bot.views import MOSCOW, format_local_moment
 
 LINK_OPENS_BEFORE = timedelta(minutes=15)
-
-
-def moment(value: datetime, tz: str) -> str:
-    return f"{value.astimezone(ZoneInfo(tz)):%d.%m.%Y %H:%M} ({tz})"
 
 
 def _day(value: int) -> date | None:
@@ -122,7 +117,7 @@ def router(i18n: I18n) -> Router:
                 _("duty.confirm").format(
                     doctor=escape(slot.doctor_name),
                     specialty=name,
-                    local=moment(slot.starts_at, tz),
+                    local=format_local_moment(slot.starts_at, tz),
                     moscow=f"{slot.starts_at.astimezone(MOSCOW):%d.%m.%Y %H:%M}",
                 ),
                 kb.confirm(data.specialty, data.doctor, data.day, data.slot),
@@ -136,7 +131,8 @@ def router(i18n: I18n) -> Router:
             await edit_or_send(
                 query,
                 _("duty.booked").format(
-                    doctor=escape(booked.doctor_name or ""), local=moment(booked.starts_at, tz)
+                    doctor=escape(booked.doctor_name or ""),
+                    local=format_local_moment(booked.starts_at, tz),
                 ),
                 None,
             )
@@ -188,7 +184,8 @@ def router(i18n: I18n) -> Router:
             await edit_or_send(
                 query,
                 _("consult.cancelled").format(
-                    local=moment(item.starts_at, tz), reason=_(REASON_KEYS[data.reason])
+                    local=format_local_moment(item.starts_at, tz),
+                    reason=_(REASON_KEYS[data.reason]),
                 ),
                 None,
             )
@@ -222,7 +219,8 @@ def router(i18n: I18n) -> Router:
             await edit_or_send(
                 query,
                 _("consult.reschedule_question").format(
-                    old=moment(item.starts_at, tz), new=moment(found[0].starts_at, tz)
+                    old=format_local_moment(item.starts_at, tz),
+                    new=format_local_moment(found[0].starts_at, tz),
                 ),
                 kb.reschedule_confirm(item.id, data.day, data.slot),
             )
@@ -237,7 +235,9 @@ def router(i18n: I18n) -> Router:
                 await edit_or_send(query, _refusal(refused, booking), None)
                 return
             await edit_or_send(
-                query, _("consult.rescheduled").format(local=moment(moved.starts_at, tz)), None
+                query,
+                _("consult.rescheduled").format(local=format_local_moment(moved.starts_at, tz)),
+                None,
             )
         else:
             callback_answer.text = _("common.stale_button")
@@ -254,6 +254,7 @@ async def _doctors_page(
     for doctor in shown.items:
         if doctor.about:
             text += f"\n• <b>{escape(doctor.name)}</b> — {escape(doctor.about)}"
+    text += "\n\n" + _("common.times_in_zone").format(zone=tz)  # the next free times
     await edit_or_send(query, text, kb.doctors(specialty, shown, tz))
 
 
@@ -268,12 +269,14 @@ async def _overview(
     if not items:
         return _("consult.none"), None
     lines = [_("consult.upcoming") if upcoming else _("consult.no_upcoming")]
+    if upcoming:  # the buttons' times
+        lines.append(_("common.times_in_zone").format(zone=tz))
     if past:
         lines.append("")
         lines.append(_("consult.past"))
         for item in past[:10]:
             who = escape(item.doctor_name or _("consult.center"))
-            lines.append(f"• {moment(item.starts_at, tz)} — {who} — {_status(item)}")
+            lines.append(f"• {format_local_moment(item.starts_at, tz)} — {who} — {_status(item)}")
     return "\n".join(lines), kb.my_list(list(reversed(upcoming)), tz) if upcoming else None
 
 
@@ -282,7 +285,7 @@ async def _show(query: CallbackQuery, item: MyConsultation, tz: str, now: dateti
         now
     ) and item.starts_at - LINK_OPENS_BEFORE <= now < item.starts_at + timedelta(hours=2)
     text = _("consult.details").format(
-        local=moment(item.starts_at, tz),
+        local=format_local_moment(item.starts_at, tz),
         moscow=f"{item.starts_at.astimezone(MOSCOW):%d.%m.%Y %H:%M}",
         who=escape(item.doctor_name or _("consult.center")),
         status=_status(item),

@@ -434,7 +434,7 @@ async def _assign(
     await edit_or_send(
         query,
         _("staff.assigned").format(
-            id=application.id, time=f"{local:%d.%m.%Y %H:%M}", tz=local.tzname()
+            id=application.id, time=f"{local:%d.%m.%Y %H:%M}", tz=str(local.tzinfo)
         ),
         None,
     )
