@@ -1,4 +1,4 @@
-"""What every Bot API request of the bot goes through: an edit that changes nothing is success.
+"""What every Bot API request of the bot goes through: a change that changes nothing is success.
 
 Telegram answers 400 "message is not modified" when an edit would leave a message exactly as it
 is (a double tap, a button pressed on a message already showing its answer, a refreshed figure
@@ -14,10 +14,13 @@ from aiogram.client.session.middlewares.base import (
 )
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import (
+    CloseForumTopic,
+    EditForumTopic,
     EditMessageCaption,
     EditMessageMedia,
     EditMessageReplyMarkup,
     EditMessageText,
+    ReopenForumTopic,
 )
 from aiogram.methods.base import TelegramType
 
@@ -25,16 +28,25 @@ if TYPE_CHECKING:
     from aiogram import Bot
     from aiogram.methods import Response, TelegramMethod
 
-EDITS = (EditMessageText, EditMessageCaption, EditMessageReplyMarkup, EditMessageMedia)
+EDITS = (
+    EditMessageText,
+    EditMessageCaption,
+    EditMessageReplyMarkup,
+    EditMessageMedia,
+    # a topic closed, reopened or renamed into the state it already has: TOPIC_NOT_MODIFIED
+    CloseForumTopic,
+    ReopenForumTopic,
+    EditForumTopic,
+)
 
 
 def is_not_modified(error: TelegramBadRequest) -> bool:
-    return "message is not modified" in error.message
+    return "not_modified" in error.message.lower().replace(" ", "_")
 
 
 class NotModifiedIsSuccess(BaseRequestMiddleware):
     """An edit refused as "not modified" returns True, as a successful edit of an inline
-    message does (the edit methods return a Message or True)."""
+    message does (the edit methods return a Message or True; the topic methods True)."""
 
     async def __call__(
         self,

@@ -12,7 +12,6 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import InputMediaDocument, InputMediaPhoto
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -255,16 +254,12 @@ class ApplicationNotifier:
         if application.card_message_id is None:
             return None  # the card job posts the current state when it runs
         with self._i18n.context(), self._i18n.use_locale(self._staff_locale):
-            try:
-                await bot.edit_message_text(
-                    await self.card_text(application),
-                    chat_id=application.staff_chat_id,
-                    message_id=application.card_message_id,
-                    reply_markup=kb.staff_card(application),
-                )
-            except TelegramBadRequest as error:
-                if "not modified" not in error.message:
-                    raise
+            await bot.edit_message_text(  # the same state again: "not modified" is success
+                await self.card_text(application),
+                chat_id=application.staff_chat_id,
+                message_id=application.card_message_id,
+                reply_markup=kb.staff_card(application),
+            )
         return application.card_message_id
 
     # --- notices -----------------------------------------------------------------------------

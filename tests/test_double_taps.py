@@ -9,7 +9,7 @@ import pytest
 
 from bot.callbacks import ConsentAction, ConsentCb
 from bot.services.patients import PatientService
-from fakegram.client import FakeUser
+from fakegram.client import FakeGroup, FakeUser
 from tests.conftest import Harness
 from tests.helpers import BIRTH, NAME, PHONE, register, start_and_consent
 
@@ -104,3 +104,13 @@ async def test_a_forged_huge_id_is_refused_quietly(
     assert answer is not None and "больше не действует" in answer, answer
     assert APOLOGY not in answer
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_closing_a_closed_topic_is_success(harness: Harness) -> None:
+    group = FakeGroup(harness.fake, -1009000000014, "Дежурные врачи", is_forum=True)
+    topic = await harness.bot.create_forum_topic(group.chat_id, "Пациент #1")
+    thread = topic.message_thread_id
+    assert await harness.bot.close_forum_topic(group.chat_id, thread)
+    assert await harness.bot.close_forum_topic(group.chat_id, thread)  # TOPIC_NOT_MODIFIED
+    assert await harness.bot.reopen_forum_topic(group.chat_id, thread)
+    assert await harness.bot.reopen_forum_topic(group.chat_id, thread)

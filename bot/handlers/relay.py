@@ -358,11 +358,7 @@ class DutyDesk:
         return thread.thread_id
 
     async def _reopen(self, patient_id: int, chat_id: int, thread_id: int) -> None:
-        try:
-            await self.bot.reopen_forum_topic(chat_id, thread_id)
-        except TelegramBadRequest as error:
-            if not _not_modified(error):
-                raise
+        await self.bot.reopen_forum_topic(chat_id, thread_id)  # "not modified" is success
         await self.relay.set_closed(patient_id, chat_id, closed=False)
 
     async def _new_topic(
@@ -560,7 +556,7 @@ class DutyDesk:
             try:
                 await self.bot.close_forum_topic(chat_id, thread.thread_id)
             except TelegramBadRequest as error:
-                if not (_not_modified(error) or _thread_gone(error)):
+                if not _thread_gone(error):  # ("not modified" is success)
                     raise
 
     async def _leave_relay_mode(self, patient: PatientRef, storage: BaseStorage) -> None:
@@ -642,10 +638,6 @@ def _thread_gone(error: TelegramBadRequest) -> bool:
 
 def _topic_closed(error: TelegramBadRequest) -> bool:
     return "topic_closed" in error.message.lower()
-
-
-def _not_modified(error: TelegramBadRequest) -> bool:
-    return "not_modified" in error.message.lower().replace(" ", "_")
 
 
 def _is_command(message: Message) -> bool:

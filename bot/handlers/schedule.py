@@ -11,7 +11,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, Filter, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject, User
@@ -25,7 +24,7 @@ from bot.catalog import Region, utc_offset_label
 from bot.config import Settings
 from bot.fsm.states import Schedule
 from bot.handlers.flow import Flow
-from bot.handlers.utils import drop_buttons
+from bot.handlers.utils import drop_buttons, edit_or_send
 from bot.i18n import N_, menu_texts
 from bot.keyboards import schedule as kb
 from bot.services.booking import SPECIALTIES
@@ -614,13 +613,7 @@ def router(i18n: I18n) -> Router:
 async def show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
     """Edit the message the button was on (unchanged content is fine: a second press of the
     same button); a message too old to edit gets a new one."""
-    if not isinstance(query.message, Message):
-        return
-    try:
-        await query.message.edit_text(text, reply_markup=markup)
-    except TelegramBadRequest as error:
-        if "not modified" not in error.message:
-            await query.message.answer(text, reply_markup=markup)
+    await edit_or_send(query, text, markup)
 
 
 # --- asking ----------------------------------------------------------------------------------
