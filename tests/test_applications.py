@@ -427,3 +427,20 @@ async def test_the_documents_request_stays_readable_after_upload_is_pressed(
     await user.press("📋 Мои заявки")
     await user.click(re.compile("^№1 "))
     assert "по часовому поясу Asia/Irkutsk" in user.last_text()  # the history's times
+
+
+async def test_withdraw_on_an_old_screen_is_refused_at_the_first_press(
+    harness: Harness, user: FakeUser, staff: Any
+) -> None:
+    group, doctor, _ = staff
+    await submitted(user, harness)
+    await user.press("📋 Мои заявки")
+    await user.click(re.compile("^№1 "))
+    details = user.last_message()
+    await doctor.click_in_group(group, "🗓 Назначить дату и время")
+    await doctor.send_in_group(group, "27.11 10:00")
+    await doctor.click_in_group(group, "✅ Назначить")
+    await user.click("↩️ Отозвать заявку", message_id=details.message_id)
+    refusal = user.last_callback_answer()
+    assert refusal is not None and "Отозвать уже нельзя" in refusal
+    assert "Да, отозвать" not in flat(user.inline_buttons(details.message_id))

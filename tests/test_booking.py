@@ -242,3 +242,22 @@ async def test_any_doctors_day_shows_a_bounded_list_of_times(duty: Harness, user
     assert len(buttons) <= 100  # Telegram's limit for one message
     times = [b for b in buttons if " · Врач Номер" in b]
     assert len(times) == 48 and times[0].startswith("15:00")  # the day's earliest first
+
+
+async def test_an_old_screens_cancel_of_a_cancelled_consultation_is_refused_at_once(
+    duty: Harness, user: FakeUser
+) -> None:
+    await add_doctor(duty, "Анна Сердцева", "cardiology", [FIRST])
+    await register(user)
+    await book(user, "15:00")
+    await user.press("🗓 Мои консультации")
+    await user.click(re.compile("^26.11.2026 15:00"))
+    old_screen = user.last_message()
+    await user.press("🗓 Мои консультации")  # a second screen, where it is cancelled
+    await user.click(re.compile("^26.11.2026 15:00"))
+    await user.click("✖️ Отменить запись")
+    await user.click("Заболел(а)")
+    await user.click("✖️ Отменить запись", message_id=old_screen.message_id)
+    refusal = user.last_callback_answer()
+    assert refusal is not None and "уже прошла или отменена" in refusal
+    assert "Заболел(а)" not in flat(user.inline_buttons(old_screen.message_id))  # not asked

@@ -516,3 +516,23 @@ async def test_the_coordinators_doctor_lists_come_in_pages(
         assert "Врач Номер10" in names[0], button
         await coordinator.send("/schedule")
         menu = coordinator.last_message().message_id
+
+
+async def test_deactivating_an_already_inactive_doctor_shows_the_card_as_it_is(
+    harness: Harness, coordinator: FakeUser
+) -> None:
+    async with harness.services.sessions.begin() as session:
+        session.add(
+            DutyDoctor(
+                display_name="Анна Сердцева", specialty="cardiology", created_at=harness.clock()
+            )
+        )
+    await coordinator.send("/schedule")
+    await coordinator.click("👩‍⚕️ Дежурные врачи")
+    await coordinator.click(re.compile("Анна Сердцева"))
+    old_card = coordinator.last_message()
+    [(doctor_id,)] = await harness.rows("SELECT id FROM duty_doctors")
+    await harness.services.schedule.set_active(doctor_id, False)  # another coordinator did it
+    await coordinator.click("🚫 Отключить врача", message_id=old_card.message_id)
+    buttons = flat(coordinator.inline_buttons(old_card.message_id))
+    assert "🚫 Да, отключить" not in buttons and "✅ Снова включить врача" in buttons

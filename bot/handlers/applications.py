@@ -31,6 +31,7 @@ from bot.keyboards import applications as kb
 from bot.keyboards import menu as menu_kb
 from bot.notifications import status_name
 from bot.services.applications import (
+    BEFORE_TIME,
     ActionRefusedError,
     ApplicationService,
     Draft,
@@ -262,8 +263,24 @@ def router(i18n: I18n) -> Router:
         await edit_or_send(query, "\n".join(lines), kb.application(item))
 
     @r.callback_query(AppCb.filter(F.action == AppAction.WITHDRAW))
-    async def withdraw_ask(query: CallbackQuery, callback_data: AppCb) -> None:
-        await edit_or_send(query, _("app.withdraw_question"), kb.withdraw_confirm(callback_data.id))
+    async def withdraw_ask(
+        query: CallbackQuery,
+        callback_data: AppCb,
+        patient: PatientDTO,
+        applications: ApplicationService,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        try:  # refused at this first press once the application moved on (or is not theirs)
+            item = await applications.get(callback_data.id, patient_id=patient.id)
+        except ActionRefusedError:
+            callback_answer.text = _("app.not_found")
+            callback_answer.show_alert = True
+            return
+        if item.status not in BEFORE_TIME:
+            callback_answer.text = _("app.cannot_withdraw")
+            callback_answer.show_alert = True
+            return
+        await edit_or_send(query, _("app.withdraw_question"), kb.withdraw_confirm(item.id))
 
     @r.callback_query(AppCb.filter(F.action == AppAction.WITHDRAW_YES))
     async def withdraw(

@@ -170,7 +170,12 @@ def router(i18n: I18n) -> Router:
         now = flow.clock()
         if data.action is ConsultAction.OPEN:
             await _show(query, item, tz, now)
-        elif data.action is ConsultAction.CANCEL:
+            return
+        if not item.current(now):  # cancelled, moved or over since the button was shown
+            callback_answer.text = _("consult.not_live")
+            callback_answer.show_alert = True
+            return
+        if data.action is ConsultAction.CANCEL:
             if item.starts_at - now < booking.cancel_cutoff:
                 await edit_or_send(query, _too_late(booking), None)
                 return

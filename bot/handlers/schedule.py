@@ -219,10 +219,21 @@ def router(i18n: I18n) -> Router:
         await show_doctor(query, found, schedule)
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.DEACTIVATE))
-    async def deactivate_ask(query: CallbackQuery, callback_data: ScheduleCb) -> None:
-        await show(
-            query, _("schedule.deactivate_question"), kb.deactivate_confirm(callback_data.doctor)
-        )
+    async def deactivate_ask(
+        query: CallbackQuery,
+        callback_data: ScheduleCb,
+        schedule: ScheduleService,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        doctor = await schedule.doctor(callback_data.doctor)
+        if doctor is None:
+            callback_answer.text = _("schedule.doctor_not_found")
+            return
+        if not doctor.active:  # already off (another coordinator): the card as it is now
+            callback_answer.text = _("schedule.deactivated")
+            await show_doctor(query, doctor, schedule)
+            return
+        await show(query, _("schedule.deactivate_question"), kb.deactivate_confirm(doctor.id))
 
     @r.callback_query(
         ScheduleCb.filter(F.action.in_({ScheduleAction.DEACTIVATE_YES, ScheduleAction.ACTIVATE}))
