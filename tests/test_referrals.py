@@ -494,3 +494,12 @@ async def test_progress_edits_keep_their_limit_whatever_the_workbook(
     report = await upload(coordinator, big_sheet(1200))
     assert len(report) == 1201
     assert progress_edits(harness, coordinator) == []
+
+
+async def test_relink_with_a_huge_or_odd_number_gets_the_usage(
+    harness: Harness, coordinator: FakeUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    for command in (f"/relink {2**63}", "/relink ²", "/relink #99999999999"):
+        await coordinator.send(command)
+        assert "Напишите номер направления" in coordinator.last_text(), command
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

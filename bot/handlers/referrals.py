@@ -25,7 +25,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import ConsentCb, SummaryAction, SummaryCb
+from bot.callbacks import MAX_NUMBER, ConsentCb, SummaryAction, SummaryCb
 from bot.config import Settings
 from bot.fsm.data import (
     ApplicationDraft,
@@ -171,7 +171,9 @@ def coordinator_router(i18n: I18n) -> Router:
         referrals: ReferralService,
     ) -> None:
         parts = (command.args or "").split(maxsplit=1)
-        if not parts or not parts[0].lstrip("#").isdigit():
+        number = parts[0].lstrip("#") if parts else ""
+        # ASCII digits of an id a table can hold (a huge number would overflow the query)
+        if not (number.isascii() and number.isdigit()) or int(number) > MAX_NUMBER:
             await flow.send(_("referral.relink_usage"))
             return
         phone = None
@@ -182,7 +184,7 @@ def coordinator_router(i18n: I18n) -> Router:
                 await flow.send(_("referral.relink_bad_phone"))
                 return
         try:
-            referral, code = await referrals.relink(int(parts[0].lstrip("#")), phone)
+            referral, code = await referrals.relink(int(number), phone)
         except RelinkError as refused:
             await flow.send(_(RELINK_KEYS[refused.reason]))
             return
