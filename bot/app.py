@@ -26,6 +26,7 @@ from bot.catalog import Catalog
 from bot.config import Settings
 from bot.consultation_day import ConsultationDayNotifier
 from bot.fsm.storage import SQLStorage
+from bot.fsm.unit import DialogueUnitMiddleware
 from bot.handlers import build_root_router
 from bot.handlers.broadcasts import BroadcastProgressNotifier
 from bot.handlers.errors import CallbackAnswerMiddleware
@@ -34,6 +35,7 @@ from bot.handlers.schedule import SlotRemovedNotifier
 from bot.i18n import N_, LocaleMiddleware, variants
 from bot.middlewares import InFlightMiddleware, PatientMiddleware
 from bot.notifications import ApplicationNotifier, BookingNotifier
+from bot.sending import RetryingRequests
 from bot.services.applications import CARD, CARD_REFRESH, ApplicationService
 from bot.services.booking import BOOKING_NOTICE, BookingService
 from bot.services.broadcasts import BROADCAST_PROGRESS, BroadcastService
@@ -231,13 +233,14 @@ def create_bot(settings: Settings) -> Bot:
     api = TelegramAPIServer.from_base(
         settings.telegram_api_url, is_local=settings.telegram_api_local
     )
-    session = AiohttpSession(api=api)
-    session.middleware(NotModifiedIsSuccess())
-    return Bot(
+    bot = Bot(
         token=settings.bot_token.get_secret_value(),
-        session=session,
+        session=AiohttpSession(api=api),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
+    bot.session.middleware(RetryingRequests(settings.telegram_outage_seconds))
+    bot.session.middleware(NotModifiedIsSuccess())
+    return bot
 
 
 def create_dispatcher(
@@ -283,6 +286,7 @@ def create_dispatcher(
     dp.shutdown.register(uploads.close)
     in_flight = InFlightMiddleware()
     dp["in_flight"] = in_flight
+    dp.update.outer_middleware(DialogueUnitMiddleware(dp.fsm.storage))
     dp.update.outer_middleware(in_flight)
     dp.update.outer_middleware(PatientMiddleware(services.patients))
     LocaleMiddleware(services.i18n).setup(dp)

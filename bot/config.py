@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TOKEN_RE = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{20,}$")
@@ -111,7 +111,16 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None  # X-Telegram-Bot-Api-Secret-Token; required
     webhook_max_connections: int = Field(default=40, ge=1, le=100)
     worker_name: str | None = None  # unique per live worker: takes over its own unfinished work
-    inbox_claim_stale_seconds: float = Field(default=60.0, ge=1)
+    # A dead worker's hold on its users (its inbox claims, its Redis locks) ends after this long;
+    # a live worker renews its claims every third of it. (INBOX_CLAIM_STALE_SECONDS: old name.)
+    lock_timeout_seconds: float = Field(
+        default=15.0,
+        ge=1,
+        le=600,
+        validation_alias=AliasChoices("lock_timeout_seconds", "inbox_claim_stale_seconds"),
+    )
+    # A reply to a patient waits through Telegram's 429s, 5xx and network faults this long.
+    telegram_outage_seconds: float = Field(default=120.0, ge=0, le=3600)
     inbox_keep_hours: float = Field(default=24.0, gt=0)
     redis_dialogue_ttl_hours: float = Field(default=72.0, gt=0)
     redis_key_prefix: str = Field(default="fsm", pattern=r"^[A-Za-z0-9_.-]{1,64}$")

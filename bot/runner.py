@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import hmac
 import logging
 import os
 import secrets
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -28,8 +28,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
+from bot.fsm.storage import SQLStorage
+from bot.fsm.unit import DialogueUnit, WriteBehindStorage, dialogue_unit
 from bot.logging_setup import safe_exc_info
-from bot.services.inbox import InboxService, StoredUpdate
+from bot.services.inbox import InboxService, StoredUpdate, stable_worker_name
 from bot.storage.db import SessionFactory
 
 logger = logging.getLogger("bot.runner")
@@ -38,13 +40,16 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 POLLING_TIMEOUT = 25
 
 
-def new_worker_id(name: str | None) -> str:
+def new_worker_id(name: str) -> str:
     """``name/pid/random``: unique per process; the name lets a restart find its own work."""
-    return f"{name or socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"[:64]
+    return f"{name}/{os.getpid()}/{secrets.token_hex(3)}"[:64]
 
 
 class UpdateProcessor:
-    """Handles stored updates: one user's in update_id order, different users concurrently."""
+    """Handles stored updates: one user's strictly in update_id order (also across workers: an
+    update waits while an earlier one of the same user is pending elsewhere), different users
+    concurrently. Each update's dialogue changes are saved in the transaction that marks it
+    handled (bot.fsm.unit)."""
 
     def __init__(
         self,
@@ -53,55 +58,88 @@ class UpdateProcessor:
         inbox: InboxService,
         *,
         predecessor: str | None = None,
+        predecessor_is_derived: bool = False,
     ) -> None:
         self._dp = dp
         self._bot = bot
         self._inbox = inbox
         self._predecessor = predecessor
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._last_of_key: dict[int, asyncio.Task[None]] = {}
+        self._predecessor_is_derived = predecessor_is_derived
+        self._queues: dict[int, list[tuple[int, StoredUpdate]]] = {}
+        self._runners: dict[int, asyncio.Task[None]] = {}
+        self._known: set[int] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self._storage = dp.fsm.storage
 
     @property
     def pending(self) -> int:
-        return len(self._tasks)
+        return len(self._known)
 
     def submit(self, stored: StoredUpdate) -> None:
-        if stored.update_id in self._tasks:
+        if stored.update_id in self._known:
             return
-        previous = self._last_of_key.get(stored.order_key)
-        task = asyncio.create_task(self._handle(stored, previous))
-        self._tasks[stored.update_id] = task
-        self._last_of_key[stored.order_key] = task
-        task.add_done_callback(lambda t: self._forget(stored, t))
+        self._known.add(stored.update_id)
+        heapq.heappush(self._queues.setdefault(stored.order_key, []), (stored.update_id, stored))
+        if stored.order_key not in self._runners:
+            task = asyncio.create_task(self._run_key(stored.order_key))
+            self._runners[stored.order_key] = task
 
-    def _forget(self, stored: StoredUpdate, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(stored.update_id, None)
-        if self._last_of_key.get(stored.order_key) is task:
-            del self._last_of_key[stored.order_key]
+    async def _run_key(self, key: int) -> None:
+        """Handle the key's updates, smallest update_id first (one taken over from a dead worker
+        may arrive after later ones), each only when no earlier one is pending elsewhere."""
+        queue = self._queues[key]
+        delay = 0.01
+        try:
+            while queue:
+                _, item = queue[0]
+                if item.behind_others and await self._inbox.waits_for_others(item):
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.25)
+                    continue
+                delay = 0.01
+                heapq.heappop(queue)
+                try:
+                    await self._handle(item)
+                finally:
+                    self._known.discard(item.update_id)
+        finally:
+            del self._runners[key]
+            if not queue:  # else cancelled (a stop): the rest is given back by stop()
+                del self._queues[key]
 
-    async def _handle(self, stored: StoredUpdate, previous: asyncio.Task[None] | None) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])
+    async def _handle(self, stored: StoredUpdate) -> None:
         failed = False
-        try:
-            update = Update.model_validate(stored.payload, context={"bot": self._bot})
-            await self._dp.feed_update(self._bot, update)
-        except Exception as exc:
-            failed = True
-            # Ids and the type; the trace without a message that could quote the update (a
-            # validation error of the raw update would) or a text (Telegram's description).
-            logger.error(
-                "update %s failed: %s",
-                stored.update_id,
-                type(exc).__name__,
-                exc_info=safe_exc_info(exc),
+        with dialogue_unit() as unit:
+            try:
+                update = Update.model_validate(stored.payload, context={"bot": self._bot})
+                await self._dp.feed_update(self._bot, update)
+            except Exception as exc:
+                failed = True
+                # Ids and the type; the trace without a message that could quote the update (a
+                # validation error of the raw update would) or a text (Telegram's description).
+                logger.error(
+                    "update %s failed: %s",
+                    stored.update_id,
+                    type(exc).__name__,
+                    exc_info=safe_exc_info(exc),
+                )
+            try:
+                await self._finish(stored.update_id, unit, failed=failed)
+            except SQLAlchemyError:
+                # Still claimed by us: handled again only if this worker dies (at least once).
+                logger.exception("update %s handled but not marked finished", stored.update_id)
+
+    async def _finish(self, update_id: int, unit: DialogueUnit, *, failed: bool) -> None:
+        storage = self._storage
+        if not isinstance(storage, WriteBehindStorage) or not unit.changes():
+            await self._inbox.finish(update_id, failed=failed)
+        elif isinstance(storage, SQLStorage):  # the dialogue and the mark: one transaction
+            await self._inbox.finish(
+                update_id, failed=failed, also=lambda session: storage.save(unit, session)
             )
-        try:
-            await self._inbox.finish(stored.update_id, failed=failed)
-        except SQLAlchemyError:
-            # Still claimed by us: handled again only if this worker dies (at least once).
-            logger.exception("update %s handled but not marked finished", stored.update_id)
+        else:  # Redis: the dialogue first; a crash between the two repeats the update
+            await storage.save(unit)
+            await self._inbox.finish(update_id, failed=failed)
 
     async def start(self) -> None:
         """Take over what was left unfinished, then keep claims fresh and sweep periodically."""
@@ -110,8 +148,11 @@ class UpdateProcessor:
 
     async def sweep(self, *, first: bool = False) -> None:
         await self._inbox.heartbeat()
-        predecessor = self._predecessor if first else None
-        for stored in await self._inbox.take_over(predecessor=predecessor):
+        taken = await self._inbox.take_over(
+            predecessor=self._predecessor if first else None,
+            only_if_dead=self._predecessor_is_derived,
+        )
+        for stored in taken:
             self.submit(stored)
         await self._inbox.purge_finished()
 
@@ -130,12 +171,12 @@ class UpdateProcessor:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
-        tasks = list(self._tasks.values())
-        if tasks:
-            _done, unfinished = await asyncio.wait(tasks, timeout=grace_seconds)
+        runners = list(self._runners.values())
+        if runners:
+            _done, unfinished = await asyncio.wait(runners, timeout=grace_seconds)
             if unfinished:
-                logger.warning("stopping with %s updates unfinished", len(unfinished))
-                leftovers = list(self._tasks)
+                logger.warning("stopping with %s updates unfinished", len(self._known))
+                leftovers = list(self._known)
                 for task in unfinished:
                     task.cancel()
                 await asyncio.gather(*unfinished, return_exceptions=True)
@@ -271,13 +312,18 @@ async def serve(
     stop = stop or asyncio.Event()
     if handle_signals:
         _stop_on_signals(stop)
+    name = settings.worker_name or stable_worker_name(
+        settings.webhook_port if settings.webhook else None
+    )
     inbox = InboxService(
         sessions,
-        new_worker_id(settings.worker_name),
-        stale_after=timedelta(seconds=settings.inbox_claim_stale_seconds),
+        new_worker_id(name),
+        stale_after=timedelta(seconds=settings.lock_timeout_seconds),
         keep_finished=timedelta(hours=settings.inbox_keep_hours),
     )
-    processor = UpdateProcessor(dp, bot, inbox, predecessor=settings.worker_name)
+    processor = UpdateProcessor(
+        dp, bot, inbox, predecessor=name, predecessor_is_derived=settings.worker_name is None
+    )
     allowed_updates = dp.resolve_used_update_types()
     workflow = {"dispatcher": dp, "bots": [bot], **dp.workflow_data}
     await dp.emit_startup(bot=bot, **workflow)

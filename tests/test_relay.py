@@ -375,13 +375,24 @@ async def test_a_failed_delivery_is_told_to_the_patient(
     harness: Harness, user: FakeUser, forum: FakeGroup
 ) -> None:
     await ask_doctor(user)
-    harness.fake.fail_next("copyMessage", error_code=429, retry_after=30)
+    # A flood wait longer than TELEGRAM_OUTAGE_SECONDS: not waited for (a short one is, below).
+    harness.fake.fail_next("copyMessage", error_code=429, retry_after=600)
     refused = await user.send("Важный вопрос")
     answer = user.last_message()
     assert "Не удалось доставить это сообщение врачу" in answer.content
     assert answer.reply_to_message_id == refused.message_id
     await user.send("Важный вопрос")
     assert copies(forum, the_topic(forum))[-1].text == "Важный вопрос"
+
+
+async def test_a_short_flood_wait_is_waited_out_and_the_question_delivered_once(
+    harness: Harness, user: FakeUser, forum: FakeGroup
+) -> None:
+    await ask_doctor(user)
+    harness.fake.fail_next("copyMessage", error_code=429, retry_after=1)
+    await user.send("Важный вопрос")
+    assert [c.text for c in copies(forum, the_topic(forum))].count("Важный вопрос") == 1
+    assert "Не удалось доставить" not in user.last_message().content
 
 
 async def test_close_and_open_again(

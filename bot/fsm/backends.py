@@ -13,10 +13,12 @@ from redis.asyncio import Redis
 
 from bot.config import Settings
 from bot.fsm.storage import SQLStorage
+from bot.fsm.unit import WriteBehindStorage
 from bot.storage.db import SessionFactory
 
-# An update's handler holds the user's lock at most this long (a crashed worker's lock expires).
-LOCK_TIMEOUT_SECONDS = 60
+
+class DialogueRedisStorage(WriteBehindStorage, RedisStorage):
+    """RedisStorage whose reads and writes inside an update are done once (see bot.fsm.unit)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ def create_dialogue_backend(
     if not settings.redis_url:
         return DialogueBackend(SQLStorage(sessions), SimpleEventIsolation())
     ttl = timedelta(hours=settings.redis_dialogue_ttl_hours)
-    storage = RedisStorage.from_url(
+    storage = DialogueRedisStorage.from_url(
         settings.redis_url,
         key_builder=DefaultKeyBuilder(
             prefix=key_prefix or settings.redis_key_prefix, with_bot_id=True, with_destiny=True
@@ -44,7 +46,8 @@ def create_dialogue_backend(
         state_ttl=ttl,
         data_ttl=ttl,
     )
-    isolation = storage.create_isolation(lock_kwargs={"timeout": LOCK_TIMEOUT_SECONDS})
+    # A crashed worker's lock on a user expires after LOCK_TIMEOUT_SECONDS.
+    isolation = storage.create_isolation(lock_kwargs={"timeout": settings.lock_timeout_seconds})
     return DialogueBackend(storage, isolation)
 
 

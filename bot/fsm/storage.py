@@ -9,11 +9,12 @@ from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.storage.db import SessionFactory
+from bot.fsm.unit import DialogueUnit, WriteBehindStorage
+from bot.storage.db import AsyncSession, SessionFactory
 from bot.storage.models import FsmRecord
 
 
@@ -28,56 +29,114 @@ def _pk(key: StorageKey) -> dict[str, Any]:
     }
 
 
-class SQLStorage(BaseStorage):
+def _where(key: StorageKey) -> list[Any]:
+    return [getattr(FsmRecord, name) == value for name, value in _pk(key).items()]
+
+
+# The statements of the hot path (every update reads, most write), built once: constructing
+# them per call with literal values cost more than running them.
+_TABLE: Table = FsmRecord.__table__  # type: ignore[assignment]
+_KEY_COLUMNS = ("bot_id", "chat_id", "user_id", "thread_id", "business_connection_id", "destiny")
+_BY_KEY = [_TABLE.c[name] == bindparam(f"k_{name}") for name in _KEY_COLUMNS]
+_READ = select(_TABLE.c.state, _TABLE.c.data).where(*_BY_KEY)
+_DELETE = delete(_TABLE).where(*_BY_KEY)
+
+
+def _upsert_statement(dialect: str) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(_TABLE).values(
+        {name: bindparam(f"k_{name}") for name in _KEY_COLUMNS}
+        | {name: bindparam(name) for name in ("state", "data", "updated_at")}
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=list(_KEY_COLUMNS),
+        set_={name: stmt.excluded[name] for name in ("state", "data", "updated_at")},
+    )
+
+
+_UPSERT = {dialect: _upsert_statement(dialect) for dialect in ("sqlite", "postgresql")}
+
+
+def _key_params(key: StorageKey) -> dict[str, Any]:
+    return {f"k_{name}": value for name, value in _pk(key).items()}
+
+
+async def _upsert(session: AsyncSession, key: StorageKey, values: dict[str, Any]) -> None:
+    """Set some columns of the key's row (made if missing); a row left with neither a state nor
+    data is deleted."""
+    values = {**values, "updated_at": datetime.now(UTC)}
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(FsmRecord).values(**{**_pk(key), "state": None, "data": "{}", **values})
+    await session.execute(stmt.on_conflict_do_update(index_elements=list(_pk(key)), set_=values))
+    await session.execute(
+        delete(FsmRecord).where(*_where(key), FsmRecord.state.is_(None), FsmRecord.data == "{}")
+    )
+
+
+class _SQLStorage(BaseStorage):
     """One row per key; an empty state with empty data deletes the row."""
 
     def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
 
-    async def _upsert(self, key: StorageKey, values: dict[str, Any]) -> None:
-        async with self._sessions.begin() as session:
-            dialect = session.get_bind().dialect.name
-            insert = pg_insert if dialect == "postgresql" else sqlite_insert
-            row = {**_pk(key), "state": None, "data": "{}", **values}
-            row["updated_at"] = datetime.now(UTC)
-            stmt = insert(FsmRecord).values(**row)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=list(_pk(key)),
-                set_={**values, "updated_at": row["updated_at"]},
-            )
-            await session.execute(stmt)
-            await session.execute(
-                delete(FsmRecord).where(
-                    *(getattr(FsmRecord, k) == v for k, v in _pk(key).items()),
-                    FsmRecord.state.is_(None),
-                    FsmRecord.data == "{}",
-                )
-            )
-
-    async def _get(self, key: StorageKey) -> FsmRecord | None:
+    async def _read(self, key: StorageKey) -> tuple[str | None, dict[str, Any]]:
         async with self._sessions() as session:
-            return await session.get(FsmRecord, tuple(_pk(key).values()))
+            row = (await session.execute(_READ, _key_params(key))).first()
+        if row is None:
+            return None, {}
+        data: dict[str, Any] = json.loads(row[1])
+        return row[0], data
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
-        await self._upsert(key, {"state": value})
+        async with self._sessions.begin() as session:
+            await _upsert(session, key, {"state": value})
 
     async def get_state(self, key: StorageKey) -> str | None:
-        record = await self._get(key)
-        return record.state if record else None
+        return (await self._read(key))[0]
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        await self._upsert(key, {"data": json.dumps(dict(data), ensure_ascii=False)})
+        async with self._sessions.begin() as session:
+            await _upsert(session, key, {"data": json.dumps(dict(data), ensure_ascii=False)})
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        record = await self._get(key)
-        if record is None:
-            return {}
-        loaded: dict[str, Any] = json.loads(record.data)
-        return loaded
+        return (await self._read(key))[1]
 
     async def close(self) -> None:
         """The engine is owned and disposed of by the composition root."""
+
+
+class SQLStorage(WriteBehindStorage, _SQLStorage):
+    """The SQL storage; inside an update's unit, state and data are read in one query and
+    written in one statement per dialogue, in the transaction the caller gives (the one that
+    marks the update handled)."""
+
+    async def load(self, key: StorageKey) -> tuple[str | None, dict[str, Any]]:
+        return await self._read(key)
+
+    async def save(self, unit: DialogueUnit, session: Any = None) -> None:
+        changes = unit.changes()
+        if not changes:
+            return
+        if session is None:
+            async with self._sessions.begin() as own:
+                await self._save_in(own, unit)
+            unit.saved()
+        else:  # the caller's transaction: saved when it commits
+            await self._save_in(session, unit)
+
+    async def _save_in(self, session: AsyncSession, unit: DialogueUnit) -> None:
+        upsert = _UPSERT[session.get_bind().dialect.name]
+        for key, dialogue in unit.changes():
+            if dialogue.state is None and not dialogue.data:
+                await session.execute(_DELETE, _key_params(key))
+                continue
+            values = {
+                "state": dialogue.state,
+                "data": json.dumps(dialogue.data, ensure_ascii=False),
+                "updated_at": datetime.now(UTC),
+            }
+            await session.execute(upsert, _key_params(key) | values)
 
     async def forget_user(self, user_id: int) -> int:
         """Erase every dialogue of a user (profile deletion). Returns the rows removed."""

@@ -5,28 +5,93 @@ Times here are wall-clock (not the domain clock): claims are compared between pr
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.services.clock import Clock, utc_now
-from bot.storage.db import SessionFactory
+from bot.storage.db import AsyncSession, SessionFactory
 from bot.storage.inbox_models import InboxStatus, InboxUpdate
 
 logger = logging.getLogger("bot.inbox")
 
 
-@dataclass(frozen=True)
+_TABLE: Table = InboxUpdate.__table__  # type: ignore[assignment]
+# Built once: every update is finished with it (see bot.fsm.storage for why).
+_FINISH = (
+    update(_TABLE)
+    .where(_TABLE.c.update_id == bindparam("f_id"))
+    .values(
+        status=bindparam("f_status"),
+        payload=None,
+        order_key=0,
+        claimed_by=None,
+        finished_at=bindparam("f_at", type_=_TABLE.c.finished_at.type),
+    )
+)
+
+
+@dataclass
+class _Finish:
+    update_id: int
+    failed: bool
+    also: Callable[[AsyncSession], Awaitable[None]] | None
+    done: asyncio.Future[None]
+
+
+def _settle(item: _Finish, error: BaseException | None) -> None:
+    if item.done.done():
+        return
+    if error is None:
+        item.done.set_result(None)
+    else:
+        item.done.set_exception(error)
+
+
+@dataclass
 class StoredUpdate:
     update_id: int
     order_key: int
     payload: dict[str, Any]
+    #: An earlier update of the same key was pending at another worker when this one was
+    #: stored: this one waits until that is finished (see InboxService.waits_for_others).
+    behind_others: bool = False
+
+
+def is_dead_predecessor(claimed_by: str, stable_name: str) -> bool:
+    """Is ``claimed_by`` (``name/pid/random``) an earlier, now dead, process of the worker
+    called ``stable_name`` on this host? Its pid is gone, or is ours (a container restarts its
+    program under the same pid)."""
+    name, _, rest = claimed_by.partition("/")
+    pid_text = rest.partition("/")[0]
+    if name != stable_name or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def stable_worker_name(webhook_port: int | None) -> str:
+    """The name a worker keeps across restarts without WORKER_NAME: the host and how it
+    receives updates (one poller per bot; webhook workers differ by port)."""
+    receiving = f"webhook{webhook_port}" if webhook_port is not None else "polling"
+    return f"{socket.gethostname()}:{receiving}"[:40]
 
 
 def order_key(payload: dict[str, Any]) -> int:
@@ -60,6 +125,8 @@ class InboxService:
         self.stale_after = stale_after
         self.keep_finished = keep_finished
         self._clock = clock
+        self._finishing: list[_Finish] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def store(self, payloads: Sequence[dict[str, Any]]) -> list[StoredUpdate]:
         """Store updates claimed by this worker, in one transaction. Returns the ones that were
@@ -89,24 +156,104 @@ class InboxService:
                 .returning(InboxUpdate.update_id)
             )
             new = set((await session.execute(stmt)).scalars())
+            stored = [u for u in updates if u.update_id in new]
+            # Another worker may still hold an earlier update of the same person (a webhook
+            # behind a round-robin proxy): then this one must wait for it. One query a batch.
+            keys = {u.order_key for u in stored}
+            if keys:
+                found = (
+                    await session.execute(
+                        select(InboxUpdate.order_key, func.min(InboxUpdate.update_id))
+                        .where(
+                            InboxUpdate.order_key.in_(keys),
+                            InboxUpdate.status == InboxStatus.PENDING,
+                            self._not_mine(),
+                        )
+                        .group_by(InboxUpdate.order_key)
+                    )
+                ).all()
+                earliest: dict[int, int] = dict(found)
+                for item in stored:
+                    first = earliest.get(item.order_key)
+                    item.behind_others = first is not None and first < item.update_id
         if len(new) < len(rows):
             logger.info("inbox: %s repeated update(s) ignored", len(rows) - len(new))
-        return [u for u in updates if u.update_id in new]
+        return stored
 
-    async def finish(self, update_id: int, *, failed: bool = False) -> None:
-        """The update was handled: keep only its id and outcome (no personal data: the order
-        key is the sender's Telegram id, needed only while the update is pending)."""
-        async with self._sessions.begin() as session:
-            await session.execute(
-                update(InboxUpdate)
-                .where(InboxUpdate.update_id == update_id)
-                .values(
-                    status=InboxStatus.FAILED if failed else InboxStatus.DONE,
-                    payload=None,
-                    order_key=0,
-                    claimed_by=None,
-                    finished_at=self._clock(),
+    def _not_mine(self) -> Any:
+        return or_(InboxUpdate.claimed_by.is_(None), InboxUpdate.claimed_by != self.worker_id)
+
+    async def waits_for_others(self, item: StoredUpdate) -> bool:
+        """Is an earlier update of the same key still pending and not in this worker's hands?
+        (Then handling ``item`` now would answer the person out of order.)"""
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(InboxUpdate.update_id)
+                .where(
+                    InboxUpdate.order_key == item.order_key,
+                    InboxUpdate.update_id < item.update_id,
+                    InboxUpdate.status == InboxStatus.PENDING,
+                    self._not_mine(),
                 )
+                .limit(1)
+            )
+        return found is not None
+
+    async def finish(
+        self,
+        update_id: int,
+        *,
+        failed: bool = False,
+        also: Callable[[AsyncSession], Awaitable[None]] | None = None,
+    ) -> None:
+        """The update was handled: keep only its id and outcome (no personal data: the order
+        key is the sender's Telegram id, needed only while the update is pending). ``also``
+        writes the update's own state (its dialogue) in the same transaction.
+
+        Updates finished at about the same time share one transaction (a group commit): the
+        disk is waited for once for all of them, not once each in a queue."""
+        done = asyncio.get_running_loop().create_future()
+        self._finishing.append(_Finish(update_id, failed, also, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_finished())
+        await done
+
+    async def _commit_finished(self) -> None:
+        while self._finishing:
+            batch, self._finishing = self._finishing, []
+            try:
+                await self._finish_all(batch)
+            except Exception as error:  # noqa: BLE001 - each is tried alone, then told
+                if len(batch) == 1:
+                    _settle(batch[0], error)
+                    continue
+                for item in batch:  # one bad dialogue must not fail its neighbours
+                    try:
+                        await self._finish_all([item])
+                    except Exception as alone:  # noqa: BLE001 - handed to its caller
+                        _settle(item, alone)
+                    else:
+                        _settle(item, None)
+            else:
+                for item in batch:
+                    _settle(item, None)
+
+    async def _finish_all(self, batch: list[_Finish]) -> None:
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            for item in batch:
+                if item.also is not None:
+                    await item.also(session)
+            await session.execute(
+                _FINISH,
+                [
+                    {
+                        "f_id": item.update_id,
+                        "f_status": InboxStatus.FAILED if item.failed else InboxStatus.DONE,
+                        "f_at": now,
+                    }
+                    for item in batch
+                ],
             )
 
     async def heartbeat(self) -> None:
@@ -122,23 +269,40 @@ class InboxService:
             )
 
     async def take_over(
-        self, *, predecessor: str | None = None, limit: int = 500
+        self,
+        *,
+        predecessor: str | None = None,
+        only_if_dead: bool = False,
+        limit: int = 500,
     ) -> list[StoredUpdate]:
         """Claim pending updates nobody handles: released ones and those of workers whose claim
         went stale (the worker died). Oldest first; a live worker's fresh claim is never taken.
 
-        ``predecessor``: a worker name unique among live workers (WORKER_NAME); the claims of
-        its earlier processes (ids ``name/…``) are taken at once: that process is gone."""
+        ``predecessor``: this worker's stable name; the claims of its earlier processes (ids
+        ``name/…``) are taken at once: that process is gone (``only_if_dead``: checked by its
+        pid, for a name derived from the host rather than set by the operator)."""
         stale = self._clock() - self.stale_after
         orphaned = or_(InboxUpdate.claimed_by.is_(None), InboxUpdate.claimed_at < stale)
-        if predecessor:
-            mine = f"{predecessor}/"
-            orphaned = or_(
-                orphaned,
-                InboxUpdate.claimed_by.startswith(mine, autoescape=True)
-                & (InboxUpdate.claimed_by != self.worker_id),
-            )
         async with self._sessions() as session:
+            if predecessor:
+                earlier = (
+                    await session.scalars(
+                        select(InboxUpdate.claimed_by)
+                        .where(
+                            InboxUpdate.status == InboxStatus.PENDING,
+                            InboxUpdate.claimed_by.startswith(f"{predecessor}/", autoescape=True),
+                            InboxUpdate.claimed_by != self.worker_id,
+                        )
+                        .distinct()
+                    )
+                ).all()
+                gone = [
+                    worker
+                    for worker in earlier
+                    if worker and (not only_if_dead or is_dead_predecessor(worker, predecessor))
+                ]
+                if gone:
+                    orphaned = or_(orphaned, InboxUpdate.claimed_by.in_(gone))
             candidates = list(
                 await session.scalars(
                     select(InboxUpdate.update_id)
@@ -147,22 +311,24 @@ class InboxService:
                     .limit(limit)
                 )
             )
-        taken: list[StoredUpdate] = []
-        for update_id in candidates:
-            async with self._sessions.begin() as session:
-                claimed = await session.execute(
-                    update(InboxUpdate)
-                    .where(
-                        InboxUpdate.update_id == update_id,
-                        InboxUpdate.status == InboxStatus.PENDING,
-                        orphaned,
-                    )
-                    .values(claimed_by=self.worker_id, claimed_at=self._clock())
-                    .returning(InboxUpdate.order_key, InboxUpdate.payload)
+        if not candidates:
+            return []
+        async with self._sessions.begin() as session:
+            claimed = await session.execute(
+                update(InboxUpdate)
+                .where(
+                    InboxUpdate.update_id.in_(candidates),
+                    InboxUpdate.status == InboxStatus.PENDING,
+                    orphaned,
                 )
-                row = claimed.first()
-            if row is not None and row[1] is not None:
-                taken.append(StoredUpdate(update_id, row[0], row[1]))
+                .values(claimed_by=self.worker_id, claimed_at=self._clock())
+                .returning(InboxUpdate.update_id, InboxUpdate.order_key, InboxUpdate.payload)
+            )
+            rows = claimed.all()
+        taken = sorted(
+            (StoredUpdate(row[0], row[1], row[2], behind_others=True) for row in rows if row[2]),
+            key=lambda item: item.update_id,
+        )
         if taken:
             logger.info("inbox: took over %s unfinished update(s)", len(taken))
         return taken

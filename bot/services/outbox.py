@@ -65,6 +65,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction, make_transient_to_detached
 from sqlalchemy.sql import Insert
 
+from bot.sending import retries_by_caller
 from bot.services.clock import Clock
 from bot.storage.db import SessionFactory
 from bot.storage.outbox_models import OutboxMessage, OutboxStatus
@@ -582,12 +583,14 @@ class OutboxSender:
         self._busy += 1
         self._idle.clear()
         try:
-            sent = await self._deliver_once(max_rows)
+            with retries_by_caller():  # a row's retries are the outbox's own, in the database
+                sent = await self._deliver_once(max_rows)
             for _ in range(5):
                 if not self._wake_again:
                     break
                 self._wake_again = False
-                sent += await self._deliver_once(max_rows)
+                with retries_by_caller():
+                    sent += await self._deliver_once(max_rows)
             return sent
         finally:
             self._busy -= 1

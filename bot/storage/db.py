@@ -2,29 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from bot.storage.sqlite_inline import InlineConnection, inline_creator
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
-SessionFactory = async_sessionmaker[AsyncSession]
+#: How long a writer waits for SQLite's single write lock before giving up (as busy_timeout).
+SQLITE_WRITE_WAIT_SECONDS = 30
+#: Connections kept open: enough for the concurrent updates of one process, so the pool does not
+#: open (a thread and its PRAGMAs) and close a connection per burst.
+POOL_SIZE = 20
 
 
 def create_engine(database_url: str) -> AsyncEngine:
     """Create the engine; SQL parameters are never put into error messages (no personal data)."""
     url = make_url(database_url)
-    kwargs: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
+    kwargs: dict[str, Any] = {"hide_parameters": True}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+        # A file on this machine: no connection goes stale, so no ping before each checkout;
+        # queries run inline on the event loop (see sqlite_inline), not in a thread each.
+        kwargs["connect_args"] = {"timeout": SQLITE_WRITE_WAIT_SECONDS}
+        kwargs["pool_size"] = POOL_SIZE
+        if url.database and url.database != ":memory:":
+            kwargs["async_creator"] = inline_creator(url.database, SQLITE_WRITE_WAIT_SECONDS)
+    else:
+        # A server: a connection may have been closed by it (restart, idle timeout).
+        kwargs["pool_pre_ping"] = True
+        kwargs["pool_size"] = POOL_SIZE
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -35,12 +55,84 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    inline = isinstance(getattr(dbapi_connection, "driver_connection", None), InlineConnection)
+    # Inline connections wait for a lock without blocking the event loop (sqlite_inline).
+    cursor.execute(f"PRAGMA busy_timeout={0 if inline else SQLITE_WRITE_WAIT_SECONDS * 1000}")
     cursor.close()
 
 
+_write_locks: weakref.WeakKeyDictionary[Any, _WriteLock] = weakref.WeakKeyDictionary()
+
+
+class _WriteLock:
+    """SQLite has one writer at a time. Writers of this process queue here, in order, instead of
+    inside SQLite, whose busy handler polls with sleeps of up to 100 ms (under load most of an
+    update's time went there). Re-entrant for the task holding it (a service calling another)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+
+    async def acquire(self) -> None:
+        task = asyncio.current_task()
+        if self._owner is task and task is not None:
+            self._depth += 1
+            return
+        try:
+            async with asyncio.timeout(SQLITE_WRITE_WAIT_SECONDS):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise OperationalError("BEGIN", None, Exception("database is locked")) from None
+        self._owner, self._depth = task, 1
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            self._lock.release()
+
+
+class _SerializedBegin(AbstractAsyncContextManager[AsyncSession]):
+    def __init__(self, lock: _WriteLock, inner: Any) -> None:
+        self._lock = lock
+        self._inner = inner
+
+    async def __aenter__(self) -> AsyncSession:
+        await self._lock.acquire()
+        try:
+            session: AsyncSession = await self._inner.__aenter__()
+        except BaseException:
+            self._lock.release()
+            raise
+        return session
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        try:
+            await self._inner.__aexit__(kind, error, trace)
+        finally:
+            self._lock.release()
+
+
+class SessionFactory(async_sessionmaker[AsyncSession]):
+    """``sessions()`` for reading, ``sessions.begin()`` for a unit of work that commits. On
+    SQLite the units of work of one process take turns (see _WriteLock)."""
+
+    def begin(self) -> AbstractAsyncContextManager[AsyncSession]:  # type: ignore[override]
+        bind = self.kw.get("bind")
+        if isinstance(bind, AsyncEngine) and bind.dialect.name == "sqlite":
+            lock = _write_locks.setdefault(bind.sync_engine, _WriteLock())
+            return _SerializedBegin(lock, super().begin())
+        return super().begin()
+
+
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return SessionFactory(engine, expire_on_commit=False)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
