@@ -18,10 +18,10 @@ from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.strategy import FSMStrategy
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
-from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.api_session import NotModifiedIsSuccess
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.consultation_day import ConsultationDayNotifier
@@ -29,6 +29,7 @@ from bot.fsm.storage import SQLStorage
 from bot.fsm.unit import DialogueUnitMiddleware
 from bot.handlers import build_root_router
 from bot.handlers.broadcasts import BroadcastProgressNotifier
+from bot.handlers.errors import CallbackAnswerMiddleware
 from bot.handlers.relay import DutyDesk
 from bot.handlers.schedule import SlotRemovedNotifier
 from bot.i18n import N_, LocaleMiddleware, variants
@@ -253,6 +254,7 @@ def create_bot(settings: Settings) -> Bot:
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
     bot.session.middleware(RetryingRequests(settings.telegram_outage_seconds))
+    bot.session.middleware(NotModifiedIsSuccess())
     return bot
 
 

@@ -21,8 +21,8 @@ from icalendar import Alarm, Calendar, Event
 from bot.catalog import Catalog
 from bot.handlers.relay import DutyDesk
 from bot.keyboards import reminders as kb
-from bot.notifications import JobRow, format_moment, send_patient_documents
-from bot.services.clock import Clock
+from bot.notifications import JobRow, send_patient_documents
+from bot.services.clock import Clock, local_date
 from bot.services.documents import DocumentService
 from bot.services.outbox import SkipDelivery
 from bot.services.patients import PatientService
@@ -37,7 +37,7 @@ from bot.services.reminder_plan import (
 )
 from bot.services.reminders import Answer, DayConsultation, ReminderService
 from bot.services.validation import age_on, format_phone
-from bot.views import MOSCOW, region_name
+from bot.views import MOSCOW, format_local_moment, region_name
 
 ICS_DOMAIN = "oblako-zdorovia.bot"
 
@@ -127,7 +127,7 @@ class ConsultationDayNotifier:
         with self._locale(locale):
             data = self.calendar_file(day, locale)
             caption = _("day.ics_caption").format(
-                local=format_moment(day.starts_at, day.patient_time_zone, locale),
+                local=format_local_moment(day.starts_at, day.patient_time_zone),
                 moscow=moscow(day.starts_at),
             )
         message = await bot.send_document(
@@ -169,7 +169,7 @@ class ConsultationDayNotifier:
         with self._locale(locale):
             values = {
                 "left": time_left(day.starts_at - self._clock(), timedelta(minutes=minutes)),
-                "local": format_moment(day.starts_at, day.patient_time_zone, locale),
+                "local": format_local_moment(day.starts_at, day.patient_time_zone),
                 "moscow": moscow(day.starts_at),
                 "who": self._who(day, locale),
             }
@@ -208,7 +208,7 @@ class ConsultationDayNotifier:
     def staff_card(self, day: DayConsultation) -> str:
         """The patient card of the heads-up (in the staff locale)."""
         now = self._clock()
-        years = age_on(day.patient_birth_date, now.date())
+        years = age_on(day.patient_birth_date, local_date(now, day.patient_time_zone))
         lines = [
             _("day.card_patient").format(
                 name=escape(day.patient_name),

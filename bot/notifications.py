@@ -7,13 +7,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from html import escape
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import InputMediaDocument, InputMediaPhoto
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -31,13 +29,13 @@ from bot.services.applications import (
     Status,
 )
 from bot.services.booking import BookingService
-from bot.services.clock import Clock
+from bot.services.clock import Clock, local_date
 from bot.services.documents import DocumentService
 from bot.services.validation import age_on
 from bot.storage.db import SessionFactory
 from bot.storage.models import Patient
 from bot.storage.referral_models import Referral
-from bot.views import MOSCOW, format_date, polite_name, region_name
+from bot.views import MOSCOW, format_local_date, format_local_moment, polite_name, region_name
 
 logger = logging.getLogger("bot.notifications")
 
@@ -45,12 +43,6 @@ logger = logging.getLogger("bot.notifications")
 class JobRow(Protocol):
     payload: dict[str, Any]
     chat_id: int
-
-
-def format_moment(moment: datetime, tz: str, locale: str) -> str:
-    """'28.11.2026 19:30 (Asia/Irkutsk)'."""
-    local = moment.astimezone(ZoneInfo(tz))
-    return f"{local:%d.%m.%Y %H:%M} ({tz})"
 
 
 class ApplicationNotifier:
@@ -114,7 +106,7 @@ class ApplicationNotifier:
             lines.append(
                 _("card.patient").format(
                     name=escape(patient.full_name),
-                    age=age_on(patient.birth_date, now.date()),
+                    age=age_on(patient.birth_date, local_date(now, patient.time_zone)),
                     region=escape(region_name(self._catalog, patient.region_code, locale)),
                     local_time=f"{local_now:%H:%M}",
                     tz=patient.time_zone,
@@ -213,6 +205,7 @@ class ApplicationNotifier:
     async def _send_documents(
         self, bot: Bot, application: ApplicationDTO, thread_id: int | None, only: int | None
     ) -> None:
+        center = self._catalog.center(application.center_code)
         await send_patient_documents(
             bot,
             self._documents,
@@ -222,6 +215,7 @@ class ApplicationNotifier:
             application.staff_chat_id,
             thread_id,
             only=only,
+            zone=center.time_zone if center else MOSCOW.key,  # the doctors read the dates
         )
 
     async def refresh_card(self, row: JobRow, bot: Bot) -> int | None:
@@ -229,16 +223,12 @@ class ApplicationNotifier:
         if application.card_message_id is None:
             return None  # the card job posts the current state when it runs
         with self._i18n.context(), self._i18n.use_locale(self._staff_locale):
-            try:
-                await bot.edit_message_text(
-                    await self.card_text(application),
-                    chat_id=application.staff_chat_id,
-                    message_id=application.card_message_id,
-                    reply_markup=kb.staff_card(application),
-                )
-            except TelegramBadRequest as error:
-                if "not modified" not in error.message:
-                    raise
+            await bot.edit_message_text(  # the same state again: "not modified" is success
+                await self.card_text(application),
+                chat_id=application.staff_chat_id,
+                message_id=application.card_message_id,
+                reply_markup=kb.staff_card(application),
+            )
         return application.card_message_id
 
     # --- notices -----------------------------------------------------------------------------
@@ -289,7 +279,7 @@ class ApplicationNotifier:
                 if consultation is None:
                     return None
                 body = _("notice.time_assigned").format(
-                    local=format_moment(consultation.starts_at, patient.time_zone, locale),
+                    local=format_local_moment(consultation.starts_at, patient.time_zone),
                     moscow=f"{consultation.starts_at.astimezone(MOSCOW):%d.%m.%Y %H:%M}",
                     url=consultation.video_url,
                 )
@@ -338,9 +328,11 @@ async def send_patient_documents(
     thread_id: int | None,
     *,
     only: int | None = None,
+    zone: str = MOSCOW.key,
 ) -> int:
     """Post a patient's documents (by their Telegram file ids) into a staff chat's topic, each
-    captioned with its type and date; an album of up to ten at a time. Returns how many."""
+    captioned with its type and date (in ``zone``, the doctors'); an album of up to ten at a
+    time. Returns how many."""
     sent = 0
     for summary in await documents.list_documents(patient_id):
         if only is not None and summary.id != only:
@@ -350,7 +342,7 @@ async def send_patient_documents(
             continue
         doc_type = catalog.document_type(detail.type_code)
         name = escape(doc_type.name.get(locale) if doc_type else detail.type_code)
-        caption = name + ", " + format_date(detail.created_at.date())
+        caption = name + ", " + format_local_date(detail.created_at, zone)
         photos = [f for f in detail.files if f.sent_as_photo]
         others = [f for f in detail.files if not f.sent_as_photo]
         for group, make in ((photos, InputMediaPhoto), (others, InputMediaDocument)):

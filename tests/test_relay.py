@@ -479,6 +479,13 @@ async def test_staff_commands(
     listing = forum.last_text(thread_id=thread)
     assert "пациента #1" in listing
     assert "26.11.2026 10:00 (МСК) — дежурный врач Пётр Сердцев, назначена" in listing
+    harness.clock.now = starts + timedelta(minutes=10)  # under way: still the doctors' to see
+    await doctor.send_in_group(forum, "/consultations", thread_id=thread)
+    assert "26.11.2026 10:00 (МСК)" in forum.last_text(thread_id=thread)
+    harness.clock.now = starts + timedelta(minutes=31)  # over
+    await doctor.send_in_group(forum, "/consultations", thread_id=thread)
+    assert "26.11.2026 10:00" not in forum.last_text(thread_id=thread)
+    harness.clock.now = starts - timedelta(hours=20)
     await doctor.send_in_group(forum, "/profile", thread_id=thread)
     assert "дежурный врач Пётр Сердцев" in forum.last_text(thread_id=thread)
     assert NAME in forum.last_text(thread_id=thread)

@@ -71,7 +71,12 @@ def build_root_router(i18n: I18n) -> Router:
         fallback.router(),
     )
     root.include_routers(
-        private, reminders.staff_router(), staff.router(), relay.duty_router(), errors.router()
+        private,
+        reminders.staff_router(),
+        staff.router(),
+        relay.duty_router(),
+        fallback.staff_router(),
+        errors.router(),
     )
     run_sync_filters_inline(root)
     return root

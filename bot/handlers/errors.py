@@ -1,17 +1,63 @@
-"""The one error handler: a short apology, the dialogue stays where it was, an id-only log."""
+"""The one error handler: a short apology, the dialogue stays where it was, an id-only log.
+
+A button press is answered exactly once, failure or not (Telegram refuses a second answer):
+``CallbackAnswerMiddleware`` answers after a handler that succeeded and leaves a failed press
+unanswered for the error handler, whose answer is the apology. When the press had already been
+answered before the failure, the apology comes as a message instead."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramAPIError
-from aiogram.types import ErrorEvent
+from aiogram.dispatcher.flags import get_flag
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.types import CallbackQuery, ErrorEvent, TelegramObject
+from aiogram.utils.callback_answer import CallbackAnswerMiddleware as _AiogramCallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from bot.logging_setup import safe_exc_info
 
 logger = logging.getLogger("bot.errors")
+
+#: A note on an exception raised after its button press had been answered.
+ANSWERED_NOTE = "the callback query had been answered before the failure"
+
+
+class CallbackAnswerMiddleware(_AiogramCallbackAnswer):
+    """aiogram's answering middleware, except that a failed press is not answered here."""
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        if not isinstance(event, CallbackQuery):
+            return await handler(event, data)
+        answer = data["callback_answer"] = self.construct_callback_answer(
+            properties=get_flag(data, "callback_answer")
+        )
+        if not answer.disabled and answer.answered:
+            await self.answer(event, answer)
+        try:
+            result = await handler(event, data)
+        except Exception as exc:
+            if answer.disabled or answer.answered:  # answered by the handler or beforehand
+                exc.add_note(ANSWERED_NOTE)
+            raise
+        if not answer.disabled and not answer.answered:
+            try:
+                await self.answer(event, answer)
+            except TelegramBadRequest:  # the press is too old to answer; the work is done
+                logger.info("callback query %s: too old to answer", event.id)
+        return result
+
+
+def _answered_before(exc: BaseException) -> bool:
+    return ANSWERED_NOTE in getattr(exc, "__notes__", ())
 
 
 def router() -> Router:
@@ -33,11 +79,12 @@ def router() -> Router:
             chat_id = update.message.chat.id
         elif update.callback_query:
             chat_id = update.callback_query.from_user.id
-            try:
-                await update.callback_query.answer(_("common.error"), show_alert=True)
-                return
-            except TelegramAPIError:  # already answered or too old: send a message
-                logger.debug("update %s: could not answer the callback", update.update_id)
+            if not _answered_before(exc):
+                try:
+                    await update.callback_query.answer(_("common.error"), show_alert=True)
+                    return
+                except TelegramAPIError:  # too old to answer: send a message
+                    logger.debug("update %s: could not answer the callback", update.update_id)
         if chat_id is not None:
             try:
                 await bot.send_message(chat_id, _("common.error"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from html import escape
 
 from aiogram import Bot, F, Router
@@ -24,7 +25,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import ConsentCb, SummaryAction, SummaryCb
+from bot.callbacks import MAX_NUMBER, ConsentCb, SummaryAction, SummaryCb
 from bot.config import Settings
 from bot.fsm.data import (
     ApplicationDraft,
@@ -172,7 +173,9 @@ def coordinator_router(i18n: I18n) -> Router:
         referrals: ReferralService,
     ) -> None:
         parts = (command.args or "").split(maxsplit=1)
-        if not parts or not parts[0].lstrip("#").isdigit():
+        number = parts[0].lstrip("#") if parts else ""
+        # ASCII digits of an id a table can hold (a huge number would overflow the query)
+        if not (number.isascii() and number.isdigit()) or int(number) > MAX_NUMBER:
             await flow.send(_("referral.relink_usage"))
             return
         phone = None
@@ -184,7 +187,7 @@ def coordinator_router(i18n: I18n) -> Router:
                 return
         try:
             referral, code = await referrals.relink(
-                int(parts[0].lstrip("#")),
+                int(number),
                 phone,
                 by=Actor(flow.user_id, Role.COORDINATOR, flow.chat_id),
             )
@@ -205,24 +208,30 @@ def coordinator_router(i18n: I18n) -> Router:
 
 
 class _Progress:
-    """Edits one message with the progress, not more often than every few seconds."""
+    """Edits one message with the progress, never more often than every few seconds (the final
+    report replaces it anyway). Without a trustworthy total only the rows done are shown."""
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: Message, clock: Callable[[], float] = time.monotonic) -> None:
         self._message = message
-        self._last = time.monotonic()
+        self._clock = clock
+        self._last = clock()
 
-    async def update(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - self._last < PROGRESS_EVERY_SECONDS:
+    async def update(self, done: int, total: int | None) -> None:
+        now = self._clock()
+        if now - self._last < PROGRESS_EVERY_SECONDS:
             return
         self._last = now
-        await _edit(self._message, _("referral.import_progress").format(done=done, total=total))
+        if total is None:
+            text = _("referral.import_progress_unknown").format(done=done)
+        else:
+            text = _("referral.import_progress").format(done=done, total=total)
+        await _edit(self._message, text)
 
 
 async def _edit(message: Message, text: str) -> None:
     try:
         await message.edit_text(text)
-    except TelegramBadRequest:  # "message is not modified": the same figures again
+    except TelegramBadRequest:  # deleted meanwhile: the report still comes
         logger.debug("progress message %s not edited", message.message_id)
 
 

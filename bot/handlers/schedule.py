@@ -11,7 +11,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, Filter, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject, User
@@ -25,7 +24,7 @@ from bot.catalog import Region, utc_offset_label
 from bot.config import Settings
 from bot.fsm.states import Schedule
 from bot.handlers.flow import Flow
-from bot.handlers.utils import drop_buttons
+from bot.handlers.utils import drop_buttons, edit_or_send
 from bot.i18n import N_, menu_texts
 from bot.keyboards import schedule as kb
 from bot.services.audit import Actor, Role
@@ -210,10 +209,12 @@ def router(i18n: I18n) -> Router:
         await show(query, _("schedule.menu"), kb.menu())
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.DOCTORS))
-    async def doctors(query: CallbackQuery, schedule: ScheduleService) -> None:
+    async def doctors(
+        query: CallbackQuery, callback_data: ScheduleCb, schedule: ScheduleService
+    ) -> None:
         items = await schedule.doctors()
         text = _("schedule.doctors") if items else _("schedule.no_doctors")
-        await show(query, text, kb.doctors(items))
+        await show(query, text, kb.doctors(items, callback_data.page))
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.DOCTOR))
     async def doctor(
@@ -229,10 +230,21 @@ def router(i18n: I18n) -> Router:
         await show_doctor(query, found, schedule)
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.DEACTIVATE))
-    async def deactivate_ask(query: CallbackQuery, callback_data: ScheduleCb) -> None:
-        await show(
-            query, _("schedule.deactivate_question"), kb.deactivate_confirm(callback_data.doctor)
-        )
+    async def deactivate_ask(
+        query: CallbackQuery,
+        callback_data: ScheduleCb,
+        schedule: ScheduleService,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        doctor = await schedule.doctor(callback_data.doctor)
+        if doctor is None:
+            callback_answer.text = _("schedule.doctor_not_found")
+            return
+        if not doctor.active:  # already off (another coordinator): the card as it is now
+            callback_answer.text = _("schedule.deactivated")
+            await show_doctor(query, doctor, schedule)
+            return
+        await show(query, _("schedule.deactivate_question"), kb.deactivate_confirm(doctor.id))
 
     @r.callback_query(
         ScheduleCb.filter(F.action.in_({ScheduleAction.DEACTIVATE_YES, ScheduleAction.ACTIVATE}))
@@ -277,10 +289,12 @@ def router(i18n: I18n) -> Router:
         await ask(flow, schedule, Schedule.csv_upload, query)
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.SLOTS))
-    async def slots_of_whom(query: CallbackQuery, schedule: ScheduleService) -> None:
+    async def slots_of_whom(
+        query: CallbackQuery, callback_data: ScheduleCb, schedule: ScheduleService
+    ) -> None:
         items = await schedule.doctors()
         text = _("schedule.slots_pick_doctor") if items else _("schedule.no_doctors")
-        await show(query, text, kb.doctors_for_listing(items))
+        await show(query, text, kb.doctors_for_listing(items, callback_data.page))
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.SLOT_LIST))
     async def slot_list(
@@ -397,6 +411,16 @@ def router(i18n: I18n) -> Router:
             _("schedule.doctor_added").format(name=escape(added.name)),
             reply_markup=kb.doctor_card(added),
         )
+
+    @r.callback_query(
+        Schedule.slots_doctor, ScheduleStepCb.filter(F.step == ScheduleStep.DOCTOR_PAGE)
+    )
+    async def slots_doctor_page(
+        query: CallbackQuery, callback_data: ScheduleStepCb, schedule: ScheduleService
+    ) -> None:
+        active = await schedule.doctors(active_only=True)
+        text = _("schedule.ask_doctor") if active else _("schedule.no_active_doctors")
+        await show(query, text, kb.pick_doctor(active, callback_data.value))
 
     @r.callback_query(Schedule.slots_doctor, ScheduleStepCb.filter(F.step == ScheduleStep.DOCTOR))
     async def slots_doctor(
@@ -619,13 +643,7 @@ def router(i18n: I18n) -> Router:
 async def show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
     """Edit the message the button was on (unchanged content is fine: a second press of the
     same button); a message too old to edit gets a new one."""
-    if not isinstance(query.message, Message):
-        return
-    try:
-        await query.message.edit_text(text, reply_markup=markup)
-    except TelegramBadRequest as error:
-        if "not modified" not in error.message:
-            await query.message.answer(text, reply_markup=markup)
+    await edit_or_send(query, text, markup)
 
 
 # --- asking ----------------------------------------------------------------------------------

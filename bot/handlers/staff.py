@@ -27,6 +27,7 @@ from bot.services.applications import (
     ApplicationDTO,
     ApplicationService,
     Refused,
+    StaffStep,
 )
 from bot.services.audit import Actor, Role
 from bot.services.clock import Clock
@@ -35,6 +36,13 @@ from bot.services.filetypes import FileKind, detect
 from bot.services.validation import InputProblem, parse_staff_time
 from bot.staff_access import StaffAccess
 
+STEPS = {
+    StaffAction.ASSIGN: StaffStep.ASSIGN,
+    StaffAction.REQUEST_DOCS: StaffStep.REQUEST_DOCUMENTS,
+    StaffAction.DECLINE: StaffStep.DECLINE,
+    StaffAction.INVITE: StaffStep.INVITE,
+    StaffAction.CONCLUDE: StaffStep.CONCLUDE,
+}
 PROMPTS = {
     StaffAction.DECLINE: (StaffFlow.decline_reason, N_("staff.ask_decline_reason")),
     StaffAction.INVITE: (StaffFlow.invite_comment, N_("staff.ask_invite_comment")),
@@ -100,7 +108,9 @@ def router() -> Router:
         applications: ApplicationService,
         access: StaffAccess,
         callback_answer: CallbackAnswer,
+        step: StaffStep | None = None,
     ) -> ApplicationDTO | None:
+        """The presser may act on the application (and, given a step, its status allows it)."""
         assert query.message is not None
         application = await authorize(
             bot, query.message.chat.id, query.from_user, app_id, applications, access
@@ -108,6 +118,15 @@ def router() -> Router:
         if application is None:
             callback_answer.text = _("staff.not_allowed")
             callback_answer.show_alert = True
+            return None
+        if step is not None:
+            try:
+                await applications.check_step(application.id, step)
+            except ActionRefusedError as refused:
+                callback_answer.text = refusal_text(refused)
+                callback_answer.show_alert = True
+                await drop_buttons(query)
+                return None
         return application
 
     @r.callback_query(StaffCb.filter())
@@ -150,6 +169,12 @@ def router() -> Router:
                 callback_answer.show_alert = True
                 return
             callback_answer.text = _("staff.taken")
+            return
+        try:  # a card's button after the application moved on: refused at this first press
+            await applications.check_step(application.id, STEPS[action])
+        except ActionRefusedError as refused:
+            callback_answer.text = refusal_text(refused)
+            callback_answer.show_alert = True
             return
         await state.set_state(None)
         await save_staff(state, StaffDraft(application_id=application.id))
@@ -196,7 +221,7 @@ def router() -> Router:
         callback_answer: CallbackAnswer,
     ) -> None:
         application = await guard(
-            query, callback_data.app, bot, applications, access, callback_answer
+            query, callback_data.app, bot, applications, access, callback_answer, StaffStep.ASSIGN
         )
         if application is None:
             return
@@ -234,7 +259,7 @@ def router() -> Router:
         callback_answer: CallbackAnswer,
     ) -> None:
         application = await guard(
-            query, callback_data.app, bot, applications, access, callback_answer
+            query, callback_data.app, bot, applications, access, callback_answer, StaffStep.ASSIGN
         )
         if application is None:
             return
@@ -303,7 +328,13 @@ def router() -> Router:
         callback_answer: CallbackAnswer,
     ) -> None:
         application = await guard(
-            query, callback_data.app, bot, applications, access, callback_answer
+            query,
+            callback_data.app,
+            bot,
+            applications,
+            access,
+            callback_answer,
+            StaffStep.REQUEST_DOCUMENTS,
         )
         draft = await load_staff(state)
         if application is None or draft is None or draft.application_id != application.id:
@@ -424,7 +455,7 @@ async def _assign(
     await edit_or_send(
         query,
         _("staff.assigned").format(
-            id=application.id, time=f"{local:%d.%m.%Y %H:%M}", tz=local.tzname()
+            id=application.id, time=f"{local:%d.%m.%Y %H:%M}", tz=str(local.tzinfo)
         ),
         None,
     )

@@ -47,6 +47,27 @@ OPEN = frozenset(
 BEFORE_TIME = frozenset({Status.SUBMITTED, Status.UNDER_REVIEW, Status.DOCUMENTS_REQUESTED})
 
 
+class StaffStep(StrEnum):
+    """A doctor's action that takes more than one press (a calendar, a list, a typed reason)."""
+
+    ASSIGN = "assign"
+    REQUEST_DOCUMENTS = "request_documents"
+    DECLINE = "decline"
+    INVITE = "invite"
+    CONCLUDE = "conclude"
+
+
+#: The statuses each step may start from (assigning also from TIME_ASSIGNED when the patient
+#: asked for another time). The step itself re-checks when it is done (the conditional UPDATE).
+STEP_FROM: dict[StaffStep, frozenset[Status]] = {
+    StaffStep.ASSIGN: BEFORE_TIME,
+    StaffStep.REQUEST_DOCUMENTS: BEFORE_TIME,
+    StaffStep.DECLINE: OPEN,
+    StaffStep.INVITE: OPEN,
+    StaffStep.CONCLUDE: frozenset({Status.TIME_ASSIGNED}),
+}
+
+
 class ConsultationStatus(StrEnum):
     SCHEDULED = "scheduled"
     CONFIRMED = "confirmed"
@@ -374,6 +395,35 @@ class ApplicationService:
 
     # --- staff side --------------------------------------------------------------------------
 
+    async def check_step(self, application_id: int, step: StaffStep) -> None:
+        """Refuse a step the application's status no longer allows, at its first press (a card
+        left in the chat keeps its buttons after the patient withdrew or a colleague declined),
+        with the same refusal the step's last press would get."""
+        async with self._sessions() as session:
+            application = await session.get(Application, application_id)
+            if application is None:
+                raise ActionRefusedError(Refused.NOT_FOUND)
+            if step is StaffStep.ASSIGN:
+                allowed = await self._assign_allowed(session, application_id)
+            else:
+                allowed = set(STEP_FROM[step])
+            if application.status not in allowed:
+                raise ActionRefusedError(
+                    Refused.WRONG_STATUS, application.status, application.acted_by
+                )
+
+    async def _assign_allowed(self, session: AsyncSession, application_id: int) -> set[Status]:
+        allowed = set(STEP_FROM[StaffStep.ASSIGN])
+        asked_another_time = await session.scalar(
+            select(Consultation.id).where(
+                Consultation.application_id == application_id,
+                Consultation.status == ConsultationStatus.RESCHEDULE_REQUESTED,
+            )
+        )
+        if asked_another_time is not None:
+            allowed.add(Status.TIME_ASSIGNED)
+        return allowed
+
     async def take(
         self, application_id: int, actor: str, *, by: Actor | None = None
     ) -> ApplicationDTO:
@@ -397,7 +447,7 @@ class ApplicationService:
         known = [t for t in types if self._catalog.document_type(t) is not None]
         return await self._transition(
             application_id,
-            allowed=BEFORE_TIME,
+            allowed=STEP_FROM[StaffStep.REQUEST_DOCUMENTS],
             to=Status.DOCUMENTS_REQUESTED,
             actor=actor,
             note=comment,
@@ -410,7 +460,7 @@ class ApplicationService:
     ) -> ApplicationDTO:
         return await self._transition(
             application_id,
-            allowed=OPEN,
+            allowed=STEP_FROM[StaffStep.DECLINE],
             to=Status.DECLINED,
             actor=actor,
             note=reason,
@@ -422,7 +472,7 @@ class ApplicationService:
     ) -> ApplicationDTO:
         return await self._transition(
             application_id,
-            allowed=OPEN,
+            allowed=STEP_FROM[StaffStep.INVITE],
             to=Status.INVITED,
             actor=actor,
             note=comment,
@@ -470,15 +520,13 @@ class ApplicationService:
             application = await session.get(Application, application_id)
             if application is None:
                 raise ActionRefusedError(Refused.NOT_FOUND)
-            allowed = set(BEFORE_TIME)
+            allowed = await self._assign_allowed(session, application_id)
             previous = await session.scalar(
                 select(Consultation).where(
                     Consultation.application_id == application_id,
                     Consultation.status == ConsultationStatus.RESCHEDULE_REQUESTED,
                 )
             )
-            if previous is not None:
-                allowed.add(Status.TIME_ASSIGNED)
             result = await session.execute(
                 update(Application)
                 .where(Application.id == application_id, Application.status.in_(allowed))
@@ -545,7 +593,7 @@ class ApplicationService:
                 update(Application)
                 .where(
                     Application.id == application_id,
-                    Application.status == Status.TIME_ASSIGNED,
+                    Application.status.in_(STEP_FROM[StaffStep.CONCLUDE]),
                 )
                 .values(status=Status.COMPLETED, open_center=None, acted_by=actor, updated_at=now)
             )

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.services.audit import Action, Actor, AuditService, Role, record
-from bot.services.clock import Clock, utc_now
+from bot.services.clock import Clock, local_date, utc_now
 from bot.services.validation import age_on
 from bot.storage.db import SessionFactory
 from bot.storage.inbox_models import InboxStatus, InboxUpdate
@@ -40,8 +40,9 @@ class PatientDTO:
     registered_at: datetime
     unreachable: bool = False
 
-    def age(self, today: date) -> int:
-        return age_on(self.birth_date, today)
+    def age(self, now: datetime) -> int:
+        """Full years on the patient's own calendar day."""
+        return age_on(self.birth_date, local_date(now, self.time_zone))
 
 
 @dataclass(frozen=True, slots=True)

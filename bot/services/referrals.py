@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.catalog import Catalog, normalize_text
 from bot.pseudonyms import tg
 from bot.services.audit import Action, Actor, Role, record
-from bot.services.clock import Clock
+from bot.services.clock import EARLIEST_ZONE, Clock, local_date
 from bot.services.patients import (
     AlreadyRegisteredError,
     NewPatient,
@@ -149,7 +149,8 @@ class ReportSink(Protocol):
     def add(self, result: RowResult) -> None: ...
 
 
-Progress = Callable[[int, int], Awaitable[None]]
+#: (rows done, rows expected or None when the table does not say how many it has)
+Progress = Callable[[int, int | None], Awaitable[None]]
 
 
 class LinkRefused(StrEnum):
@@ -255,7 +256,7 @@ Cell = str | int | float | date | datetime | None
 @dataclass
 class OpenedTable:
     rows: Iterator[tuple[int, Sequence[Cell]]]  # (line number, cells), header included
-    estimate: int  # how many lines there probably are (for the progress message)
+    estimate: int | None  # how many lines there probably are (None: unknown)
     close: Callable[[], None] = field(default=lambda: None)
 
 
@@ -278,7 +279,9 @@ def _open_xlsx(data: bytes) -> OpenedTable:
         sheet = workbook.worksheets[0]
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError, IndexError):
         raise TableError(TableRefused.NOT_TABLE) from None
-    estimate = sheet.max_row or 0
+    # The size comes from the sheet's <dimension>, which streaming writers leave out (or write
+    # as just "A1"): then the number of rows is unknown until they are read.
+    estimate = sheet.max_row if isinstance(sheet.max_row, int) and sheet.max_row > 1 else None
 
     rows = enumerate(sheet.iter_rows(values_only=True), start=1)
     return OpenedTable(rows, estimate, workbook.close)  # type: ignore[arg-type]
@@ -481,14 +484,14 @@ class ReferralService:
         sink: ReportSink,
         progress: Progress | None,
     ) -> ImportSummary:
-        if table.estimate > MAX_ROWS + 1:
+        if table.estimate is not None and table.estimate > MAX_ROWS + 1:
             raise TableError(TableRefused.TOO_MANY_ROWS)
         header_line, positions = self._header(table.rows)
-        expected = max(table.estimate - header_line, 0)
+        expected = None if table.estimate is None else max(table.estimate - header_line, 0)
         summary = ImportSummary()
         seen: dict[tuple[str, date], int] = {}  # this import's people → their referral id
         chunk: list[_Pending] = []
-        today = self._clock().date()
+        today = local_date(self._clock(), EARLIEST_ZONE)  # birth dates: as at registration
         for line, values in table.rows:
             if all(_cell_text(v) == "" for v in values):
                 continue
@@ -508,7 +511,9 @@ class ReferralService:
                 await self._write_chunk(chunk, coordinator_id, seen, summary, sink)
                 chunk = []
                 if progress is not None:
-                    await progress(summary.rows, max(expected, summary.rows))
+                    # an estimate the table has outgrown is no estimate any more
+                    known = expected is not None and summary.rows <= expected
+                    await progress(summary.rows, expected if known else None)
         if chunk:
             await self._write_chunk(chunk, coordinator_id, seen, summary, sink)
         if summary.rows == 0:
