@@ -387,7 +387,7 @@ class RemindCb(CallbackData, prefix="rm"):
 class ConsultDocsCb(CallbackData, prefix="cd"):
     """A doctor asks for the patient's documents on a consultation's heads-up."""
 
-    id: int  # the consultation
+    id: Number  # the consultation
 
 
 class NoShowCb(CallbackData, prefix="ns"):

@@ -24,8 +24,10 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: How long a writer waits for SQLite's single write lock before giving up (as busy_timeout).
 SQLITE_WRITE_WAIT_SECONDS = 30
 #: Connections kept open: enough for the concurrent updates of one process, so the pool does not
-#: open (a thread and its PRAGMAs) and close a connection per burst.
+#: open (PRAGMAs and all) and close a connection per burst. An inline SQLite connection is only
+#: a file handle; a PostgreSQL one is a server process, so fewer.
 POOL_SIZE = 20
+SQLITE_POOL_SIZE = 64
 
 
 def create_engine(database_url: str) -> AsyncEngine:
@@ -38,7 +40,7 @@ def create_engine(database_url: str) -> AsyncEngine:
         # A file on this machine: no connection goes stale, so no ping before each checkout;
         # queries run inline on the event loop (see sqlite_inline), not in a thread each.
         kwargs["connect_args"] = {"timeout": SQLITE_WRITE_WAIT_SECONDS}
-        kwargs["pool_size"] = POOL_SIZE
+        kwargs["pool_size"] = SQLITE_POOL_SIZE
         if url.database and url.database != ":memory:":
             kwargs["async_creator"] = inline_creator(url.database, SQLITE_WRITE_WAIT_SECONDS)
     else:
