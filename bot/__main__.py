@@ -34,7 +34,7 @@ SIGINT/SIGTERM stop the bot after the updates being handled are finished.
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m bot",
+        prog="oblako-bot",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -32,7 +32,7 @@ the delivery in flight, releasing the lease for the standby.
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m scheduler",
+        prog="oblako-scheduler",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
