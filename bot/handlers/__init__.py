@@ -17,6 +17,7 @@ from bot.handlers import (
     documents,
     errors,
     fallback,
+    membership,
     profile,
     referrals,
     registration,
@@ -69,6 +70,11 @@ def build_root_router(i18n: I18n) -> Router:
         fallback.router(),
     )
     root.include_routers(
-        private, reminders.staff_router(), staff.router(), relay.duty_router(), errors.router()
+        private,
+        reminders.staff_router(),
+        staff.router(),
+        relay.duty_router(),
+        membership.router(i18n),
+        errors.router(),
     )
     return root
