@@ -119,7 +119,7 @@ class UpdateMetricsMiddleware:
         self._latency = latency
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        kind = event.event_type if isinstance(event, Update) else type(event).__name__
+        kind = update_type(event)
         started = time.perf_counter()
         outcome = "failed"
         try:
@@ -129,6 +129,15 @@ class UpdateMetricsMiddleware:
         finally:
             self._latency.labels(type=kind).observe(time.perf_counter() - started)
             self._updates.labels(type=kind, outcome=outcome).inc()
+
+
+def update_type(event: TelegramObject) -> str:
+    if not isinstance(event, Update):
+        return type(event).__name__
+    try:
+        return event.event_type
+    except LookupError:  # a type newer than this aiogram
+        return "unknown"
 
 
 @dataclass
