@@ -84,11 +84,11 @@ async def check_config(settings: Settings, catalog: Catalog) -> int:
 
 
 async def run(settings: Settings, catalog: Catalog) -> None:
+    from bot import observability
     from bot.app import Services, create_bot, create_dispatcher, set_commands
     from bot.fsm.backends import create_dialogue_backend
     from bot.i18n import create_i18n
-    from bot.observability import Metrics, health_check, start_observability
-    from bot.runner import serve
+    from bot.runner import health_check, serve
     from bot.services.clock import utc_now
     from bot.startup import log_staff_chats, set_descriptions
     from bot.storage.db import create_engine, migrate
@@ -100,7 +100,7 @@ async def run(settings: Settings, catalog: Catalog) -> None:
     i18n = create_i18n(settings.default_locale)
     services = Services.create(settings, catalog, engine, i18n, utc_now)
     bot = create_bot(settings)
-    metrics = Metrics()
+    metrics = observability.Metrics()
     metrics.instrument_bot(bot)
     dialogues = create_dialogue_backend(settings, services.sessions)
     dp = create_dispatcher(services, bot, dialogues.storage, dialogues.isolation)
@@ -113,10 +113,10 @@ async def run(settings: Settings, catalog: Catalog) -> None:
     if scheduler is not None:
         metrics.watch_scheduler(scheduler)
     mode = "webhook" if settings.webhook else "polling"
-    observability = await start_observability(
+    metrics_server = await observability.start_observability(
         metrics,
         services.sessions,
-        health_check(services.sessions, dialogues.redis, mode=mode),
+        observability.process_health(services.sessions, dialogues.redis, mode=mode),
         settings.metrics_host,
         settings.metrics_port,
     )
@@ -143,8 +143,8 @@ async def run(settings: Settings, catalog: Catalog) -> None:
             settings, bot, dp, services.sessions, health_check(services.sessions, dialogues.redis)
         )
     finally:
-        if observability is not None:
-            await observability.stop()
+        if metrics_server is not None:
+            await metrics_server.stop()
         await bot.session.close()
         await engine.dispose()
         logger.info("bot stopped")

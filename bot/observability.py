@@ -334,7 +334,7 @@ def _age(now: datetime, then: datetime | None) -> float:
 HealthCheck = Callable[[], Awaitable[dict[str, str]]]
 
 
-def health_check(
+def process_health(
     sessions: SessionFactory, redis: Any | None = None, *, mode: str = "polling"
 ) -> HealthCheck:
     """Reachability of the database and of Redis (when configured), and the process's mode."""

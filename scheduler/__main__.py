@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def run(settings: Settings, catalog: Catalog) -> None:
     from bot.app import Services, build_outbox, create_bot
     from bot.i18n import create_i18n
-    from bot.observability import Metrics, health_check, start_observability
+    from bot.observability import Metrics, process_health, start_observability
     from bot.services.clock import utc_now
     from bot.startup import log_staff_chats
     from bot.storage.db import create_engine, migrate
@@ -62,7 +62,7 @@ async def run(settings: Settings, catalog: Catalog) -> None:
     observability = await start_observability(
         metrics,
         services.sessions,
-        health_check(services.sessions, mode="scheduler"),
+        process_health(services.sessions, mode="scheduler"),
         settings.metrics_host,
         settings.metrics_port,
     )

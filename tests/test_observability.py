@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from sqlalchemy import text as sql
 
-from bot.observability import Metrics, ObservabilityServer, health_check
+from bot.observability import Metrics, ObservabilityServer, process_health
 from bot.services.outbox import Outbox
 from bot.storage.db import create_engine, create_session_factory
 from fakegram.client import FakeUser
@@ -79,7 +79,7 @@ async def test_metrics_in_process_count_updates_outbox_inbox_lease_and_api_error
     metrics.instrument_bot(h.bot)
     metrics.instrument_dispatcher(h.dp)
     server = ObservabilityServer(
-        metrics, h.services.sessions, health_check(h.services.sessions), "127.0.0.1", 0
+        metrics, h.services.sessions, process_health(h.services.sessions), "127.0.0.1", 0
     )
     await server.start()
     url = f"http://127.0.0.1:{server.port}"
