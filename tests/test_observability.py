@@ -25,7 +25,7 @@ from tests.test_process import BotProcess, step
 from tests.test_scaleout import Worker
 from tests.test_scheduler_process import Process
 
-MISSING_GROUP = -1003999999999  # a staff chat Telegram does not know: "chat not found"
+MISSING_GROUP = -1007799999999  # a staff chat Telegram does not know: "chat not found"
 
 
 def sample(text: str, name: str, **labels: str) -> float:

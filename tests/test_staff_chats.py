@@ -23,7 +23,7 @@ from tests.conftest import ROOT, TOKEN, Harness, with_fresh_staff_chats
 from tests.test_applications import submitted
 from tests.test_broadcasts import coordinator_harness
 
-_chat_ids = itertools.count(-1003100000001, -1)
+_chat_ids = itertools.count(-1007700000001, -1)  # apart from other tests' chats
 
 
 def new_chat_id() -> int:
