@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from html import escape
+from typing import TYPE_CHECKING
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -27,8 +28,9 @@ from aiogram.utils.i18n import I18n
 from bot.catalog import Catalog
 from bot.config import Settings, SettingsError
 from bot.i18n import N_
-from bot.services.outbox import OutboxJob
-from bot.services.staff_alerts import NO_TOPIC
+
+if TYPE_CHECKING:  # the outbox pulls in the storage (and Alembic): not needed by --check-config
+    from bot.services.outbox import OutboxJob
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +241,8 @@ class StaffAlertNotifier:
         return ", ".join(names) or str(chat_id)
 
     async def notify(self, row: OutboxJob, bot: Bot) -> int | None:
+        from bot.services.staff_alerts import NO_TOPIC
+
         chat_id = int(row.payload["chat_id"])
         code = str(row.payload["code"])
         gettext = self._i18n.gettext

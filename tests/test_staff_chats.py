@@ -78,6 +78,7 @@ async def test_check_config_refuses_placeholders_and_names_what_to_click(
     assert result.returncode == 2
     assert "placeholders" in result.stderr and "STAFF_CHAT_IDS" in result.stderr
     assert "-1001000000001" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1  # one line, nothing else logged
 
     bakulev = FakeGroup(fake, new_chat_id(), "Бакулев", is_forum=True)
     kulakov = FakeGroup(fake, new_chat_id(), "Кулаков", is_forum=True, bot_status="member")
