@@ -206,3 +206,20 @@ async def test_a_staff_delivery_failing_for_good_alerts_once_and_shows_in_stats(
 
     await coordinator.send("/stats")
     assert "Не доставлено сотрудникам: 2 (chat_not_found: 2)" in (coordinator.last_text() or "")
+
+
+async def test_a_group_that_removed_the_bot_is_a_staff_failure_not_a_blocked_patient(
+    coordinated: Harness, coordinator: FakeUser, make_user: Callable[..., FakeUser]
+) -> None:
+    h = coordinated
+    center = h.catalog.center("bakulev")
+    assert center is not None
+    FakeGroup(h.fake, center.staff_chat_id, "Бакулев", is_forum=True, bot_status="kicked")
+    await coordinator.send("/start")
+    patient = make_user()
+    await submitted(patient, h)  # the card gets a 403: the bot was removed from the group
+    await h.deliver()
+    assert await h.rows("SELECT last_error FROM outbox WHERE status = 'failed'") == [("forbidden",)]
+    assert await h.rows("SELECT unreachable_at FROM patients") == [(None,)]  # not the patient
+    [alert] = alerts(coordinator)
+    assert "forbidden" in alert
