@@ -53,9 +53,11 @@ from bot.services.reminders import ReminderService
 from bot.services.retention import RetentionService
 from bot.services.schedule import SLOT_REMOVED, ScheduleService
 from bot.services.sla import SlaService
+from bot.services.staff_alerts import STAFF_ALERT, StaffAlerts
 from bot.services.stats import StatsService
 from bot.sla_notifier import SlaNotifier
 from bot.staff_access import StaffAccess
+from bot.staff_chats import StaffAlertNotifier
 from bot.storage.db import SessionFactory, create_session_factory
 from bot.uploads import UploadCoordinator
 
@@ -175,6 +177,7 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         await services.patients.mark_unreachable(patient_id, chat_id)
         await services.applications.refresh_cards(patient_id, chat_id)
 
+    alerts = StaffAlerts(services.sessions, services.clock, settings.coordinator_ids)
     sender = OutboxSender(
         services.sessions,
         bot,
@@ -185,7 +188,12 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
             per_group_per_minute=settings.outbox_per_group_per_minute,
         ),
         on_blocked=on_blocked,
+        on_staff_failure=alerts.report,
     )
+    staff_alerts = StaffAlertNotifier(
+        services.catalog, services.i18n, settings.default_locale, settings.duty_chat_id
+    )
+    sender.register(STAFF_ALERT, staff_alerts.notify)
     notifier = ApplicationNotifier(
         services.sessions,
         services.applications,
@@ -194,6 +202,7 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         services.i18n,
         services.clock,
         settings.default_locale,
+        alerts,
     )
 
     async def post_in_topic(bot: Bot, patient_id: int, text: str) -> int | None:

@@ -141,6 +141,28 @@ class Settings(BaseSettings):
     redis_dialogue_ttl_hours: float = Field(default=72.0, gt=0)
     redis_key_prefix: str = Field(default="fsm", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
+    # --- operations: staff chats from settings, health and metrics (issue 13) ---
+    # Center staff chats given here win over the catalog's: "bakulev=-100123,kulakov=-100456".
+    staff_chat_ids: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    # GET /healthz and GET /metrics (Prometheus) of this process; unset: not served.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+    @field_validator("staff_chat_ids", mode="before")
+    @classmethod
+    def _staff_chats(cls, value: object) -> object:
+        if isinstance(value, str):
+            found: dict[str, int] = {}
+            for part in (p for p in re.split(r"[,\s;]+", value.strip()) if p):
+                code, sep, chat = part.partition("=")
+                if not sep or not re.fullmatch(r"-100\d{6,16}", chat.strip()):
+                    raise ValueError(
+                        "expected center=chat id pairs, e.g. bakulev=-1001234567890,kulakov=-100…"
+                    )
+                found[code.strip()] = int(chat)
+            return found
+        return value
+
     @field_validator("webhook_url")
     @classmethod
     def _webhook_url(cls, value: str | None) -> str | None:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import InputMediaDocument, InputMediaPhoto
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -31,6 +32,7 @@ from bot.services.applications import (
 from bot.services.booking import BookingService
 from bot.services.clock import Clock, local_date
 from bot.services.documents import DocumentService
+from bot.services.staff_alerts import NO_TOPIC, StaffAlerts
 from bot.services.validation import age_on
 from bot.storage.db import SessionFactory
 from bot.storage.models import Patient
@@ -55,7 +57,9 @@ class ApplicationNotifier:
         i18n: I18n,
         clock: Clock,
         staff_locale: str,
+        alerts: StaffAlerts | None = None,
     ) -> None:
+        self._alerts = alerts
         self._sessions = sessions
         self._applications = applications
         self._documents = documents
@@ -186,11 +190,11 @@ class ApplicationNotifier:
             if await self._is_forum(bot, application.staff_chat_id):
                 patient = await self._patient(application.patient_id)
                 short = polite_name(patient.full_name) if patient else "—"
-                topic = await bot.create_forum_topic(
-                    application.staff_chat_id,
+                thread_id = await self._new_topic(
+                    bot,
+                    application,
                     _("card.topic").format(id=application.id, name=short)[:128],
                 )
-                thread_id = topic.message_thread_id
             text = await self.card_text(application)
             card = await bot.send_message(
                 application.staff_chat_id,
@@ -201,6 +205,22 @@ class ApplicationNotifier:
             await self._applications.set_card(application.id, thread_id, card.message_id)
             await self._send_documents(bot, application, thread_id, None)
             return card.message_id
+
+    async def _new_topic(self, bot: Bot, application: ApplicationDTO, name: str) -> int | None:
+        """The card's topic; None when none can be made (no right to manage topics, topics
+        turned off): the card then goes into the chat itself and the coordinators are told."""
+        chat_id = application.staff_chat_id
+        try:
+            topic = await bot.create_forum_topic(chat_id, name)
+        except TelegramBadRequest:
+            logger.warning(
+                "card %s: no topic in chat %s; posted without one", application.id, chat_id
+            )
+            self._forum[chat_id] = (False, time.monotonic() + 60)
+            if self._alerts is not None:
+                await self._alerts.report(chat_id, NO_TOPIC, application_id=application.id)
+            return None
+        return topic.message_thread_id
 
     async def _send_documents(
         self, bot: Bot, application: ApplicationDTO, thread_id: int | None, only: int | None

@@ -43,6 +43,9 @@ from fakegram.client import FakeUser
 from fakegram.server import FakeTelegram
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+#: Staff chats of the bot processes tests start (the catalog's placeholders are refused).
+PROCESS_STAFF_CHATS = {"bakulev": -1001000000101, "kulakov": -1001000000102}
+PROCESS_STAFF_CHAT_IDS = ",".join(f"{code}={chat}" for code, chat in PROCESS_STAFF_CHATS.items())
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "").strip()

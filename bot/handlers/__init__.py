@@ -19,6 +19,7 @@ from bot.handlers import (
     documents,
     errors,
     fallback,
+    membership,
     profile,
     referrals,
     registration,
@@ -75,6 +76,7 @@ def build_root_router(i18n: I18n) -> Router:
         reminders.staff_router(),
         staff.router(),
         relay.duty_router(),
+        membership.router(i18n),
         fallback.staff_router(),
         errors.router(),
     )

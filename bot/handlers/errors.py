@@ -13,12 +13,13 @@ from typing import Any
 
 from aiogram import Bot, Router
 from aiogram.dispatcher.flags import get_flag
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
-from aiogram.types import CallbackQuery, ErrorEvent, TelegramObject
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.types import CallbackQuery, ErrorEvent, TelegramObject, Update
 from aiogram.utils.callback_answer import CallbackAnswerMiddleware as _AiogramCallbackAnswer
 from aiogram.utils.i18n import gettext as _
 
 from bot.logging_setup import safe_exc_info
+from bot.services.patients import PatientService
 
 logger = logging.getLogger("bot.errors")
 
@@ -64,9 +65,16 @@ def router() -> Router:
     r = Router(name="errors")
 
     @r.errors()
-    async def on_error(event: ErrorEvent, bot: Bot) -> None:
+    async def on_error(event: ErrorEvent, bot: Bot, patients: PatientService | None = None) -> None:
         update = event.update
         exc = event.exception
+        if isinstance(exc, TelegramForbiddenError) and _in_private_chat(update):
+            # The user blocked the bot while we answered: not an error of ours, no trace.
+            user = getattr(update.event, "from_user", None)
+            logger.info("update %s: user blocked the bot", update.update_id)
+            if patients is not None and user is not None:
+                await patients.mark_unreachable(None, user.id)
+            return
         # Only ids and the exception type: an exception's text may quote what the user typed.
         logger.error(
             "update %s failed: %s",
@@ -92,3 +100,9 @@ def router() -> Router:
                 logger.warning("update %s: could not send the apology", update.update_id)
 
     return r
+
+
+def _in_private_chat(update: Update) -> bool:
+    query = update.callback_query
+    message = update.message or (query.message if query is not None else None)
+    return message is not None and message.chat.type == "private"

@@ -293,4 +293,10 @@ def stats_text(stats: Stats, catalog: Catalog, locale: str) -> str:
         )
     )
     lines.append(_("stats.no_shows").format(count=stats.no_shows_30_days))
+    if stats.staff_failed:
+        codes = ", ".join(f"{escape(code)}: {n}" for code, n in sorted(stats.staff_failed.items()))
+        lines.append("")
+        lines.append(
+            _("stats.staff_failed").format(count=sum(stats.staff_failed.values()), codes=codes)
+        )
     return "\n".join(lines)
