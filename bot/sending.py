@@ -28,6 +28,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
+from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,14 @@ class RetryingRequests(BaseRequestMiddleware):
                 return await make_request(bot, method)
             except TelegramRetryAfter as error:
                 failure, wait, cause = error, float(error.retry_after), "429"
-            except (TelegramServerError, ClientDecodeError) as error:
+            except TelegramServerError as error:
                 failure, wait, cause = error, backoff, "5xx"
+            except ClientDecodeError as error:
+                if not isinstance(error.original, ValueError) or isinstance(
+                    error.original, ValidationError
+                ):
+                    raise  # an answer in a shape we do not know: asking again will not help
+                failure, wait, cause = error, backoff, "5xx"  # not JSON: a proxy's error page
             except TelegramNetworkError as error:
                 if method.__api_method__ not in REPEATABLE and not _never_sent(error):
                     raise  # it may have arrived: sending again could show it twice

@@ -4,17 +4,21 @@ keeps its own retries."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramBadRequest,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
 )
 from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
+from aiogram.types import Message
+from pydantic import ValidationError
 
 from bot.sending import RetryingRequests, retries_by_caller
 from fakegram.client import FakeUser
@@ -125,3 +129,20 @@ async def test_other_errors_and_the_outbox_are_not_retried_here() -> None:
     with retries_by_caller(), pytest.raises(TelegramRetryAfter):
         await retrying(clock)(outbox, None, SEND)  # type: ignore[arg-type]
     assert outbox.calls == 1 and clock.slept == []
+
+
+async def test_an_answer_of_an_unknown_shape_is_not_asked_again_an_error_page_is() -> None:
+    clock = Clock()
+    try:
+        Message.model_validate({"broken": True})
+    except ValidationError as error:
+        invalid = error
+    unknown = Script(ClientDecodeError("Failed to deserialize object", invalid, {}))
+    with pytest.raises(ClientDecodeError):
+        await retrying(clock)(unknown, None, SEND)  # type: ignore[arg-type]
+    assert unknown.calls == 1
+
+    page = json.JSONDecodeError("Expecting value", "<html>502 Bad Gateway</html>", 0)
+    proxy = Script(ClientDecodeError("Failed to deserialize object", page, "<html>"))
+    assert await retrying(clock)(proxy, None, SEND) == "ok"  # type: ignore[arg-type]
+    assert proxy.calls == 2
