@@ -191,23 +191,7 @@ class LeanTelegram:
             user = {"id": user_id, "is_bot": user_id == BOT_ID, "first_name": "U"}
             if user_id != BOT_ID:
                 return {"status": "member", "user": user}
-            rights = {
-                "can_be_edited": False,
-                "is_anonymous": False,
-                "can_manage_chat": True,
-                "can_delete_messages": True,
-                "can_manage_video_chats": True,
-                "can_restrict_members": True,
-                "can_promote_members": False,
-                "can_change_info": True,
-                "can_invite_users": True,
-                "can_post_stories": False,
-                "can_edit_stories": False,
-                "can_delete_stories": False,
-                "can_pin_messages": True,
-                "can_manage_topics": True,
-            }
-            return {"status": "administrator", "user": user, **rights}
+            return {"status": "creator", "user": user, "is_anonymous": False}
         if method not in VISIBLE:
             return True
         chat_id = int(params.get("chat_id", 0))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from aiogram import Bot
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
@@ -128,7 +129,7 @@ async def check_chat(bot: Bot, chat_id: int) -> tuple[list[Problem], str | None]
         return [Problem.NOT_MEMBER], None
     except TelegramBadRequest:
         return [Problem.NOT_FOUND], None
-    except (TelegramNetworkError, TelegramAPIError) as error:
+    except (TelegramNetworkError, TelegramAPIError, ClientDecodeError) as error:
         log.warning("staff chat %s: check failed: %s", chat_id, type(error).__name__)
         return [Problem.UNREACHABLE], None
     problems: list[Problem] = []
@@ -138,7 +139,7 @@ async def check_chat(bot: Bot, chat_id: int) -> tuple[list[Problem], str | None]
         problems.append(Problem.TOPICS_OFF)
     try:
         member = await bot.get_chat_member(chat_id, bot.id)
-    except TelegramAPIError as error:
+    except (TelegramAPIError, ClientDecodeError) as error:  # the start goes on regardless
         log.warning("staff chat %s: member check failed: %s", chat_id, type(error).__name__)
         problems.append(Problem.UNREACHABLE)
         return problems, chat.title
