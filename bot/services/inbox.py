@@ -40,6 +40,28 @@ _FINISH = (
 )
 
 
+def _store_statement(dialect: str) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(_TABLE)
+        .on_conflict_do_nothing(index_elements=["update_id"])
+        .returning(_TABLE.c.update_id)
+    )
+
+
+# Built once (every batch of updates is stored with them): many rows, one round trip.
+_STORE = {dialect: _store_statement(dialect) for dialect in ("sqlite", "postgresql")}
+_EARLIEST_ELSEWHERE = (
+    select(_TABLE.c.order_key, func.min(_TABLE.c.update_id))
+    .where(
+        _TABLE.c.order_key.in_(bindparam("keys", expanding=True)),
+        _TABLE.c.status == InboxStatus.PENDING,
+        or_(_TABLE.c.claimed_by.is_(None), _TABLE.c.claimed_by != bindparam("me")),
+    )
+    .group_by(_TABLE.c.order_key)
+)
+
+
 @dataclass
 class _Finish:
     update_id: int
@@ -150,31 +172,18 @@ class InboxService:
             for u in updates
         ]
         async with self._sessions.begin() as session:
-            insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-            stmt = (
-                insert(InboxUpdate)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["update_id"])
-                .returning(InboxUpdate.update_id)
-            )
-            new = set((await session.execute(stmt)).scalars())
+            dialect = session.get_bind().dialect.name
+            result = await session.execute(_STORE[dialect], rows)
+            new = set(result.scalars())
             stored = [u for u in updates if u.update_id in new]
             # Another worker may still hold an earlier update of the same person (a webhook
             # behind a round-robin proxy): then this one must wait for it. One query a batch.
-            keys = {u.order_key for u in stored}
+            keys = sorted({u.order_key for u in stored})
             if keys:
-                found = (
-                    await session.execute(
-                        select(InboxUpdate.order_key, func.min(InboxUpdate.update_id))
-                        .where(
-                            InboxUpdate.order_key.in_(keys),
-                            InboxUpdate.status == InboxStatus.PENDING,
-                            self._not_mine(),
-                        )
-                        .group_by(InboxUpdate.order_key)
-                    )
-                ).all()
-                earliest: dict[int, int] = dict(found)
+                found = await session.execute(
+                    _EARLIEST_ELSEWHERE, {"keys": keys, "me": self.worker_id}
+                )
+                earliest: dict[int, int] = dict(found.all())
                 for item in stored:
                     first = earliest.get(item.order_key)
                     item.behind_others = first is not None and first < item.update_id
