@@ -666,6 +666,10 @@ class FakeTelegram:
             found.append(call)
         return found
 
+    def calls_since(self, index: int) -> list[ApiCall]:
+        """Recorded calls from log position ``index`` on (to follow the log incrementally)."""
+        return self._calls[index:]
+
     @property
     def call_count(self) -> int:
         """Number of recorded calls; pass it as ``after_index`` to wait for newer ones."""
