@@ -385,3 +385,173 @@ async def test_a_worker_killed_mid_run_loses_nothing_and_freezes_nobody_past_the
     allowed = LOCK_SECONDS + LOCK_SECONDS / 3 + 2.0
     frozen = {uid: round(w, 1) for uid, w in waits.items() if w > allowed}
     assert frozen == {}, f"waited longer than {allowed} s (killed at {killed_at:.1f})"
+
+
+# ------------------------------------------------------------------ the default single process
+
+
+def sqlite_url(tmp: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp}/bot.db"
+
+
+async def test_default_process_takes_back_an_update_cut_off_by_sigkill_at_once_in_its_step(
+    tmp_path: Path,
+) -> None:
+    """Polling, SQLite, no WORKER_NAME: two handlers are cut off by a SIGKILL while their
+    answer waits at Telegram's door — a button's (after it edited its message) and a typed
+    name's. The restarted process handles both again at once, in the steps they arrived in."""
+    async with FakeTelegram() as fake:
+        process = BotProcess(fake, tmp_path, sqlite_url(tmp_path))
+        fake.add_bot(TOKEN)
+        process.env.pop("WORKER_NAME", None)
+        # a claim of the dead process would go stale only after a minute: "at once" is clear
+        await process.start(LOCK_TIMEOUT_SECONDS="60")
+        try:
+            clicker, typist = patients(fake, 660_000_001, 2)
+            async with Watch(fake) as watch:
+                await clicker.send("/start")
+                await watch.sees(clicker, "Согласие на обработку")
+                await typist.send("/start")
+                await watch.sees(typist, "Согласие на обработку")
+                await typist.click("✅ Согласен")
+                await watch.sees(typist, "Шаг 1 из 4")
+
+                fake.hold("sendMessage")  # the next questions wait at Telegram's door
+                click = await clicker.click("✅ Согласен")
+                name = await typist.send(NAME)
+                await fake.wait_for_held(2, timeout=30)
+                process.kill()
+                killed_at = time.time()
+                pending = await process.db(
+                    "SELECT update_id FROM inbox WHERE status = 'pending' ORDER BY update_id"
+                )
+                assert pending == [(click.update_id,), (name.update_id,)]
+                before = {u.user_id: len(watch.walk(u)) for u in (clicker, typist)}
+
+                await process.start(LOCK_TIMEOUT_SECONDS="60")
+                # Released only now that the fake has surely seen the dead process's connections
+                # close: its held calls are dropped, never executed (the answers never arrived).
+                fake.release()
+                ready_at = time.time()
+                await watch.sees(clicker, "Шаг 1 из 4")
+                await watch.sees(typist, "Шаг 2 из 4")
+                answered_at = max(watch.sent[u.user_id][-1].at for u in (clicker, typist))
+                # taken back at once: not after the claim went stale (60 s after the kill)
+                assert answered_at - ready_at < 5.0, (killed_at, ready_at, answered_at)
+                # answered in the step each arrived in, and only that
+                assert watch.walk(clicker)[before[clicker.user_id] :] == ["step 1"]
+                assert watch.walk(typist)[before[typist.user_id] :] == ["step 2"]
+
+                # and the dialogues go on from there
+                for user in (clicker, typist):
+                    if user is clicker:
+                        await user.send(NAME)
+                        await watch.sees(user, "Шаг 2 из 4")
+                    await user.send(BIRTH)
+                    await watch.sees(user, "Шаг 3 из 4")
+                    await user.send_contact()
+                    await watch.sees(user, "Шаг 4 из 4")
+                    await user.send(REGION)
+                    await watch.sees(user, "Проверьте данные")
+                    await user.click("✅ Всё верно")
+                    await watch.sees(user, "Регистрация завершена")
+                assert out_of_order(watch, (clicker, typist)) == {}
+            assert await process.db("SELECT count(*) FROM patients") == [(2,)]
+            assert await process.db("SELECT count(*) FROM inbox WHERE status != 'done'") == [(0,)]
+            assert await process.stop(signal.SIGTERM) == 0
+        finally:
+            if process.proc is not None and process.proc.poll() is None:
+                process.kill()
+
+
+@dataclass
+class Poller:
+    fake: FakeTelegram
+    process: BotProcess
+
+
+@pytest.fixture(scope="module")
+async def poller(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Poller]:
+    """The default bot process (polling, SQLite), shared by the outage tests."""
+    tmp = tmp_path_factory.mktemp("poller")
+    async with FakeTelegram() as fake:
+        fake.add_bot(TOKEN)
+        process = BotProcess(fake, tmp, sqlite_url(tmp))
+        process.env["LOG_LEVEL"] = "INFO"
+        await process.start()
+        try:
+            yield Poller(fake, process)
+            assert await process.stop(signal.SIGTERM) == 0
+        finally:
+            if process.proc is not None and process.proc.poll() is None:
+                process.kill()
+
+
+#: What the bot calls while answering a registration step.
+REPLY_METHODS = ["sendMessage", "editMessageText", "editMessageReplyMarkup", "answerCallbackQuery"]
+OUTAGE_SECONDS = 8.0
+
+
+@pytest.mark.parametrize(
+    ("error_code", "retry_after"), [(429, 3), (500, None)], ids=["429-retry-after-3", "500"]
+)
+async def test_replies_outlast_telegram_refusing_for_8_seconds_each_delivered_once(
+    poller: Poller, error_code: int, retry_after: int | None
+) -> None:
+    fake, process = poller.fake, poller.process
+    users = patients(fake, 670_000_000 + error_code * 100, 10)
+
+    async def consumed(pushed: PushedUpdate) -> None:
+        await pushed.consumed(timeout=60)
+
+    async with Watch(fake) as watch:
+
+        async def up_to_step_1(user: FakeUser) -> None:
+            await consumed(await user.send("/start"))
+            await watch.sees(user, "Согласие на обработку")
+            await consumed(await user.click("✅ Согласен"))
+            await watch.sees(user, "Шаг 1 из 4")
+
+        await asyncio.gather(*(up_to_step_1(u) for u in users))
+        before = {u.user_id: len(watch.walk(u)) for u in users}
+
+        # Telegram refuses every reply for 8 s while the patients answer four steps quickly
+        fake.fail_for(REPLY_METHODS, OUTAGE_SECONDS, error_code=error_code, retry_after=retry_after)
+        outage_ends = time.time() + OUTAGE_SECONDS
+
+        async def answer_quickly(user: FakeUser) -> None:
+            for action in (
+                lambda: user.send(NAME),
+                lambda: user.send(BIRTH),
+                lambda: user.send_contact(),
+                lambda: user.send(REGION),
+            ):
+                await consumed(await action())
+            await watch.sees(user, "Проверьте данные")
+            await consumed(await user.click("✅ Всё верно"))
+            await watch.sees(user, "Регистрация завершена")
+
+        await asyncio.gather(*(answer_quickly(u) for u in users))
+
+        async def all_finished() -> bool:
+            rows = await process.db("SELECT count(*) FROM inbox WHERE status = 'pending'")
+            return rows == [(0,)]
+
+        for _ in range(300):  # the handlers are done: no reply can still be on its way
+            if await all_finished():
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("updates still pending")
+
+    refused = sum(len(watch.refused[u.user_id]) for u in users)
+    assert refused >= len(users), "the outage met (almost) nobody"
+    for user in users:
+        after = watch.walk(user)[before[user.user_id] :]
+        assert after == STEPS[STEPS.index("step 2") :], (user, after)
+        first = next(a for a in watch.sent[user.user_id] if "Шаг 2 из 4" in a.text)
+        assert first.at >= outage_ends - 0.5, "answered inside the outage?"
+    ids = ", ".join(str(u.user_id) for u in users)
+    rows = await process.db(f"SELECT count(*) FROM patients WHERE telegram_id IN ({ids})")  # noqa: S608
+    assert rows == [(len(users),)]
+    assert await process.db("SELECT count(*) FROM inbox WHERE status = 'failed'") == [(0,)]
