@@ -321,7 +321,12 @@ async def test_fifty_quick_patients_through_two_workers_are_answered_in_step_ord
     users = cluster.users(base)
     before = dict(cluster.proxy.counts)
     async with Watch(cluster.fake) as watch:
-        await asyncio.gather(*(register_quickly(watch, u, watch.webhook_accepted) for u in users))
+        try:
+            await asyncio.gather(
+                *(register_quickly(watch, u, watch.webhook_accepted) for u in users)
+            )
+        except AssertionError as stuck:
+            raise AssertionError(await _stuck_report(cluster.workers[0], watch, users)) from stuck
 
     assert out_of_order(watch, users) == {}
     worker = cluster.workers[0]
