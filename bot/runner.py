@@ -74,6 +74,10 @@ class UpdateProcessor:
         self._known: set[int] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._storage = dp.fsm.storage
+        #: Cleared while a take-over is claiming updates and not yet submitted them: an update
+        #: claimed (committed) but not in its queue yet must not be overtaken by a later one.
+        self._settled = asyncio.Event()
+        self._settled.set()
 
     @property
     def pending(self) -> int:
@@ -95,12 +99,15 @@ class UpdateProcessor:
         delay = 0.01
         try:
             while queue:
+                await self._settled.wait()
                 _, item = queue[0]
                 check = item.behind_others or self._check_order_each
                 if check and await self._inbox.waits_for_others(item):
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 0.25)
                     continue
+                if not self._settled.is_set() or queue[0][1] is not item:
+                    continue  # an earlier update was taken over meanwhile: it goes first
                 delay = 0.01
                 heapq.heappop(queue)
                 try:
@@ -155,12 +162,16 @@ class UpdateProcessor:
 
     async def sweep(self, *, first: bool = False) -> None:
         await self._inbox.heartbeat()
-        taken = await self._inbox.take_over(
-            predecessor=self._predecessor if first else None,
-            only_if_dead=self._predecessor_is_derived,
-        )
-        for stored in taken:
-            self.submit(stored)
+        self._settled.clear()
+        try:
+            taken = await self._inbox.take_over(
+                predecessor=self._predecessor if first else None,
+                only_if_dead=self._predecessor_is_derived,
+            )
+            for stored in taken:
+                self.submit(stored)
+        finally:
+            self._settled.set()
         await self._inbox.purge_finished()
 
     async def _sweep_forever(self) -> None:

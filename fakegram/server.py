@@ -213,6 +213,8 @@ class _Fault:
     chat_id: int | str | None = None
     token: str | None = None
     drop: bool = False
+    #: ``time.monotonic()`` deadline of a time-window fault (``remaining`` is then ignored)
+    until: float | None = None
 
     def matches(self, method: str, params: JSON, token: str) -> bool:
         if self.method not in ("*", method.lower()):
@@ -570,6 +572,31 @@ class FakeTelegram:
             )
         )
 
+    def fail_for(
+        self,
+        methods: str | Iterable[str],
+        seconds: float,
+        *,
+        error_code: int,
+        description: str | None = None,
+        retry_after: int | None = None,
+        chat_id: int | str | None = None,
+        token: str | None = None,
+    ) -> None:
+        """Answer every call of ``methods`` (``"*"``: any) with an error for the next
+        ``seconds`` (an outage: each call in the window fails, however often it is repeated)."""
+        until = time.monotonic() + seconds
+        for method in [methods] if isinstance(methods, str) else list(methods):
+            self.fail_next(
+                method,
+                error_code=error_code,
+                description=description,
+                retry_after=retry_after,
+                chat_id=chat_id,
+                token=token,
+            )
+            self._faults[-1].until = until
+
     def network_drop_next(
         self,
         method: str,
@@ -638,6 +665,10 @@ class FakeTelegram:
                 continue
             found.append(call)
         return found
+
+    def calls_since(self, index: int) -> list[ApiCall]:
+        """Recorded calls from log position ``index`` on (to follow the log incrementally)."""
+        return self._calls[index:]
 
     @property
     def call_count(self) -> int:
@@ -1204,8 +1235,12 @@ class FakeTelegram:
         self._signal.fire()
 
     def _take_fault(self, method: str, params: JSON, token: str) -> _Fault | None:
+        now = time.monotonic()
+        self._faults = [f for f in self._faults if f.until is None or f.until > now]
         for fault in self._faults:
             if fault.matches(method, params, token):
+                if fault.until is not None:
+                    return fault
                 fault.remaining -= 1
                 if fault.remaining <= 0:
                     self._faults.remove(fault)

@@ -16,6 +16,7 @@ from aiogram.exceptions import (
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
+    TelegramServerError,
     TelegramUnauthorizedError,
 )
 from aiogram.types import (
@@ -204,6 +205,28 @@ async def test_flood_block_and_network_drop(fg_server: FakeTelegram, fg_bot: Bot
     assert fg_server.calls("sendMessage")[-1].response is None
     assert (await fg_bot.send_message(1003, "четыре")).text == "четыре"
     assert [m.text for m in fg_server.messages(1003)] == ["другой чат: не задело", "четыре"]
+
+
+async def test_fail_for_answers_every_call_in_the_window_then_none(
+    fg_server: FakeTelegram, fg_bot: Bot
+) -> None:
+    FakeUser(fg_server, 1005)
+    fg_server.fail_for(["sendMessage", "editMessageText"], 0.3, error_code=429, retry_after=3)
+    for _ in range(3):  # however often it is tried inside the window
+        with pytest.raises(TelegramRetryAfter) as flood:
+            await fg_bot.send_message(1005, "в окне")
+        assert flood.value.retry_after == 3
+    assert (await fg_bot.get_me()).is_bot  # other methods work
+    await asyncio.sleep(0.35)
+    assert (await fg_bot.send_message(1005, "после")).text == "после"
+    assert [m.text for m in fg_server.messages(1005)] == ["после"]
+    assert [c.status for c in fg_server.calls("sendMessage", chat_id=1005)] == [429] * 3 + [200]
+
+    fg_server.fail_for("*", 0.2, error_code=500)
+    with pytest.raises(TelegramServerError):
+        await fg_bot.get_me()
+    await asyncio.sleep(0.25)
+    assert (await fg_bot.get_me()).is_bot
 
 
 async def test_upload_get_file_download_and_reuse(fg_server: FakeTelegram, fg_bot: Bot) -> None:
