@@ -22,7 +22,6 @@ from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import (
     ClientDecodeError,
-    TelegramBadRequest,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -49,13 +48,6 @@ REPEATABLE = frozenset(
         "setMyCommands",
     }
 )
-
-#: Edits: done a second time (a repeat after a lost answer, or an update handled again after a
-#: crash) they find the message already so; Telegram's "message is not modified" means done.
-EDITS = frozenset(
-    {"editMessageCaption", "editMessageMedia", "editMessageReplyMarkup", "editMessageText"}
-)
-_NOT_MODIFIED = "message is not modified"
 
 _caller_retries: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "caller_retries", default=False
@@ -116,10 +108,6 @@ class RetryingRequests(BaseRequestMiddleware):
             failure: Exception
             try:
                 return await make_request(bot, method)
-            except TelegramBadRequest as error:
-                if method.__api_method__ in EDITS and _NOT_MODIFIED in error.message:
-                    return True
-                raise
             except TelegramRetryAfter as error:
                 failure, wait, cause = error, float(error.retry_after), "429"
             except TelegramServerError as error:
