@@ -110,7 +110,7 @@ class Walker:
         kind, payload = SCRIPT[step]
         if kind != "click" or self.kind == "bare":
             return True
-        return any(payload in text for text, _d, _m in user.chat.inline)
+        return any(payload in text for text in user.chat.buttons)
 
     async def step(self, user: BenchUser, step: int) -> float | None:
         """Send one step; the seconds until its first reply (None: no reply in time)."""

@@ -37,6 +37,9 @@ class Chat:
     replies: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     inline: list[tuple[str, str, int]] = field(default_factory=list)  # text, data, message id
+    # every button seen in the chat, the latest of each text: a later edit that drops the
+    # buttons of another message (two replies racing to the user) does not hide it
+    buttons: dict[str, tuple[str, int]] = field(default_factory=dict)
     texts: list[str] = field(default_factory=list)
 
 
@@ -207,6 +210,8 @@ class LeanTelegram:
                 for row in markup["inline_keyboard"]
                 for button in row
             ]
+            for text, data, mid in chat.inline:
+                chat.buttons[text] = (data, mid)
         chat.texts.append(text)
         chat.replies += 1
         chat.changed.set()
@@ -261,7 +266,7 @@ class BenchUser:
     async def click(self, label: str) -> bool:
         """Press the inline button whose text contains ``label``; False if none is shown (the
         press still goes out, with data of its own, as a stale button would)."""
-        found = next(((d, m) for t, d, m in self.chat.inline if label in t), None)
+        found = next((b for t, b in self.chat.buttons.items() if label in t), None)
         data, message_id = found if found else ("stale", 1)
         message = {
             "message_id": message_id,
