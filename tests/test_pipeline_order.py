@@ -152,9 +152,13 @@ class Watch:
         self.pushed[order_key(pushed.update)].append(uid)
         await self.until(lambda: uid in self.accepted, f"update {uid} accepted by the webhook")
 
-    def walk(self, user: FakeUser) -> list[str]:
-        """The steps of the bot's messages to the patient, in the order Telegram got them."""
-        return [step_of(a.text) for a in self.sent[user.user_id] if a.method == "sendMessage"]
+    def walk(self, user: FakeUser, *, repeats: bool = True) -> list[str]:
+        """The steps of the bot's messages to the patient, in the order Telegram got them
+        (``repeats=False``: a message repeated right after itself counted once)."""
+        steps = [step_of(a.text) for a in self.sent[user.user_id] if a.method == "sendMessage"]
+        if repeats:
+            return steps
+        return [step for step, _ in itertools.groupby(steps)]
 
     def longest_wait(self, user: FakeUser, since: float) -> float:
         """The longest time the patient waited for the bot: from ``since`` (their first
@@ -183,12 +187,15 @@ async def register_quickly(
     await watch.sees(user, "Регистрация завершена")
 
 
-def out_of_order(watch: Watch, users: Iterable[FakeUser]) -> dict[int, Any]:
-    """Patients whose messages did not come in step order: their update ids and what they saw."""
+def out_of_order(
+    watch: Watch, users: Iterable[FakeUser], *, repeats: bool = True
+) -> dict[int, Any]:
+    """Patients whose messages did not come in step order: their update ids and what they saw
+    (``repeats=False``: an answer sent again right after itself is tolerated)."""
     return {
         u.user_id: {"updates": watch.pushed[u.user_id], "saw": watch.walk(u)}
         for u in users
-        if watch.walk(u) != STEPS
+        if watch.walk(u, repeats=repeats) != STEPS
     }
 
 
@@ -384,7 +391,9 @@ async def test_a_worker_killed_mid_run_loses_nothing_and_freezes_nobody_past_the
             raise AssertionError(await _stuck_report(survivor, watch, users)) from stuck
 
     assert orphans[0][0] > 0, "the kill left no update unfinished: the test tested nothing"
-    assert out_of_order(watch, users) == {}
+    # An answer the dead worker sent before its update was marked handled is sent again by the
+    # survivor (at least once); anything else out of step is a fault.
+    assert out_of_order(watch, users, repeats=False) == {}
     rows = await survivor.db(
         f"SELECT count(*) FROM patients WHERE telegram_id BETWEEN {base} AND {base + USERS}"  # noqa: S608
     )
