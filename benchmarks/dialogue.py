@@ -12,6 +12,10 @@ per update of the bot's process; then the ratios bot / bare.
 
     python -m benchmarks.dialogue                       # the full run (about 8 minutes)
     python -m benchmarks.dialogue --quick               # a smoke run (about 1.5 minutes)
+
+Scale-out: ``--scale-out`` runs the bot as webhook workers on PostgreSQL + Redis (``--database-url``
+and ``--redis-url``; the lean fake posts updates to the workers in turn, as a round-robin proxy)
+and compares two workers with one, instead of the bot with bare aiogram.
 """
 
 from __future__ import annotations
@@ -111,10 +115,9 @@ class Walker:
     async def step(self, user: BenchUser, step: int) -> float | None:
         """Send one step; the seconds until its first reply (None: no reply in time)."""
         if not self.ready(user, step):  # the keyboard may come a moment after the text
-            for _ in range(200):
+            deadline = time.monotonic() + self.within
+            while not self.ready(user, step) and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
-                if self.ready(user, step):
-                    break
         kind, payload = SCRIPT[step]
         seen = user.chat.replies
         started = time.monotonic()
@@ -130,12 +133,16 @@ class Walker:
 
 
 class BotProcess:
-    def __init__(self, kind: str, api: LeanTelegram, tmp: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, kind: str, api: LeanTelegram, tmp: Path, env: dict[str, str], workers: int = 0
+    ) -> None:
         self.kind = kind
         self.api = api
         self.tmp = tmp
         self.env = env
+        self.workers = workers  # 0: one polling process; n: n webhook workers
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra: list[subprocess.Popen[bytes]] = []
         self.profile: str | None = None
 
     async def start(self) -> None:
@@ -147,10 +154,15 @@ class BotProcess:
             "FILES_DIR": str(self.tmp / "files"),
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            # the catalog's staff chats are placeholders, which the bot refuses
+            "STAFF_CHAT_IDS": "bakulev=-1001000000101,kulakov=-1001000000102",
             **self.env,
         }
         module = "bot" if self.kind == "bot" else "benchmarks.bare_echo"
         polls = self.api.polls
+        if self.workers:
+            await self._start_workers(env)
+            return
         command = [sys.executable, "-m", module]
         self.proc = subprocess.Popen(  # noqa: S603, ASYNC220 - our own interpreter and module
             command,
@@ -167,26 +179,68 @@ class BotProcess:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)  # let start-up work (commands menu, scheduler) settle
         if self.profile:  # py-spy samples the bot (in its own process) until it stops
-            spy = ["py-spy", "record", "--format", "raw", "--nonblocking", "-o", self.profile]
+            spy = [
+                "py-spy",
+                "record",
+                "-r",
+                "400",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "-o",
+                self.profile,
+            ]
             subprocess.Popen(  # noqa: S603, ASYNC220
                 [*spy, "--pid", str(self.proc.pid)],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
 
+    async def _start_workers(self, env: dict[str, str]) -> None:
+        for number in range(self.workers):
+            port = free_port()
+            worker_env = {
+                **env,
+                "PYTHONPATH": str(ROOT),
+                "WEBHOOK": "true",
+                "WEBHOOK_URL": f"http://127.0.0.1:{port}/tg",
+                "WEBHOOK_SECRET": "bench-secret",
+                "WEBHOOK_PORT": str(port),
+                # one scheduler among the workers holds the lease (as in production)
+            }
+            proc = subprocess.Popen(  # noqa: ASYNC220 - our own interpreter and module
+                [sys.executable, "-m", "bot"],
+                cwd=self.tmp,
+                env=worker_env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(self.tmp / f"worker{number}.log", "wb"),  # noqa: SIM115, ASYNC230
+            )
+            if self.proc is None:
+                self.proc = proc
+            else:
+                self.extra.append(proc)
+            # one at a time: the first migrates the empty database (README: start one first)
+            deadline = time.monotonic() + 120
+            while len(self.api.webhooks) <= number:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"workers did not start; see {self.tmp}/worker*.log")
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+
     def cpu(self) -> float:
         assert self.proc is not None
-        return cpu_seconds(self.proc.pid)
+        return sum(cpu_seconds(p.pid) for p in [self.proc, *self.extra])
 
     async def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            await asyncio.to_thread(self.proc.wait, 30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            await asyncio.to_thread(self.proc.wait)
+        for proc in [self.proc, *self.extra]:
+            if proc is None:
+                continue
+            proc.terminate()
+            try:
+                await asyncio.to_thread(proc.wait, 30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                await asyncio.to_thread(proc.wait)
 
 
 async def closed_loop(process: BotProcess, users: int, seconds: float, within: float) -> Result:
@@ -264,11 +318,19 @@ async def open_loop(process: BotProcess, rate: float, seconds: float, within: fl
     return result
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def report(results: list[Result]) -> None:
+def report(results: list[Result], *, scale_out: bool = False) -> None:
     workloads = list(dict.fromkeys(r.workload for r in results))
     print()
     print(
@@ -277,7 +339,7 @@ def report(results: list[Result]) -> None:
     )
     summary: dict[tuple[str, str], tuple[float, float]] = {}
     for workload in workloads:
-        for kind in ("bare", "bot"):
+        for kind in dict.fromkeys(r.kind for r in results):
             runs = [r for r in results if r.workload == workload and r.kind == kind]
             if not runs:
                 continue
@@ -292,14 +354,41 @@ def report(results: list[Result]) -> None:
                 f"{sum(r.unanswered for r in runs):>6}{sum(r.registered for r in runs):>6}"
             )
     print()
-    print(f"{'workload':<18}{'throughput bot/bare':>22}{'CPU bot/bare':>15}")
+    base, other = ("1 worker", "2 workers") if scale_out else ("bare", "bot")
+    print(f"{'workload':<18}{'throughput ' + other + '/' + base:>30}{'CPU ratio':>12}")
     for workload in workloads:
-        if (workload, "bare") in summary and (workload, "bot") in summary:
+        if (workload, base) in summary and (workload, other) in summary:
             (bare_rate, bare_cpu), (bot_rate, bot_cpu) = (
-                summary[(workload, "bare")],
-                summary[(workload, "bot")],
+                summary[(workload, base)],
+                summary[(workload, other)],
             )
             print(f"{workload:<18}{bot_rate / bare_rate:>21.0%} {bot_cpu / bare_cpu:>14.1f}×")
+
+
+async def reset_servers(args: argparse.Namespace) -> None:
+    """A clean PostgreSQL schema and Redis for each scale-out run."""
+    import asyncpg
+    from redis.asyncio import Redis
+    from sqlalchemy.engine import make_url
+
+    url = make_url(args.database_url)
+    connection = await asyncpg.connect(
+        host=url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        database="postgres",
+    )
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        await connection.execute(f'CREATE DATABASE "{url.database}"')
+    finally:
+        await connection.close()
+    redis = Redis.from_url(args.redis_url)
+    try:
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -313,12 +402,20 @@ async def run(args: argparse.Namespace) -> None:
             if args.keep:
                 tmp = Path(tempfile.mkdtemp(dir=args.workdir))
                 print(f"logs and databases in {tmp}")
+            first, second = ("1 worker", "2 workers") if args.scale_out else ("bare", "bot")
             for round_no in range(args.rounds):
-                kinds = ["bare", "bot"] if round_no % 2 == 0 else ["bot", "bare"]
+                kinds = [first, second] if round_no % 2 == 0 else [second, first]
                 for kind in kinds:
-                    workdir = tmp / f"{kind}-{round_no}"
+                    workdir = tmp / f"{kind.replace(' ', '')}-{round_no}"
                     workdir.mkdir()
-                    process = BotProcess(kind, api, workdir, extra if kind == "bot" else {})
+                    if args.scale_out:
+                        await reset_servers(args)
+                        env = extra | {"DATABASE_URL": args.database_url}
+                        env |= {"REDIS_URL": args.redis_url, "LOG_LEVEL": "WARNING"}
+                        process = BotProcess("bot", api, workdir, env, workers=int(kind[0]))
+                        process.kind = kind
+                    else:
+                        process = BotProcess(kind, api, workdir, extra if kind == "bot" else {})
                     if kind == "bot":
                         process.profile = args.profile
                     api.reset()
@@ -349,7 +446,7 @@ async def run(args: argparse.Namespace) -> None:
                         await process.stop()
     finally:
         await api.stop()
-    report(results)
+    report(results, scale_out=args.scale_out)
 
 
 def main() -> None:
@@ -366,6 +463,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the logs (under --workdir)")
     parser.add_argument("--profile", help="record the bot with py-spy into this file (raw)")
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
+    parser.add_argument("--scale-out", action="store_true", help="2 webhook workers vs 1")
+    parser.add_argument(
+        "--database-url", default="postgresql+asyncpg://oblako:oblako@127.0.0.1:55432/oblako_bench"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:56379/5")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.open_seconds, args.rounds = 4, 10, 1

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-BOT_ID = 777_000_001
+BOT_ID = 123_456_789  # the id in the benchmark token (aiogram reads it from there)
 VISIBLE = {
     "sendMessage",
     "editMessageText",
@@ -52,6 +52,12 @@ class LeanTelegram:
         self.fail_until = 0.0  # answer 500 to sends until this monotonic time
         self._runner: web.AppRunner | None = None
         self.port = 0
+        # Webhook mode: the workers that registered, posted to in turn (as a round-robin proxy
+        # in front of them would); each update is posted once its POST gets a 200.
+        self.webhooks: list[tuple[str, str]] = []  # url, secret
+        self._turn = itertools.count()
+        self._posting: set[asyncio.Task[None]] = set()
+        self._http: Any = None
 
     @property
     def base_url(self) -> str:
@@ -69,6 +75,8 @@ class LeanTelegram:
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -77,6 +85,7 @@ class LeanTelegram:
         self.chats.clear()
         self.polls = 0
         self.calls.clear()
+        self.webhooks.clear()
 
     @property
     def queued(self) -> int:
@@ -85,9 +94,32 @@ class LeanTelegram:
     # --- users' side ---------------------------------------------------------------------------
 
     async def push(self, event: str, body: dict[str, Any]) -> None:
+        update = {"update_id": next(self._update_ids), event: body}
+        if self.webhooks:
+            task = asyncio.create_task(self._post(update))
+            self._posting.add(task)
+            task.add_done_callback(self._posting.discard)
+            return
         async with self._arrived:
-            self._updates.append({"update_id": next(self._update_ids), event: body})
+            self._updates.append(update)
             self._arrived.notify_all()
+
+    async def _post(self, update: dict[str, Any]) -> None:
+        import aiohttp
+
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        while True:
+            url, secret = self.webhooks[next(self._turn) % len(self.webhooks)]
+            try:
+                async with self._http.post(
+                    url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret}
+                ) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
 
     def next_message_id(self) -> int:
         return next(self._message_ids)
@@ -132,9 +164,34 @@ class LeanTelegram:
                 "can_read_all_group_messages": False,
                 "supports_inline_queries": False,
             }
+        if method == "setWebhook":
+            entry = (str(params["url"]), str(params.get("secret_token", "")))
+            if entry not in self.webhooks:
+                self.webhooks.append(entry)
+            return True
+        if method == "getChat":  # a staff chat, as the bot's start-up check wants it
+            chat_id = int(params.get("chat_id", 0))
+            return {
+                "id": chat_id,
+                "type": "supergroup",
+                "title": "Staff",
+                "is_forum": True,
+                "accent_color_id": 0,
+                "max_reaction_count": 11,
+                "accepted_gift_types": {
+                    "unlimited_gifts": False,
+                    "limited_gifts": False,
+                    "unique_gifts": False,
+                    "premium_subscription": False,
+                    "gifts_from_channels": False,
+                },
+            }
         if method == "getChatMember":
-            user = {"id": int(params.get("user_id", 0)), "is_bot": False, "first_name": "U"}
-            return {"status": "member", "user": user}
+            user_id = int(params.get("user_id", 0))
+            user = {"id": user_id, "is_bot": user_id == BOT_ID, "first_name": "U"}
+            if user_id != BOT_ID:
+                return {"status": "member", "user": user}
+            return {"status": "creator", "user": user, "is_anonymous": False}
         if method not in VISIBLE:
             return True
         chat_id = int(params.get("chat_id", 0))

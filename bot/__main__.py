@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import Settings, SettingsError, load_settings
@@ -25,16 +27,28 @@ workers may serve one webhook behind a reverse proxy). Settings come from the
 environment or a .env file in the current directory (see .env.example): BOT_TOKEN
 (required), TELEGRAM_API_URL, TELEGRAM_API_LOCAL, DATABASE_URL (default: SQLite under
 ./data/), REDIS_URL, DUTY_CHAT_ID, COORDINATOR_IDS, FILES_DIR, CATALOG_PATH,
-DEFAULT_LOCALE, LOG_LEVEL, WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_HOST, WEBHOOK_PORT.
-The database is created and migrated to the latest schema on start.
+DEFAULT_LOCALE, LOG_LEVEL, WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_HOST, WEBHOOK_PORT,
+STAFF_CHAT_IDS (center=chat id pairs, winning over the catalog), METRICS_HOST,
+METRICS_PORT (GET /healthz and /metrics for Prometheus; unset: not served).
+Also runs as `python -m bot`. The database is created and migrated to the latest schema on
+start. The staff chats are checked at start (the catalog's placeholder ids are refused;
+other problems are logged) and by --check-config, which names what to click in Telegram.
 Every update is stored before Telegram is told it arrived, and handled once.
 SIGINT/SIGTERM stop the bot after the updates being handled are finished.
 """
 
 
+def settle_memory() -> None:
+    """What start-up built (aiogram's hundreds of models, the routers, SQLAlchemy's mappings)
+    lives as long as the process: frozen out of the garbage collector's reach, so a collection
+    walks only what updates allocate (it walked everything, several times a second under load)."""
+    gc.collect()
+    gc.freeze()
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m bot",
+        prog="oblako-bot",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -48,16 +62,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="receive updates by webhook (WEBHOOK_URL, WEBHOOK_SECRET) instead of long polling",
     )
+    parser.add_argument(
+        "--backup",
+        metavar="DIR",
+        type=Path,
+        help="write a consistent copy of the SQLite database and FILES_DIR into DIR/oblako-<time>/"
+        " (safe while the bot runs) and exit",
+    )
     parser.add_argument("--log-level", help="override LOG_LEVEL (DEBUG, INFO, WARNING, ERROR)")
     return parser.parse_args(argv)
 
 
+async def check_config(settings: Settings, catalog: Catalog) -> int:
+    """The staff chats checked live: each named with what to click; 1 when any is not ready."""
+    from bot.app import create_bot
+    from bot.i18n import create_i18n
+    from bot.startup import check_staff_chats
+
+    i18n = create_i18n(settings.default_locale)
+    bot = create_bot(settings)
+    try:
+        reports, lines = await check_staff_chats(bot, catalog, settings, i18n)
+    finally:
+        await bot.session.close()
+    print("\n".join(lines))
+    if any(report.errors for report in reports):
+        print("configuration NOT ok: fix the staff chats above, then run --check-config again")
+        return 1
+    return 0
+
+
 async def run(settings: Settings, catalog: Catalog) -> None:
+    from bot import observability
     from bot.app import Services, create_bot, create_dispatcher, set_commands
     from bot.fsm.backends import create_dialogue_backend
     from bot.i18n import create_i18n
     from bot.runner import health_check, serve
     from bot.services.clock import utc_now
+    from bot.startup import log_staff_chats, set_descriptions
     from bot.storage.db import create_engine, migrate
     from scheduler.runner import build_runner
 
@@ -67,13 +109,26 @@ async def run(settings: Settings, catalog: Catalog) -> None:
     i18n = create_i18n(settings.default_locale)
     services = Services.create(settings, catalog, engine, i18n, utc_now)
     bot = create_bot(settings)
+    metrics = observability.Metrics()
+    metrics.instrument_bot(bot)
     dialogues = create_dialogue_backend(settings, services.sessions)
     dp = create_dispatcher(services, bot, dialogues.storage, dialogues.isolation)
+    metrics.instrument_dispatcher(dp)
     in_flight = dp["in_flight"]
 
     # The scheduler runs here only while this process holds the database lease (a standby
     # otherwise); with SCHEDULER_EMBEDDED=false a `python -m scheduler` process runs it.
     scheduler = build_runner(services, dp["outbox"]) if settings.scheduler_embedded else None
+    if scheduler is not None:
+        metrics.watch_scheduler(scheduler)
+    mode = "webhook" if settings.webhook else "polling"
+    metrics_server = await observability.start_observability(
+        metrics,
+        services.sessions,
+        observability.process_health(services.sessions, dialogues.redis, mode=mode),
+        settings.metrics_host,
+        settings.metrics_port,
+    )
 
     async def on_startup() -> None:
         if scheduler is not None:
@@ -89,13 +144,17 @@ async def run(settings: Settings, catalog: Catalog) -> None:
     dp.shutdown.register(on_shutdown)
     try:
         me = await bot.get_me()
-        mode = "webhook" if settings.webhook else "polling"
         logger.info("bot id=%s started (%s)", me.id, mode)
         await set_commands(bot, i18n, settings.coordinator_ids)
+        await set_descriptions(bot, i18n)
+        await log_staff_chats(bot, catalog, settings, i18n)
+        settle_memory()
         await serve(
             settings, bot, dp, services.sessions, health_check(services.sessions, dialogues.redis)
         )
     finally:
+        if metrics_server is not None:
+            await metrics_server.stop()
         await bot.session.close()
         await engine.dispose()
         logger.info("bot stopped")
@@ -113,15 +172,32 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(
+        settings.log_level,
+        pseudonym_key=settings.pseudonym_secret,
+        plain_ids=settings.log_plain_ids,
+    )
     from bot.catalog import CatalogError, default_catalog_path, load_catalog
 
+    if args.backup is not None:
+        return make_backup(settings, args.backup)
     try:
         catalog = load_catalog(settings.catalog_path or default_catalog_path())
     except CatalogError as exc:
         print(exc, file=sys.stderr)
         return 2
+    from bot.i18n import create_i18n
+    from bot.startup import configured_catalog, refuse_placeholders
+
+    try:
+        catalog = configured_catalog(catalog, settings)
+        refuse_placeholders(catalog, settings, create_i18n(settings.default_locale))
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     if args.check_config:
+        if asyncio.run(check_config(settings, catalog)):
+            return 1
         print(
             f"configuration ok: {len(catalog.centers)} centers, {len(catalog.regions)} regions, "
             f"database {settings.database_url.split('://')[0]}"
@@ -129,6 +205,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings, catalog))
+    return 0
+
+
+def make_backup(settings: Settings, destination: Path) -> int:
+    from bot.backup import BackupError, backup
+
+    try:
+        target = backup(settings.database_url, settings.files_dir, destination)
+    except (BackupError, OSError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"backup written to {target}")
     return 0
 
 

@@ -18,10 +18,10 @@ from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.strategy import FSMStrategy
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
-from aiogram.utils.callback_answer import CallbackAnswerMiddleware
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.api_session import NotModifiedIsSuccess
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.consultation_day import ConsultationDayNotifier
@@ -29,17 +29,21 @@ from bot.fsm.storage import SQLStorage
 from bot.fsm.unit import DialogueUnitMiddleware
 from bot.handlers import build_root_router
 from bot.handlers.broadcasts import BroadcastProgressNotifier
+from bot.handlers.errors import CallbackAnswerMiddleware
 from bot.handlers.relay import DutyDesk
 from bot.handlers.schedule import SlotRemovedNotifier
 from bot.i18n import N_, LocaleMiddleware, variants
 from bot.middlewares import InFlightMiddleware, PatientMiddleware
 from bot.notifications import ApplicationNotifier, BookingNotifier
+from bot.pseudonyms import Pseudonymizer, tg
 from bot.sending import RetryingRequests
 from bot.services.applications import CARD, CARD_REFRESH, ApplicationService
+from bot.services.audit import AuditService
 from bot.services.booking import BOOKING_NOTICE, BookingService
 from bot.services.broadcasts import BROADCAST_PROGRESS, BroadcastService
 from bot.services.clock import Clock, utc_now
 from bot.services.documents import DocumentService
+from bot.services.my_data import MyDataService
 from bot.services.outbox import Limits, OutboxSender
 from bot.services.patients import PatientService
 from bot.services.referrals import COLUMNS, ReferralService
@@ -49,9 +53,11 @@ from bot.services.reminders import ReminderService
 from bot.services.retention import RetentionService
 from bot.services.schedule import SLOT_REMOVED, ScheduleService
 from bot.services.sla import SlaService
+from bot.services.staff_alerts import STAFF_ALERT, StaffAlerts
 from bot.services.stats import StatsService
 from bot.sla_notifier import SlaNotifier
 from bot.staff_access import StaffAccess
+from bot.staff_chats import StaffAlertNotifier
 from bot.storage.db import SessionFactory, create_session_factory
 from bot.uploads import UploadCoordinator
 
@@ -67,7 +73,9 @@ class Services:
     sessions: SessionFactory
     i18n: I18n
     clock: Clock = utc_now
+    audit: AuditService = field(init=False)
     patients: PatientService = field(init=False)
+    my_data: MyDataService = field(init=False)
     documents: DocumentService = field(init=False)
     applications: ApplicationService = field(init=False)
     booking: BookingService = field(init=False)
@@ -86,7 +94,16 @@ class Services:
             self.settings.doctor_headsup_minutes,
             self.settings.duty_chat_id,
         )
-        self.patients = PatientService(self.sessions, self.settings.files_dir, self.clock)
+        self.audit = AuditService(
+            self.sessions,
+            self.clock,
+            Pseudonymizer(self.settings.pseudonym_secret),
+            retention_days=self.settings.audit_retention_days,
+        )
+        self.patients = PatientService(
+            self.sessions, self.settings.files_dir, self.clock, self.audit
+        )
+        self.my_data = MyDataService(self.sessions, self.clock)
         self.documents = DocumentService(
             self.sessions,
             self.settings.files_dir,
@@ -118,7 +135,7 @@ class Services:
             digest_zone=ZoneInfo(self.settings.digest_time_zone),
         )
         self.retention = RetentionService(
-            self.sessions, self.clock, retention_days=self.settings.retention_days
+            self.sessions, self.clock, retention_days=self.settings.retention_days, audit=self.audit
         )
         self.broadcasts = BroadcastService(
             self.sessions,
@@ -160,6 +177,7 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         await services.patients.mark_unreachable(patient_id, chat_id)
         await services.applications.refresh_cards(patient_id, chat_id)
 
+    alerts = StaffAlerts(services.sessions, services.clock, settings.coordinator_ids)
     sender = OutboxSender(
         services.sessions,
         bot,
@@ -170,7 +188,12 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
             per_group_per_minute=settings.outbox_per_group_per_minute,
         ),
         on_blocked=on_blocked,
+        on_staff_failure=alerts.report,
     )
+    staff_alerts = StaffAlertNotifier(
+        services.catalog, services.i18n, settings.default_locale, settings.duty_chat_id
+    )
+    sender.register(STAFF_ALERT, staff_alerts.notify)
     notifier = ApplicationNotifier(
         services.sessions,
         services.applications,
@@ -179,6 +202,7 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         services.i18n,
         services.clock,
         settings.default_locale,
+        alerts,
     )
 
     async def post_in_topic(bot: Bot, patient_id: int, text: str) -> int | None:
@@ -218,6 +242,7 @@ def build_outbox(services: Services, bot: Bot) -> OutboxSender:
         services.i18n,
         services.clock,
         settings.default_locale,
+        services.documents,
     )
     for kind, handler in day.handlers().items():
         sender.register(kind, handler)  # a reminder or a file is never repeated blindly
@@ -238,6 +263,7 @@ def create_bot(settings: Settings) -> Bot:
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
     bot.session.middleware(RetryingRequests(settings.telegram_outage_seconds))
+    bot.session.middleware(NotModifiedIsSuccess())
     return bot
 
 
@@ -276,6 +302,8 @@ def create_dispatcher(
         statistics=services.statistics,
         referrals=services.referrals,
         reminders=services.reminders,
+        audit=services.audit,
+        my_data=services.my_data,
         uploads=uploads,
         outbox=sender,
         access=StaffAccess(),
@@ -309,6 +337,7 @@ COORDINATOR_COMMANDS = {
     "broadcast": N_("command.broadcast"),
     "stats": N_("command.stats"),
     "export": N_("command.export"),
+    "audit": N_("command.audit"),
 }
 
 
@@ -334,4 +363,4 @@ async def set_commands(bot: Bot, i18n: I18n, coordinator_ids: Iterable[int] = ()
             await bot.set_my_commands(staff_menu, scope=BotCommandScopeChat(chat_id=user_id))
         except (TelegramBadRequest, TelegramForbiddenError):
             # Telegram knows the chat only once the coordinator has started the bot.
-            log.info("commands menu: coordinator %s has no chat with the bot yet", user_id)
+            log.info("commands menu: coordinator %s has no chat with the bot yet", tg(user_id))

@@ -1,11 +1,25 @@
 """Every CallbackData class, with short prefixes. Fields are validated when unpacked; the
-handlers still re-check that the object belongs to the user pressing the button."""
+handlers still re-check that the object belongs to the user pressing the button.
+
+Every number in callback data is bounded: a ``Number`` from 0 to 2**31 - 1 (a ``Day`` or a
+``Page`` less). Row ids are INTEGER columns
+(32 bits on PostgreSQL, and SQLite overflows at 2**63), and no day, minute, page or code is
+bigger; so a forged number out of that range fails to unpack, and the press is refused like any
+other forged button (no handler matches it) before it reaches a query."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
+import pydantic
 from aiogram.filters.callback_data import CallbackData
+
+MAX_NUMBER = 2**31 - 1
+
+Number = Annotated[int, pydantic.Field(ge=0, le=MAX_NUMBER)]
+Day = Annotated[int, pydantic.Field(ge=0, le=99_991_231)]  # yyyymmdd (or yyyymm), 0: none
+Page = Annotated[int, pydantic.Field(ge=0, le=9_999)]
 
 
 class ConsentAction(StrEnum):
@@ -33,16 +47,16 @@ class RegNavCb(CallbackData, prefix="rg"):
 
 
 class RegionPageCb(CallbackData, prefix="rp"):
-    page: int
+    page: Page
 
 
 class RegionPickCb(CallbackData, prefix="rr"):
-    code: int
+    code: Number
 
 
 class TimeZonePickCb(CallbackData, prefix="tz"):
-    region: int
-    index: int
+    region: Number
+    index: Number
 
 
 class Field(StrEnum):
@@ -69,6 +83,7 @@ class ProfileAction(StrEnum):
     DELETE = "d"
     DELETE_YES = "dy"
     DELETE_FINAL = "df"
+    MY_DATA = "md"  # «📦 Мои данные»: a copy of everything stored about the patient
 
 
 class ProfileCb(CallbackData, prefix="pf"):
@@ -103,11 +118,17 @@ class DocAction(StrEnum):
 
 class DocCb(CallbackData, prefix="dc"):
     action: DocAction
-    id: int
+    id: Number
+
+
+class DocListPageCb(CallbackData, prefix="dl"):
+    """A page of the patient's documents list."""
+
+    page: Page
 
 
 class DocTypeCb(CallbackData, prefix="dt"):
-    batch: int
+    batch: Number
     type: str
 
 
@@ -130,8 +151,14 @@ class AppAction(StrEnum):
 
 class AppCb(CallbackData, prefix="ap"):
     action: AppAction
-    id: int = 0
+    id: Number = 0
     code: str = ""
+
+
+class AppListPageCb(CallbackData, prefix="al"):
+    """A page of the patient's applications."""
+
+    page: Page
 
 
 class TimeAnswer(StrEnum):
@@ -140,12 +167,18 @@ class TimeAnswer(StrEnum):
 
 
 class TimeAnswerCb(CallbackData, prefix="ta"):
-    consultation: int
+    consultation: Number
     answer: TimeAnswer
 
 
 class ConclusionCb(CallbackData, prefix="cn"):
-    id: int
+    id: Number
+
+
+class ConclusionPageCb(CallbackData, prefix="cp"):
+    """A page of the patient's conclusions."""
+
+    page: Page
 
 
 class StaffAction(StrEnum):
@@ -156,28 +189,29 @@ class StaffAction(StrEnum):
     INVITE = "i"
     CONCLUDE = "c"
     CANCEL = "x"
+    DOCUMENTS = "v"  # re-send the patient's documents into the topic (audited as a viewing)
 
 
 class StaffCb(CallbackData, prefix="st"):
     action: StaffAction
-    app: int
+    app: Number
 
 
 class CalendarCb(CallbackData, prefix="cl"):
-    app: int
-    month: int  # yyyymm shown
-    day: int = 0  # yyyymmdd picked, 0 = navigation only
+    app: Number
+    month: Day  # yyyymm shown
+    day: Day = 0  # yyyymmdd picked, 0 = navigation only
 
 
 class TimeSlotCb(CallbackData, prefix="ts"):
-    app: int
-    day: int  # yyyymmdd
-    minutes: int  # from midnight, center's time zone
+    app: Number
+    day: Day  # yyyymmdd
+    minutes: Number  # from midnight, center's time zone
     confirm: bool = False
 
 
 class RequestDocCb(CallbackData, prefix="rq"):
-    app: int
+    app: Number
     type: str = ""  # "" = done choosing
 
 
@@ -197,9 +231,17 @@ class DutyAction(StrEnum):
 class DutyCb(CallbackData, prefix="du"):
     action: DutyAction
     specialty: str = ""
-    doctor: int = 0  # 0 = any doctor (earliest available)
-    day: int = 0  # yyyymmdd in the patient's zone
-    slot: int = 0
+    doctor: Number = 0  # 0 = any doctor (earliest available)
+    day: Day = 0  # yyyymmdd in the patient's zone
+    slot: Number = 0
+
+
+class DutyDoctorsPageCb(CallbackData, prefix="dd"):
+    """A page of a specialty's duty doctors (its own class: buttons already sent with
+    ``DutyCb`` keep their layout)."""
+
+    specialty: str
+    page: Page
 
 
 class ConsultAction(StrEnum):
@@ -224,10 +266,10 @@ class CancelReason(StrEnum):
 
 class ConsultCb(CallbackData, prefix="co"):
     action: ConsultAction
-    id: int
+    id: Number
     reason: CancelReason | None = None
-    day: int = 0
-    slot: int = 0
+    day: Day = 0
+    slot: Number = 0
 
 
 class ScheduleAction(StrEnum):
@@ -250,9 +292,9 @@ class ScheduleAction(StrEnum):
 
 class ScheduleCb(CallbackData, prefix="sc"):
     action: ScheduleAction
-    doctor: int = 0
-    slot: int = 0
-    page: int = 0
+    doctor: Number = 0
+    slot: Number = 0
+    page: Page = 0
     booked: bool = False  # REMOVE_YES: the coordinator was told the slot is booked
 
 
@@ -263,6 +305,7 @@ class ScheduleStep(StrEnum):
     SKIP = "sk"
     SAVE = "sv"
     DOCTOR = "dr"
+    DOCTOR_PAGE = "dp"  # value: the page of the doctors list
     WEEKDAY = "wd"
     WORKDAYS = "w5"
     EVERY_DAY = "w7"
@@ -279,8 +322,8 @@ class ScheduleStep(StrEnum):
 
 class ScheduleStepCb(CallbackData, prefix="sd"):
     step: ScheduleStep
-    value: int = 0
-    index: int = 0
+    value: Number = 0
+    index: Number = 0
     code: str = ""
 
 
@@ -298,7 +341,7 @@ class BroadcastStep(StrEnum):
 class BroadcastStepCb(CallbackData, prefix="bs"):
     step: BroadcastStep
     code: str = ""
-    value: int = 0
+    value: Number = 0
 
 
 class BroadcastAction(StrEnum):
@@ -314,7 +357,7 @@ class BroadcastCb(CallbackData, prefix="bp"):
     """A button of a broadcast's progress message (the author is re-checked)."""
 
     action: BroadcastAction
-    broadcast: int
+    broadcast: Number
 
 
 class ExportPeriod(StrEnum):
@@ -337,11 +380,17 @@ class RemindAction(StrEnum):
 
 class RemindCb(CallbackData, prefix="rm"):
     action: RemindAction
-    id: int  # the consultation
-    minutes: int = 0  # which reminder (minutes before the start)
+    id: Number  # the consultation
+    minutes: Number = 0  # which reminder (minutes before the start)
+
+
+class ConsultDocsCb(CallbackData, prefix="cd"):
+    """A doctor asks for the patient's documents on a consultation's heads-up."""
+
+    id: Number  # the consultation
 
 
 class NoShowCb(CallbackData, prefix="ns"):
     """A doctor marks that the patient did not attend (on the heads-up message)."""
 
-    id: int  # the consultation
+    id: Number  # the consultation

@@ -102,6 +102,22 @@ class Settings(BaseSettings):
             raise ValueError("expected an IANA time zone such as Europe/Moscow") from None
         return value
 
+    # --- personal data: the audit trail and pseudonyms (issue 15) ---
+    # Audit rows older than this are deleted by the daily retention job (default: 5 years).
+    audit_retention_days: int = Field(default=1826, ge=1, le=36500)
+    # The key of the one-way pseudonyms (Telegram ids in logs, an erased patient's ids in the
+    # audit trail). Unset: derived from BOT_TOKEN. Changing it makes old pseudonyms unmatchable.
+    pseudonym_key: SecretStr | None = None
+    # true: logs show plain Telegram ids instead of pseudonyms (for debugging only).
+    log_plain_ids: bool = False
+
+    @property
+    def pseudonym_secret(self) -> bytes:
+        from bot.pseudonyms import derive_key
+
+        secret = self.pseudonym_key or self.bot_token
+        return derive_key(secret.get_secret_value())
+
     # --- scale-out: webhook workers, the update inbox, Redis dialogues (issue 8) ---
     webhook: bool = False  # receive updates by webhook instead of long polling
     webhook_url: str | None = None  # the public https URL Telegram posts updates to
@@ -124,6 +140,28 @@ class Settings(BaseSettings):
     inbox_keep_hours: float = Field(default=24.0, gt=0)
     redis_dialogue_ttl_hours: float = Field(default=72.0, gt=0)
     redis_key_prefix: str = Field(default="fsm", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+    # --- operations: staff chats from settings, health and metrics (issue 13) ---
+    # Center staff chats given here win over the catalog's: "bakulev=-100123,kulakov=-100456".
+    staff_chat_ids: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    # GET /healthz and GET /metrics (Prometheus) of this process; unset: not served.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+
+    @field_validator("staff_chat_ids", mode="before")
+    @classmethod
+    def _staff_chats(cls, value: object) -> object:
+        if isinstance(value, str):
+            found: dict[str, int] = {}
+            for part in (p for p in re.split(r"[,\s;]+", value.strip()) if p):
+                code, sep, chat = part.partition("=")
+                if not sep or not re.fullmatch(r"-100\d{6,16}", chat.strip()):
+                    raise ValueError(
+                        "expected center=chat id pairs, e.g. bakulev=-1001234567890,kulakov=-100…"
+                    )
+                found[code.strip()] = int(chat)
+            return found
+        return value
 
     @field_validator("webhook_url")
     @classmethod

@@ -21,21 +21,23 @@ from icalendar import Alarm, Calendar, Event
 from bot.catalog import Catalog
 from bot.handlers.relay import DutyDesk
 from bot.keyboards import reminders as kb
-from bot.notifications import JobRow, format_moment
-from bot.services.clock import Clock
+from bot.notifications import JobRow, send_patient_documents
+from bot.services.clock import Clock, local_date
+from bot.services.documents import DocumentService
 from bot.services.outbox import SkipDelivery
 from bot.services.patients import PatientService
 from bot.services.relay import RelayService
 from bot.services.reminder_plan import (
     ANSWER_NOTICE,
     CALENDAR,
+    CONSULTATION_DOCUMENTS,
     HEADSUP,
     NO_SHOW_ALERT,
     REMINDER,
 )
 from bot.services.reminders import Answer, DayConsultation, ReminderService
 from bot.services.validation import age_on, format_phone
-from bot.views import MOSCOW, region_name
+from bot.views import MOSCOW, format_local_moment, region_name
 
 ICS_DOMAIN = "oblako-zdorovia.bot"
 
@@ -75,7 +77,9 @@ class ConsultationDayNotifier:
         i18n: I18n,
         clock: Clock,
         staff_locale: str,
+        documents: DocumentService | None = None,
     ) -> None:
+        self._documents = documents
         self._reminders = reminders
         self._relay = relay
         self._patients = patients
@@ -91,6 +95,7 @@ class ConsultationDayNotifier:
             HEADSUP: self.send_headsup,
             ANSWER_NOTICE: self.send_answer,
             NO_SHOW_ALERT: self.send_no_show_alert,
+            CONSULTATION_DOCUMENTS: self.send_documents,
         }
 
     @contextlib.contextmanager
@@ -122,7 +127,7 @@ class ConsultationDayNotifier:
         with self._locale(locale):
             data = self.calendar_file(day, locale)
             caption = _("day.ics_caption").format(
-                local=format_moment(day.starts_at, day.patient_time_zone, locale),
+                local=format_local_moment(day.starts_at, day.patient_time_zone),
                 moscow=moscow(day.starts_at),
             )
         message = await bot.send_document(
@@ -164,7 +169,7 @@ class ConsultationDayNotifier:
         with self._locale(locale):
             values = {
                 "left": time_left(day.starts_at - self._clock(), timedelta(minutes=minutes)),
-                "local": format_moment(day.starts_at, day.patient_time_zone, locale),
+                "local": format_local_moment(day.starts_at, day.patient_time_zone),
                 "moscow": moscow(day.starts_at),
                 "who": self._who(day, locale),
             }
@@ -203,7 +208,7 @@ class ConsultationDayNotifier:
     def staff_card(self, day: DayConsultation) -> str:
         """The patient card of the heads-up (in the staff locale)."""
         now = self._clock()
-        years = age_on(day.patient_birth_date, now.date())
+        years = age_on(day.patient_birth_date, local_date(now, day.patient_time_zone))
         lines = [
             _("day.card_patient").format(
                 name=escape(day.patient_name),
@@ -237,6 +242,26 @@ class ConsultationDayNotifier:
             )
             markup = kb.headsup(day.id, day.video_url)
         return await self._post(bot, chat_id, thread_id, text, markup)
+
+    async def send_documents(self, row: JobRow, bot: Bot) -> int | None:
+        """The patient's documents, asked for on the heads-up, into the same topic."""
+        day = await self._reminders.get(int(row.payload["consultation_id"]))
+        if day is None or self._documents is None:
+            raise SkipDelivery("gone")
+        chat_id, thread_id = await self._staff_place(day, bot)
+        with self._locale(self._staff_locale):
+            text = _("day.documents").format(name=escape(day.patient_name), id=day.patient_id)
+        message_id = await self._post(bot, chat_id, thread_id, text, None)
+        await send_patient_documents(
+            bot,
+            self._documents,
+            self._catalog,
+            self._staff_locale,
+            day.patient_id,
+            chat_id,
+            thread_id,
+        )
+        return message_id
 
     async def send_answer(self, row: JobRow, bot: Bot) -> int | None:
         day = await self._reminders.get(int(row.payload["consultation_id"]))

@@ -1,57 +1,75 @@
-"""gettext catalogs: compiled from locales/*/LC_MESSAGES/*.po at start, and the locale choice."""
+"""gettext catalogs and the locale choice.
+
+An installed package carries its compiled catalogs (``bot/locales``, made by the build from the
+top-level ``locales/*.po``). A source checkout compiles the .po files at start into a cache
+directory keyed by their digest: nothing is ever written into the package or the checkout."""
 
 from __future__ import annotations
 
+import logging
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from aiogram.types import TelegramObject, User
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n.middleware import I18nMiddleware
-from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 
+from bot.locale_build import DOMAIN, compile_catalogs, source_folders, sources_digest
+
+log = logging.getLogger(__name__)
+
+#: The .po sources (a source checkout; absent in an installed package).
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
-DOMAIN = "messages"
+#: The compiled catalogs an installed package carries.
+PACKAGED_LOCALES = Path(__file__).resolve().parent / "locales"
 
 
-def compile_locales(path: Path = LOCALES_DIR) -> list[Path]:
-    """Compile each locale's catalogs into one ``messages.mo`` when any .po is newer.
+class TranslationsMissingError(RuntimeError):
+    """Neither compiled catalogs in the package nor .po sources beside it."""
 
-    A locale may split its texts over several .po files (one per feature, e.g. ``relay.po``);
-    they are merged into the one gettext domain the bot uses."""
-    written = []
-    for folder in sorted(p for p in path.glob("*/LC_MESSAGES") if p.is_dir()):
-        sources = sorted(folder.glob("*.po"))
-        if not sources:
+
+def cache_root() -> Path:
+    """``$XDG_CACHE_HOME/oblako-bot`` (``~/.cache/oblako-bot``), else a per-user temp dir."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "oblako-bot"
+
+
+def _compiled_in_cache(source: Path) -> Path:
+    digest = sources_digest(source)
+    fallback = Path(tempfile.gettempdir()) / f"oblako-bot-{os.getuid()}"
+    for root in (cache_root(), fallback):
+        target = root / f"locales-{digest}"
+        if all(
+            (target / f.parent.name / f.name / f"{DOMAIN}.mo").exists()
+            for f in source_folders(source)
+        ):
+            return target
+        try:
+            compile_catalogs(source, target)
+        except OSError as error:
+            log.warning("translations: cannot write to %s (%s)", root, type(error).__name__)
             continue
-        mo_path = folder / f"{DOMAIN}.mo"
-        newest = max(po.stat().st_mtime for po in sources)
-        if mo_path.exists() and mo_path.stat().st_mtime >= newest:
-            continue
-        locale = folder.parent.name
-        merged = read_catalog(sources[0], locale)
-        for extra in sources[1:]:
-            for message in read_catalog(extra, locale):
-                if message.id:
-                    merged[message.id] = message
-        tmp = mo_path.with_suffix(".mo.tmp")
-        with tmp.open("wb") as mo_file:
-            write_mo(mo_file, merged, use_fuzzy=False)
-        tmp.replace(mo_path)
-        written.append(mo_path)
-    return written
+        return target
+    raise TranslationsMissingError("no writable cache directory for the compiled translations")
 
 
-def read_catalog(po_path: Path, locale: str) -> Catalog:
-    with po_path.open("rb") as po_file:
-        return read_po(po_file, locale=locale)
+def locales_path(source: Path = LOCALES_DIR, packaged: Path = PACKAGED_LOCALES) -> Path:
+    """Where the compiled catalogs are: the .po sources of a checkout compiled into the cache
+    (they are the newest), else those the package was built with."""
+    if source_folders(source):
+        return _compiled_in_cache(source)
+    if any(packaged.glob(f"*/LC_MESSAGES/{DOMAIN}.mo")):
+        return packaged
+    raise TranslationsMissingError(
+        f"no translations: neither {packaged} (an installed package) nor {source}/*.po "
+        "(a source checkout) exists; reinstall the package"
+    )
 
 
 def create_i18n(default_locale: str = "ru") -> I18n:
-    compile_locales()
-    return I18n(path=LOCALES_DIR, default_locale=default_locale, domain=DOMAIN)
+    return I18n(path=locales_path(), default_locale=default_locale, domain=DOMAIN)
 
 
 def variants(i18n: I18n, key: str) -> frozenset[str]:

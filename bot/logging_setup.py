@@ -7,12 +7,20 @@ import logging
 import sys
 from types import TracebackType
 
+from bot.pseudonyms import configure_log_ids
+
 # aiosqlite logs every call with its SQL parameters at DEBUG; SQLAlchemy's engine would print
 # every statement. They stay at WARNING whatever LOG_LEVEL says.
 QUIET_LOGGERS = ("aiosqlite", "sqlalchemy", "asyncio", "asyncpg", "apscheduler.executors")
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(
+    level: str, *, pseudonym_key: bytes | None = None, plain_ids: bool = False
+) -> None:
+    """Log format and levels; Telegram ids in log lines (passed through ``bot.pseudonyms.tg``)
+    become keyed pseudonyms unless ``plain_ids`` (LOG_PLAIN_IDS, for debugging)."""
+    if pseudonym_key is not None:
+        configure_log_ids(pseudonym_key, plain=plain_ids)
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from html import escape
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -31,13 +30,14 @@ from bot.services.applications import (
     Status,
 )
 from bot.services.booking import BookingService
-from bot.services.clock import Clock
+from bot.services.clock import Clock, local_date
 from bot.services.documents import DocumentService
+from bot.services.staff_alerts import NO_TOPIC, StaffAlerts
 from bot.services.validation import age_on
 from bot.storage.db import SessionFactory
 from bot.storage.models import Patient
 from bot.storage.referral_models import Referral
-from bot.views import MOSCOW, format_date, polite_name, region_name
+from bot.views import MOSCOW, format_local_date, format_local_moment, polite_name, region_name
 
 logger = logging.getLogger("bot.notifications")
 
@@ -45,12 +45,6 @@ logger = logging.getLogger("bot.notifications")
 class JobRow(Protocol):
     payload: dict[str, Any]
     chat_id: int
-
-
-def format_moment(moment: datetime, tz: str, locale: str) -> str:
-    """'28.11.2026 19:30 (Asia/Irkutsk)'."""
-    local = moment.astimezone(ZoneInfo(tz))
-    return f"{local:%d.%m.%Y %H:%M} ({tz})"
 
 
 class ApplicationNotifier:
@@ -63,7 +57,9 @@ class ApplicationNotifier:
         i18n: I18n,
         clock: Clock,
         staff_locale: str,
+        alerts: StaffAlerts | None = None,
     ) -> None:
+        self._alerts = alerts
         self._sessions = sessions
         self._applications = applications
         self._documents = documents
@@ -114,7 +110,7 @@ class ApplicationNotifier:
             lines.append(
                 _("card.patient").format(
                     name=escape(patient.full_name),
-                    age=age_on(patient.birth_date, now.date()),
+                    age=age_on(patient.birth_date, local_date(now, patient.time_zone)),
                     region=escape(region_name(self._catalog, patient.region_code, locale)),
                     local_time=f"{local_now:%H:%M}",
                     tz=patient.time_zone,
@@ -194,11 +190,11 @@ class ApplicationNotifier:
             if await self._is_forum(bot, application.staff_chat_id):
                 patient = await self._patient(application.patient_id)
                 short = polite_name(patient.full_name) if patient else "—"
-                topic = await bot.create_forum_topic(
-                    application.staff_chat_id,
+                thread_id = await self._new_topic(
+                    bot,
+                    application,
                     _("card.topic").format(id=application.id, name=short)[:128],
                 )
-                thread_id = topic.message_thread_id
             text = await self.card_text(application)
             card = await bot.send_message(
                 application.staff_chat_id,
@@ -210,66 +206,49 @@ class ApplicationNotifier:
             await self._send_documents(bot, application, thread_id, None)
             return card.message_id
 
+    async def _new_topic(self, bot: Bot, application: ApplicationDTO, name: str) -> int | None:
+        """The card's topic; None when none can be made (no right to manage topics, topics
+        turned off): the card then goes into the chat itself and the coordinators are told."""
+        chat_id = application.staff_chat_id
+        try:
+            topic = await bot.create_forum_topic(chat_id, name)
+        except TelegramBadRequest:
+            logger.warning(
+                "card %s: no topic in chat %s; posted without one", application.id, chat_id
+            )
+            self._forum[chat_id] = (False, time.monotonic() + 60)
+            if self._alerts is not None:
+                await self._alerts.report(chat_id, NO_TOPIC, application_id=application.id)
+            return None
+        return topic.message_thread_id
+
     async def _send_documents(
         self, bot: Bot, application: ApplicationDTO, thread_id: int | None, only: int | None
     ) -> None:
-        for summary in await self._documents.list_documents(application.patient_id):
-            if only is not None and summary.id != only:
-                continue
-            detail = await self._documents.get(application.patient_id, summary.id)
-            if detail is None:
-                continue
-            caption = (
-                self._doc_name(detail.type_code, self._staff_locale)
-                + ", "
-                + format_date(detail.created_at.date())
-            )
-            photos = [f for f in detail.files if f.sent_as_photo]
-            others = [f for f in detail.files if not f.sent_as_photo]
-            for group, make in ((photos, InputMediaPhoto), (others, InputMediaDocument)):
-                for start in range(0, len(group), 10):
-                    chunk = group[start : start + 10]
-                    if len(chunk) == 1:
-                        if make is InputMediaPhoto:
-                            await bot.send_photo(
-                                application.staff_chat_id,
-                                chunk[0].telegram_file_id,
-                                caption=caption,
-                                message_thread_id=thread_id,
-                            )
-                        else:
-                            await bot.send_document(
-                                application.staff_chat_id,
-                                chunk[0].telegram_file_id,
-                                caption=caption,
-                                message_thread_id=thread_id,
-                            )
-                        continue
-                    media = [
-                        make(media=f.telegram_file_id, caption=caption if i == 0 else None)
-                        for i, f in enumerate(chunk)
-                    ]
-                    await bot.send_media_group(
-                        application.staff_chat_id,
-                        media,  # type: ignore[arg-type]
-                        message_thread_id=thread_id,
-                    )
+        center = self._catalog.center(application.center_code)
+        await send_patient_documents(
+            bot,
+            self._documents,
+            self._catalog,
+            self._staff_locale,
+            application.patient_id,
+            application.staff_chat_id,
+            thread_id,
+            only=only,
+            zone=center.time_zone if center else MOSCOW.key,  # the doctors read the dates
+        )
 
     async def refresh_card(self, row: JobRow, bot: Bot) -> int | None:
         application = await self._applications.get(int(row.payload["application_id"]))
         if application.card_message_id is None:
             return None  # the card job posts the current state when it runs
         with self._i18n.context(), self._i18n.use_locale(self._staff_locale):
-            try:
-                await bot.edit_message_text(
-                    await self.card_text(application),
-                    chat_id=application.staff_chat_id,
-                    message_id=application.card_message_id,
-                    reply_markup=kb.staff_card(application),
-                )
-            except TelegramBadRequest as error:
-                if "not modified" not in error.message:
-                    raise
+            await bot.edit_message_text(  # the same state again: "not modified" is success
+                await self.card_text(application),
+                chat_id=application.staff_chat_id,
+                message_id=application.card_message_id,
+                reply_markup=kb.staff_card(application),
+            )
         return application.card_message_id
 
     # --- notices -----------------------------------------------------------------------------
@@ -280,6 +259,8 @@ class ApplicationNotifier:
         with self._i18n.context(), self._i18n.use_locale(self._staff_locale):
             if event == "documents_added":
                 text = _("staff.documents_added")
+            elif event == "documents_resent":
+                text = _("staff.documents_resent")
             elif event == "patient_confirmed":
                 text = _("staff.patient_confirmed")
             elif event == "patient_cancelled":
@@ -297,6 +278,8 @@ class ApplicationNotifier:
                 await self._send_documents(
                     bot, application, application.staff_thread_id, int(row.payload["document_id"])
                 )
+            elif event == "documents_resent":
+                await self._send_documents(bot, application, application.staff_thread_id, None)
             return message.message_id
 
     async def notify_patient(self, row: JobRow, bot: Bot) -> int | None:
@@ -316,7 +299,7 @@ class ApplicationNotifier:
                 if consultation is None:
                     return None
                 body = _("notice.time_assigned").format(
-                    local=format_moment(consultation.starts_at, patient.time_zone, locale),
+                    local=format_local_moment(consultation.starts_at, patient.time_zone),
                     moscow=f"{consultation.starts_at.astimezone(MOSCOW):%d.%m.%Y %H:%M}",
                     url=consultation.video_url,
                 )
@@ -353,6 +336,65 @@ class ApplicationNotifier:
                 patient.telegram_id, header + "\n" + body, reply_markup=markup
             )
             return message.message_id
+
+
+async def send_patient_documents(
+    bot: Bot,
+    documents: DocumentService,
+    catalog: Catalog,
+    locale: str,
+    patient_id: int,
+    chat_id: int,
+    thread_id: int | None,
+    *,
+    only: int | None = None,
+    zone: str = MOSCOW.key,
+) -> int:
+    """Post a patient's documents (by their Telegram file ids) into a staff chat's topic, each
+    captioned with its type and date (in ``zone``, the doctors'); an album of up to ten at a
+    time. Returns how many."""
+    sent = 0
+    for summary in await documents.list_documents(patient_id):
+        if only is not None and summary.id != only:
+            continue
+        detail = await documents.get(patient_id, summary.id)
+        if detail is None:
+            continue
+        doc_type = catalog.document_type(detail.type_code)
+        name = escape(doc_type.name.get(locale) if doc_type else detail.type_code)
+        caption = name + ", " + format_local_date(detail.created_at, zone)
+        photos = [f for f in detail.files if f.sent_as_photo]
+        others = [f for f in detail.files if not f.sent_as_photo]
+        for group, make in ((photos, InputMediaPhoto), (others, InputMediaDocument)):
+            for start in range(0, len(group), 10):
+                chunk = group[start : start + 10]
+                if len(chunk) == 1:
+                    if make is InputMediaPhoto:
+                        await bot.send_photo(
+                            chat_id,
+                            chunk[0].telegram_file_id,
+                            caption=caption,
+                            message_thread_id=thread_id,
+                        )
+                    else:
+                        await bot.send_document(
+                            chat_id,
+                            chunk[0].telegram_file_id,
+                            caption=caption,
+                            message_thread_id=thread_id,
+                        )
+                    continue
+                media = [
+                    make(media=f.telegram_file_id, caption=caption if i == 0 else None)
+                    for i, f in enumerate(chunk)
+                ]
+                await bot.send_media_group(
+                    chat_id,
+                    media,  # type: ignore[arg-type]
+                    message_thread_id=thread_id,
+                )
+        sent += 1
+    return sent
 
 
 def status_name(status: Status) -> str:

@@ -59,12 +59,16 @@ class UpdateProcessor:
         *,
         predecessor: str | None = None,
         predecessor_is_derived: bool = False,
+        check_order_each: bool = False,
     ) -> None:
         self._dp = dp
         self._bot = bot
         self._inbox = inbox
         self._predecessor = predecessor
         self._predecessor_is_derived = predecessor_is_derived
+        # Webhook workers: Telegram may deliver two updates of one user to two workers at once,
+        # and the other's may not have been stored yet when this one was: ask again before each.
+        self._check_order_each = check_order_each
         self._queues: dict[int, list[tuple[int, StoredUpdate]]] = {}
         self._runners: dict[int, asyncio.Task[None]] = {}
         self._known: set[int] = set()
@@ -97,7 +101,8 @@ class UpdateProcessor:
             while queue:
                 await self._settled.wait()
                 _, item = queue[0]
-                if item.behind_others and await self._inbox.waits_for_others(item):
+                check = item.behind_others or self._check_order_each
+                if check and await self._inbox.waits_for_others(item):
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 0.25)
                     continue
@@ -118,7 +123,9 @@ class UpdateProcessor:
         failed = False
         with dialogue_unit() as unit:
             try:
-                update = Update.model_validate(stored.payload, context={"bot": self._bot})
+                update = stored.update or Update.model_validate(
+                    stored.payload, context={"bot": self._bot}
+                )
                 await self._dp.feed_update(self._bot, update)
             except Exception as exc:
                 failed = True
@@ -232,7 +239,9 @@ async def poll(
         backoff = 1.0
         if updates:
             offset = updates[-1].update_id + 1
+        parsed = {u.update_id: u for u in updates}
         for item in stored:
+            item.update = parsed.get(item.update_id)  # read once: no second validation
             processor.submit(item)
 
 
@@ -333,7 +342,12 @@ async def serve(
         keep_finished=timedelta(hours=settings.inbox_keep_hours),
     )
     processor = UpdateProcessor(
-        dp, bot, inbox, predecessor=name, predecessor_is_derived=settings.worker_name is None
+        dp,
+        bot,
+        inbox,
+        predecessor=name,
+        predecessor_is_derived=settings.worker_name is None,
+        check_order_each=settings.webhook,
     )
     allowed_updates = dp.resolve_used_update_types()
     workflow = {"dispatcher": dp, "bots": [bot], **dp.workflow_data}

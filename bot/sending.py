@@ -22,13 +22,13 @@ from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import (
     ClientDecodeError,
-    TelegramBadRequest,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
 )
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.methods.base import Response, TelegramType
+from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,6 @@ REPEATABLE = frozenset(
         "setMyCommands",
     }
 )
-
-#: Edits: done a second time (a repeat after a lost answer, or an update handled again after a
-#: crash) they find the message already so; Telegram's "message is not modified" means done.
-EDITS = frozenset(
-    {"editMessageCaption", "editMessageMedia", "editMessageReplyMarkup", "editMessageText"}
-)
-_NOT_MODIFIED = "message is not modified"
 
 _caller_retries: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "caller_retries", default=False
@@ -115,14 +108,16 @@ class RetryingRequests(BaseRequestMiddleware):
             failure: Exception
             try:
                 return await make_request(bot, method)
-            except TelegramBadRequest as error:
-                if method.__api_method__ in EDITS and _NOT_MODIFIED in error.message:
-                    return True
-                raise
             except TelegramRetryAfter as error:
                 failure, wait, cause = error, float(error.retry_after), "429"
-            except (TelegramServerError, ClientDecodeError) as error:
+            except TelegramServerError as error:
                 failure, wait, cause = error, backoff, "5xx"
+            except ClientDecodeError as error:
+                if not isinstance(error.original, ValueError) or isinstance(
+                    error.original, ValidationError
+                ):
+                    raise  # an answer in a shape we do not know: asking again will not help
+                failure, wait, cause = error, backoff, "5xx"  # not JSON: a proxy's error page
             except TelegramNetworkError as error:
                 if method.__api_method__ not in REPEATABLE and not _never_sent(error):
                     raise  # it may have arrived: sending again could show it twice
@@ -133,4 +128,5 @@ class RetryingRequests(BaseRequestMiddleware):
                 "Bot API %s: %s, trying again in %.1f s", method.__api_method__, cause, wait
             )
             await self._sleep(wait)
-            backoff = min(backoff * 2, 15.0)
+            if cause != "429":  # Telegram said how long; the back-off is for silence
+                backoff = min(backoff * 2, 15.0)

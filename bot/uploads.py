@@ -28,7 +28,7 @@ from bot.services.documents import (
     Refusal,
     TooBigError,
 )
-from bot.views import format_date
+from bot.views import format_local_date
 
 logger = logging.getLogger("bot.uploads")
 
@@ -98,9 +98,14 @@ class UploadCoordinator:
         return (moment - self._clock()).total_seconds() + 0.05
 
     async def resume(self) -> None:
-        """On start: timers for batches still collecting, and interrupted processing."""
+        """On start: timers for batches still collecting, and interrupted processing.
+
+        A batch still collecting was cut by the stop, and the rest of it (an album's other
+        items) is waiting at Telegram: it is delivered only now. So a batch gets a full quiet
+        period from the start, however long the restart took, for those items to join it."""
+        quiet = self._documents.quiet.total_seconds()
         for batch_id, due_at in await self._documents.due_for_closing():
-            self._start_timer(batch_id, self._seconds_until(due_at))
+            self._start_timer(batch_id, max(self._seconds_until(due_at), quiet))
         for batch_id in await self._documents.interrupted():
             await self.finish(batch_id, None)
 
@@ -189,7 +194,7 @@ class UploadCoordinator:
                     _("upload.refused_duplicate_of").format(
                         number=position,
                         type=escape(known.short_name.get(report.locale) if known else code),
-                        date=format_date(at.date()),
+                        date=format_local_date(at, report.time_zone),
                     )
                 )
             else:

@@ -11,6 +11,7 @@ from aiogram.utils.i18n import ngettext
 
 from bot.catalog import Catalog
 from bot.fsm.data import RegistrationDraft
+from bot.services.clock import local_date, local_time
 from bot.services.documents import DocumentSummary
 from bot.services.patients import PatientDTO
 from bot.services.validation import age_on, format_phone
@@ -20,6 +21,17 @@ MOSCOW = ZoneInfo("Europe/Moscow")
 
 def format_date(value: date) -> str:
     return value.strftime("%d.%m.%Y")
+
+
+def format_local_date(moment: datetime, tz: str) -> str:
+    """A stored moment's day as the reader's calendar shows it (the patient's zone for
+    patients, the center's zone or Moscow for staff)."""
+    return format_date(local_date(moment, tz))
+
+
+def format_local_moment(moment: datetime, tz: str) -> str:
+    """'28.11.2026 19:30 (Asia/Irkutsk)': a time shown to someone always names its zone."""
+    return f"{local_time(moment, tz):%d.%m.%Y %H:%M} ({tz})"
 
 
 def _offset(seconds: float) -> str:
@@ -61,7 +73,8 @@ def registration_summary(
     draft: RegistrationDraft, catalog: Catalog, locale: str, now: datetime
 ) -> str:
     born = draft.birth_date
-    age = _age(age_on(born, now.date())) if born else ""
+    today = local_date(now, draft.time_zone or MOSCOW.key)  # the zone may not be chosen yet
+    age = _age(age_on(born, today)) if born else ""
     phone = format_phone(draft.phone) if draft.phone else "—"
     if draft.phone and not draft.phone_verified:
         phone += " " + _("summary.phone_unverified")
@@ -80,19 +93,23 @@ def profile_text(patient: PatientDTO, catalog: Catalog, locale: str, now: dateti
         phone += " " + _("summary.phone_unverified")
     return _("profile.text").format(
         full_name=escape(patient.full_name),
-        birth_date=format_date(patient.birth_date) + _age(patient.age(now.date())),
+        birth_date=format_date(patient.birth_date) + _age(patient.age(now)),
         phone=escape(phone),
         region=escape(region_name(catalog, patient.region_code, locale)),
         time_zone=format_time_zone(patient.time_zone, now),
         language=_("language.name"),
         consent=_("profile.consent").format(
-            version=patient.consent_version, date=format_date(patient.consent_at.date())
+            version=patient.consent_version,
+            date=format_local_date(patient.consent_at, patient.time_zone),
         ),
     )
 
 
-def documents_list_text(items: list[DocumentSummary], catalog: Catalog, locale: str) -> str:
-    """The patient's documents grouped by type: type, then each document's date and files."""
+def documents_list_text(
+    items: list[DocumentSummary], catalog: Catalog, locale: str, tz: str
+) -> str:
+    """The patient's documents grouped by type: type, then each document's date (in the
+    patient's zone) and files."""
     if not items:
         return _("doc.list_empty")
     lines = [_("doc.list_title")]
@@ -102,15 +119,15 @@ def documents_list_text(items: list[DocumentSummary], catalog: Catalog, locale: 
     for doc_type in catalog.document_types:
         group = by_type.pop(doc_type.code, [])
         if group:
-            lines.append(_document_group(doc_type.name.get(locale), group))
+            lines.append(_document_group(doc_type.name.get(locale), group, tz))
     for code, group in by_type.items():  # types no longer in the catalog
-        lines.append(_document_group(code, group))
+        lines.append(_document_group(code, group, tz))
     return "\n".join(lines)
 
 
-def _document_group(name: str, group: list[DocumentSummary]) -> str:
+def _document_group(name: str, group: list[DocumentSummary], tz: str) -> str:
     entries = ", ".join(
-        f"{format_date(d.created_at.date())} ("
+        f"{format_local_date(d.created_at, tz)} ("
         + ngettext("doc.files", "doc.files_plural", d.files).format(count=d.files)
         + ")"
         for d in group

@@ -808,6 +808,30 @@ class FakeGroup(_Person):
         """The bot's own membership: administrator (default), member, left, kicked."""
         self._state.bot_status = status
 
+    def set_bot_rights(self, **rights: bool) -> None:
+        """The bot's administrator rights that differ from all granted (can_manage_topics=False)."""
+        self._state.bot_rights.update(rights)
+
+    async def bot_added(self, by: FakeUser, status: str = "member", **rights: bool) -> PushedUpdate:
+        """``by`` adds the bot to the group (or changes its status, e.g. makes it an
+        administrator with ``rights``): the bot gets ``my_chat_member``."""
+        state = self._state
+        server_bot = self.server.bot_state(self.token)
+        old = self.server.bot_member_json(server_bot, state)
+        state.bot_status = status
+        state.bot_rights.update(rights)
+        new = self.server.bot_member_json(server_bot, state)
+        update: JSON = {
+            "my_chat_member": {
+                "chat": dict(state.chat),
+                "from": by.user_json,
+                "date": self.server.now(),
+                "old_chat_member": old,
+                "new_chat_member": new,
+            }
+        }
+        return await by._push(update)
+
     def create_topic(self, name: str, *, by: FakeUser | None = None) -> Topic:
         """A topic created by a person (the bot gets no update for it)."""
         if not self.is_forum:

@@ -318,6 +318,8 @@ class ChatState:
     topics: dict[int, Topic] = field(default_factory=dict)
     members: dict[int, Member] = field(default_factory=dict)
     bot_status: str = "administrator"
+    # The bot's administrator rights that differ from "all granted" (e.g. can_manage_topics).
+    bot_rights: dict[str, bool] = field(default_factory=dict)
     actions: list[tuple[str, int | None]] = field(default_factory=list)
     started: bool = True  # private chats: False until the user writes to the bot
 

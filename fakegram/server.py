@@ -1305,6 +1305,11 @@ class FakeTelegram:
     def _bot_is_admin(self, chat: ChatState) -> bool:
         return chat.is_private or chat.bot_status in ("administrator", "creator")
 
+    def _bot_may_manage_topics(self, chat: ChatState) -> bool:
+        if chat.bot_status == "creator":
+            return True
+        return chat.bot_status == "administrator" and chat.bot_rights.get("can_manage_topics", True)
+
     def _format(self, raw: str, parse_mode: str | None, entities: Any) -> tuple[str, list[JSON]]:
         if parse_mode:
             try:
@@ -2549,7 +2554,7 @@ class FakeTelegram:
 
     async def _m_createForumTopic(self, bot: BotState, p: Params) -> JSON:
         chat = self._forum(bot, p)
-        if not self._bot_is_admin(chat):
+        if not self._bot_may_manage_topics(chat):
             raise bad_request("not enough rights to create a topic")
         name = p.string("name") or ""
         if not name.strip():
@@ -2689,12 +2694,19 @@ class FakeTelegram:
             return {"status": "left", "user": user}
         return {"status": "member", "user": user}
 
+    def bot_member_json(self, bot: BotState, chat: ChatState, status: str | None = None) -> JSON:
+        """The bot's own ChatMember in ``chat`` (its status and rights there)."""
+        status = status or ("member" if chat.is_private else chat.bot_status)
+        body = self._member_json(self._bot_from(bot), status)
+        if status == "administrator":
+            body.update(chat.bot_rights)
+        return body
+
     async def _m_getChatMember(self, bot: BotState, p: Params) -> JSON:
         chat = self._resolve_chat(bot, p.get("chat_id"))
         user_id = p.require_int("user_id")
         if user_id == bot.bot_id:
-            status = "member" if chat.is_private else chat.bot_status
-            return self._member_json(self._bot_from(bot), status)
+            return self.bot_member_json(bot, chat)
         if chat.is_private:
             if user_id != chat.id:
                 raise bad_request("user not found")
@@ -2718,7 +2730,7 @@ class FakeTelegram:
             if m.status in ("creator", "administrator")
         ]
         if chat.bot_status == "administrator":
-            out.append(self._member_json(self._bot_from(bot), "administrator"))
+            out.append(self.bot_member_json(bot, chat))
         return out
 
     async def _m_getChatMemberCount(self, bot: BotState, p: Params) -> int:

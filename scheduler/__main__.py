@@ -25,14 +25,15 @@ escalates overdue applications, sends the coordinators' digest and purges old da
 Run it when the bot runs as several webhook workers (set SCHEDULER_EMBEDDED=false for them).
 Only the process holding the lease in the database runs the jobs; start a second one as a hot
 standby: it takes over within SCHEDULER_LEASE_SECONDS (+ a third of it) after the first dies.
-Settings are the bot's (environment or .env; see .env.example). SIGINT/SIGTERM stop it after
+Settings are the bot's (environment or .env; see .env.example); with METRICS_PORT set it serves
+GET /healthz and /metrics. Also runs as `python -m scheduler`. SIGINT/SIGTERM stop it after
 the delivery in flight, releasing the lease for the standby.
 """
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m scheduler",
+        prog="oblako-scheduler",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -43,7 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def run(settings: Settings, catalog: Catalog) -> None:
     from bot.app import Services, build_outbox, create_bot
     from bot.i18n import create_i18n
+    from bot.observability import Metrics, process_health, start_observability
     from bot.services.clock import utc_now
+    from bot.startup import log_staff_chats
     from bot.storage.db import create_engine, migrate
     from scheduler.runner import build_runner
 
@@ -52,7 +55,17 @@ async def run(settings: Settings, catalog: Catalog) -> None:
     i18n = create_i18n(settings.default_locale)
     services = Services.create(settings, catalog, engine, i18n, utc_now)
     bot = create_bot(settings)
+    metrics = Metrics()
+    metrics.instrument_bot(bot)
     runner = build_runner(services, build_outbox(services, bot))
+    metrics.watch_scheduler(runner)
+    observability = await start_observability(
+        metrics,
+        services.sessions,
+        process_health(services.sessions, mode="scheduler"),
+        settings.metrics_host,
+        settings.metrics_port,
+    )
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -60,9 +73,12 @@ async def run(settings: Settings, catalog: Catalog) -> None:
         loop.add_signal_handler(sig, stopping.set)
     try:
         logger.info("scheduler %s started (standby until it holds the lease)", runner.lease.holder)
+        await log_staff_chats(bot, catalog, settings, i18n)
         runner.start()
         await stopping.wait()
     finally:
+        if observability is not None:
+            await observability.stop()
         await runner.stop()
         await bot.session.close()
         await engine.dispose()
@@ -76,12 +92,25 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(
+        settings.log_level,
+        pseudonym_key=settings.pseudonym_secret,
+        plain_ids=settings.log_plain_ids,
+    )
     from bot.catalog import CatalogError, default_catalog_path, load_catalog
 
     try:
         catalog = load_catalog(settings.catalog_path or default_catalog_path())
     except CatalogError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    from bot.i18n import create_i18n
+    from bot.startup import configured_catalog, refuse_placeholders
+
+    try:
+        catalog = configured_catalog(catalog, settings)
+        refuse_placeholders(catalog, settings, create_i18n(settings.default_locale))
+    except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
     with contextlib.suppress(KeyboardInterrupt):

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 
@@ -59,6 +60,11 @@ class SchedulerRunner:
         self._scheduler: AsyncIOScheduler | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def last_tick(self) -> datetime | None:
+        """When this runner's outbox sender last ticked (None: never, e.g. a standby)."""
+        return self._sender.last_tick
 
     @property
     def active(self) -> bool:

@@ -7,7 +7,7 @@ a fresh PostgreSQL database of its own on that server, created from a template m
 session (or empty, for tests that migrate themselves), and dropped afterwards.
 
 Dialogues: the bot's SQL storage by default; with ``TEST_REDIS_URL`` set (e.g.
-``redis://127.0.0.1:56379/0``) the harness uses RedisStorage + RedisEventIsolation under a key
+``redis://127.0.0.1:56379/0``) the harness keeps dialogues in RedisStorage under a key
 prefix of each test's own. Tests marked ``servers`` need PostgreSQL/Redis themselves: they skip
 with a reason when the server is absent, and in CI (``CI=true``) such a skip is a failure."""
 
@@ -43,6 +43,9 @@ from fakegram.client import FakeUser
 from fakegram.server import FakeTelegram
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+#: Staff chats of the bot processes tests start (the catalog's placeholders are refused).
+PROCESS_STAFF_CHATS = {"bakulev": -1001000000101, "kulakov": -1001000000102}
+PROCESS_STAFF_CHAT_IDS = ",".join(f"{code}={chat}" for code, chat in PROCESS_STAFF_CHATS.items())
 ROOT = Path(__file__).resolve().parent.parent
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "").strip()
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "").strip()

@@ -5,6 +5,7 @@ forgeries."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
 
@@ -350,3 +351,96 @@ async def test_a_doctors_half_done_step_belongs_to_its_topic(
     ]
     assert "Не профиль центра" in first.last_text()
     assert "Коллеги" not in second.last_text()
+
+
+@pytest.mark.parametrize("ending", ["withdrawn", "declined"])
+async def test_stale_card_buttons_are_refused_at_the_first_press(
+    harness: Harness, user: FakeUser, staff: Any, ending: str
+) -> None:
+    group, doctor, colleague = staff
+    await submitted(user, harness)
+    old_card = card(group)
+    await doctor.click_in_group(group, "🗓 Назначить дату и время")  # a calendar left open
+    calendar = group.last_message()
+    if ending == "withdrawn":
+        await user.press("📋 Мои заявки")
+        await user.click(re.compile("^№1 "))
+        await user.click("↩️ Отозвать заявку")
+        await user.click("Да, отозвать")
+    else:
+        await colleague.click_in_group(group, "✖️ Отклонить", message_id=old_card.message_id)
+        await colleague.send_in_group(group, "Не наш профиль")
+    shown = len(group.messages())
+    buttons = ("🗓 Назначить дату и время", "📎 Запросить документы", re.compile("^🏥 Пригласить"))
+    for button in buttons:
+        await doctor.click_in_group(group, button, message_id=old_card.message_id)
+        refusal = doctor.last_callback_answer()
+        assert refusal is not None and "Уже сделано" in refusal, (button, refusal)
+    assert len(group.messages()) == shown  # no calendar, no list, no question
+    await doctor.click_in_group(group, "28", message_id=calendar.message_id)
+    assert "Уже сделано" in str(doctor.last_callback_answer())
+    assert "выберите время" not in (group.last_message().text or "")
+    statuses = await harness.rows("SELECT status FROM applications")
+    assert statuses == [(ending,)]
+
+
+async def test_forged_huge_ids_on_staff_buttons_are_refused_quietly(
+    harness: Harness, user: FakeUser, staff: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    group, doctor, _ = staff
+    await submitted(user, harness)
+    the_card = card(group)
+    huge = 2**63
+    forged = (f"st:t:{huge}", f"st:a:{huge}", f"cl:{huge}:202611:0", f"ts:1:{huge}:600:0")
+    for number, data in enumerate(forged):
+        query = harness.fake.new_callback_query(
+            doctor.user_json, the_card, data, token=harness.bot.token
+        )
+        with caplog.at_level(logging.ERROR):
+            update = {"update_id": 910_000_000 + number, "callback_query": query}
+            await harness.fake.update_sink(update)  # type: ignore[misc]
+        answer = harness.fake.callback_answer(query["id"], token=harness.bot.token)
+        assert answer is not None and "больше не действует" in (answer.text or ""), data
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_the_documents_request_stays_readable_after_upload_is_pressed(
+    harness: Harness, user: FakeUser, staff: Any
+) -> None:
+    group, doctor, _ = staff
+    await submitted(user, harness)
+    await doctor.click_in_group(group, "📎 Запросить документы")
+    await doctor.click_in_group(group, "▫️ ЭКГ")
+    await doctor.click_in_group(group, "✅ Готово")
+    await doctor.send_in_group(group, "Нужна свежая ЭКГ")
+    await harness.deliver()
+    request = user.last_message()
+    assert "ЭКГ" in request.text and "Нужна свежая ЭКГ" in request.text
+    await user.click("📎 Загрузить документ", message_id=request.message_id)
+    kept = next(m for m in user.messages() if m.message_id == request.message_id)
+    assert kept.text == request.text  # the list and the comment are still in the chat
+    assert "Отправьте фото или файлы" in user.last_text()
+    assert user.last_message().message_id != request.message_id
+    await user.send_photo(png(7), caption="ЭКГ")
+    await harness.settle()
+    assert "ЭКГ" in user.last_text()
+    await user.press("📋 Мои заявки")
+    await user.click(re.compile("^№1 "))
+    assert "по часовому поясу Asia/Irkutsk" in user.last_text()  # the history's times
+
+
+async def test_withdraw_on_an_old_screen_is_refused_at_the_first_press(
+    harness: Harness, user: FakeUser, staff: Any
+) -> None:
+    group, doctor, _ = staff
+    await submitted(user, harness)
+    await user.press("📋 Мои заявки")
+    await user.click(re.compile("^№1 "))
+    details = user.last_message()
+    await doctor.click_in_group(group, "🗓 Назначить дату и время")
+    await doctor.send_in_group(group, "27.11 10:00")
+    await doctor.click_in_group(group, "✅ Назначить")
+    await user.click("↩️ Отозвать заявку", message_id=details.message_id)
+    refusal = user.last_callback_answer()
+    assert refusal is not None and "Отозвать уже нельзя" in refusal
+    assert "Да, отозвать" not in flat(user.inline_buttons(details.message_id))

@@ -209,3 +209,55 @@ async def test_forged_callback_on_someone_elses_consultation(duty: Harness, make
         await intruder.click_data(ConsultCb(action=action, id=1).pack(), anchor)
         assert "не найдена" in str(intruder.last_callback_answer())
     assert await duty.rows("SELECT status FROM consultations") == [("scheduled",)]
+
+
+async def test_a_long_doctors_list_comes_in_pages(duty: Harness, user: FakeUser) -> None:
+    for number in range(25):
+        await add_doctor(duty, f"Врач Номер{number:02d}", "cardiology", [FIRST])
+    await register(user)
+    await user.press("🩺 Дежурный врач")
+    await user.click("❤️ Кардиология")
+    buttons = flat(user.inline_buttons())
+    doctors = [b for b in buttons if b.startswith("Врач Номер")]
+    assert len(doctors) == 10 and "1/3" in buttons
+    assert user.last_text().count("Врач Номер") == 10  # their "about" lines: this page's only
+    assert "по часовому поясу Asia/Irkutsk" in user.last_text()  # of the next free times
+    await user.click("▶️")
+    doctors = [b for b in flat(user.inline_buttons()) if b.startswith("Врач Номер")]
+    assert doctors[0].startswith("Врач Номер10") and "2/3" in flat(user.inline_buttons())
+    await user.click(re.compile("^Врач Номер12"))
+    assert "26.11" in flat(user.inline_buttons())  # the doctor's days: the list still works
+
+
+async def test_any_doctors_day_shows_a_bounded_list_of_times(duty: Harness, user: FakeUser) -> None:
+    for number in range(8):  # 8 doctors with 16 half-hour slots each on 26.11
+        starts = [FIRST + timedelta(minutes=30 * k) for k in range(16)]
+        await add_doctor(duty, f"Врач Номер{number}", "cardiology", starts)
+    await register(user)
+    await user.press("🩺 Дежурный врач")
+    await user.click("❤️ Кардиология")
+    await user.click(re.compile("^⏱"))
+    await user.click("26.11")
+    buttons = flat(user.inline_buttons())
+    assert len(buttons) <= 100  # Telegram's limit for one message
+    times = [b for b in buttons if " · Врач Номер" in b]
+    assert len(times) == 48 and times[0].startswith("15:00")  # the day's earliest first
+
+
+async def test_an_old_screens_cancel_of_a_cancelled_consultation_is_refused_at_once(
+    duty: Harness, user: FakeUser
+) -> None:
+    await add_doctor(duty, "Анна Сердцева", "cardiology", [FIRST])
+    await register(user)
+    await book(user, "15:00")
+    await user.press("🗓 Мои консультации")
+    await user.click(re.compile("^26.11.2026 15:00"))
+    old_screen = user.last_message()
+    await user.press("🗓 Мои консультации")  # a second screen, where it is cancelled
+    await user.click(re.compile("^26.11.2026 15:00"))
+    await user.click("✖️ Отменить запись")
+    await user.click("Заболел(а)")
+    await user.click("✖️ Отменить запись", message_id=old_screen.message_id)
+    refusal = user.last_callback_answer()
+    assert refusal is not None and "уже прошла или отменена" in refusal
+    assert "Заболел(а)" not in flat(user.inline_buttons(old_screen.message_id))  # not asked

@@ -26,8 +26,8 @@ def biggest(cls: type[CallbackData]) -> CallbackData:
         kind = next(o for o in options if o is not type(None))
         if isinstance(kind, type) and issubclass(kind, str) and hasattr(kind, "__members__"):
             values[name] = max(kind, key=lambda m: len(m.value))  # type: ignore[arg-type]
-        elif kind is int:
-            values[name] = 99_999_999_999  # ids and yyyymmdd values, far beyond real ones
+        elif kind is int:  # the largest the field allows
+            values[name] = next(m.le for m in field.metadata if getattr(m, "le", None))
         elif kind is bool:
             values[name] = True
         else:
@@ -50,3 +50,19 @@ def test_forged_values_are_refused() -> None:
         callbacks.ConsentCb.unpack("cs:zz")
     with pytest.raises(ValueError):
         callbacks.RegionPickCb.unpack("rr:abc")
+
+
+def int_fields(cls: type[CallbackData]) -> list[str]:
+    return [name for name, field in cls.model_fields.items() if field.annotation is int]
+
+
+@pytest.mark.parametrize("cls", all_classes(), ids=lambda c: c.__name__)
+def test_every_number_out_of_range_is_refused(cls: type[CallbackData]) -> None:
+    """A forged id past what a table's INTEGER column holds never reaches a query."""
+    for name in int_fields(cls):
+        packed = biggest(cls).pack().split(":")
+        position = list(cls.model_fields).index(name) + 1
+        for forged in (2**63, 2**31, -1):
+            packed[position] = str(forged)
+            with pytest.raises(ValueError):
+                cls.unpack(":".join(packed))

@@ -37,7 +37,8 @@ async def test_failure_gets_an_apology_and_the_step_stays(
     monkeypatch.setattr(PatientService, "register", broken)
     with caplog.at_level(logging.ERROR, logger="bot.errors"):
         await user.click("✅ Всё верно")
-    assert "что-то пошло не так" in user.last_text()
+    apology = user.last_callback_answer()  # the press's one answer
+    assert apology is not None and "что-то пошло не так" in apology and apology.show_alert
     assert await state_of(harness, user) == Registration.summary.state
     assert (await draft_of(harness, user))["full_name"] == NAME
     record = next(r for r in caplog.records if r.name == "bot.errors")

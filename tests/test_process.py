@@ -19,7 +19,7 @@ from sqlalchemy import text
 from bot.storage.db import create_engine
 from fakegram.client import FakeGroup, FakeUser
 from fakegram.server import FakeTelegram
-from tests.conftest import ROOT, TOKEN
+from tests.conftest import PROCESS_STAFF_CHAT_IDS, PROCESS_STAFF_CHATS, ROOT, TOKEN
 
 pytestmark = pytest.mark.process
 
@@ -50,6 +50,7 @@ class BotProcess:
             "DATABASE_URL": database_url,
             "FILES_DIR": str(tmp / "files"),
             "LOG_LEVEL": "DEBUG",
+            "STAFF_CHAT_IDS": PROCESS_STAFF_CHAT_IDS,
             "PYTHONPATH": str(ROOT),
             # a restarted bot takes the scheduler lease of the killed one when it runs out
             "SCHEDULER_LEASE_SECONDS": "3",
@@ -158,7 +159,7 @@ async def test_outbox_row_committed_before_a_sigkill_is_delivered_once(
     fake_queue: FakeTelegram, tmp_path: Path, empty_database_url: str
 ) -> None:
     fake = fake_queue
-    group = FakeGroup(fake, -1001000000001, "НМИЦ ССХ — заявки", is_forum=True)
+    group = FakeGroup(fake, PROCESS_STAFF_CHATS["bakulev"], "НМИЦ ССХ — заявки", is_forum=True)
     process = BotProcess(fake, tmp_path, empty_database_url)
     await process.start(OUTBOX_TICK_SECONDS="3600")  # the sender will not run before the kill
     try:

@@ -9,6 +9,7 @@ import io
 import itertools
 import re
 import time
+import zipfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -442,3 +443,63 @@ async def test_erasure_removes_the_referral(
     for secret in ("Сидорова", "9876501", "1975-04-12", "Зуева", "9876505", ORG, DOCTOR):
         assert secret not in dump, secret
     assert await referral_count(harness) == 0
+
+
+def without_dimension(data: bytes) -> bytes:
+    """The workbook as streaming writers make it: no <dimension> in the sheet."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            body = source.read(item.filename)
+            if item.filename.startswith("xl/worksheets/"):
+                body = re.sub(rb"<dimension[^>]*/>", b"", body)
+            target.writestr(item, body)
+    return out.getvalue()
+
+
+def big_sheet(count: int) -> bytes:
+    rows = [
+        row(f"Пациент Номер{chr(1072 + i % 30)}", "01.01.1980", f"+7914{i:07d}")
+        for i in range(count)
+    ]
+    data = without_dimension(xlsx(rows))
+    assert b"<dimension" not in zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.xml")
+    return data
+
+
+def progress_edits(h: Harness, coordinator: FakeUser) -> list[str]:
+    texts = [
+        str(c.params.get("text", "")) for c in h.fake.calls("editMessageText", coordinator.user_id)
+    ]
+    return [t for t in texts if t.startswith("⏳")]
+
+
+async def test_progress_of_a_workbook_without_dimension_says_no_total(
+    harness: Harness, coordinator: FakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(referral_handlers, "PROGRESS_EVERY_SECONDS", 0.0)
+    report = await upload(coordinator, big_sheet(1200))
+    assert len(report) == 1201
+    assert progress_edits(harness, coordinator) == [
+        "⏳ Обработано строк: 500…",
+        "⏳ Обработано строк: 1000…",
+    ]
+
+
+async def test_progress_edits_keep_their_limit_whatever_the_workbook(
+    harness: Harness, coordinator: FakeUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A workbook that does not say its size: still no edit before the limit has passed."""
+    monkeypatch.setattr(referral_handlers, "PROGRESS_EVERY_SECONDS", 3600.0)
+    report = await upload(coordinator, big_sheet(1200))
+    assert len(report) == 1201
+    assert progress_edits(harness, coordinator) == []
+
+
+async def test_relink_with_a_huge_or_odd_number_gets_the_usage(
+    harness: Harness, coordinator: FakeUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    for command in (f"/relink {2**63}", "/relink ²", "/relink #99999999999"):
+        await coordinator.send(command)
+        assert "Напишите номер направления" in coordinator.last_text(), command
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

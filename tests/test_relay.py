@@ -375,13 +375,24 @@ async def test_a_failed_delivery_is_told_to_the_patient(
     harness: Harness, user: FakeUser, forum: FakeGroup
 ) -> None:
     await ask_doctor(user)
-    harness.fake.fail_next("copyMessage", error_code=429, retry_after=30)
+    # A flood wait longer than TELEGRAM_OUTAGE_SECONDS: not waited for (a short one is, below).
+    harness.fake.fail_next("copyMessage", error_code=429, retry_after=600)
     refused = await user.send("Важный вопрос")
     answer = user.last_message()
     assert "Не удалось доставить это сообщение врачу" in answer.content
     assert answer.reply_to_message_id == refused.message_id
     await user.send("Важный вопрос")
     assert copies(forum, the_topic(forum))[-1].text == "Важный вопрос"
+
+
+async def test_a_short_flood_wait_is_waited_out_and_the_question_delivered_once(
+    harness: Harness, user: FakeUser, forum: FakeGroup
+) -> None:
+    await ask_doctor(user)
+    harness.fake.fail_next("copyMessage", error_code=429, retry_after=1)
+    await user.send("Важный вопрос")
+    assert [c.text for c in copies(forum, the_topic(forum))].count("Важный вопрос") == 1
+    assert "Не удалось доставить" not in user.last_message().content
 
 
 async def test_close_and_open_again(
@@ -468,6 +479,13 @@ async def test_staff_commands(
     listing = forum.last_text(thread_id=thread)
     assert "пациента #1" in listing
     assert "26.11.2026 10:00 (МСК) — дежурный врач Пётр Сердцев, назначена" in listing
+    harness.clock.now = starts + timedelta(minutes=10)  # under way: still the doctors' to see
+    await doctor.send_in_group(forum, "/consultations", thread_id=thread)
+    assert "26.11.2026 10:00 (МСК)" in forum.last_text(thread_id=thread)
+    harness.clock.now = starts + timedelta(minutes=31)  # over
+    await doctor.send_in_group(forum, "/consultations", thread_id=thread)
+    assert "26.11.2026 10:00" not in forum.last_text(thread_id=thread)
+    harness.clock.now = starts - timedelta(hours=20)
     await doctor.send_in_group(forum, "/profile", thread_id=thread)
     assert "дежурный врач Пётр Сердцев" in forum.last_text(thread_id=thread)
     assert NAME in forum.last_text(thread_id=thread)

@@ -510,3 +510,29 @@ async def test_declined_after_the_time_was_set_no_reminders(day: Harness, user: 
     for moment in (START - timedelta(hours=24), START - timedelta(minutes=10)):
         await at(day, moment)
     assert reminders_of(user) == []
+
+
+async def test_a_consultation_under_way_keeps_its_join_button_until_its_end(
+    day: Harness, user: FakeUser, duty_chat: tuple[FakeGroup, FakeUser]
+) -> None:
+    await add_doctor(day, "Анна Сердцева", "cardiology", [START])
+    await register(user)
+    await book(user, START)
+    await at(day, START - timedelta(hours=2))
+    reminder = user.last_message()
+    await at(day, START - timedelta(minutes=15))
+    day.clock.now = START + timedelta(seconds=4)  # it has begun
+    await user.click("✅ Буду", message_id=reminder.message_id)
+    assert "Мои консультации" in str(user.last_callback_answer())
+    await user.press("🗓 Мои консультации")
+    overview = user.last_text()
+    assert "Прошедшие" not in overview, overview
+    assert "по часовому поясу Asia/Irkutsk" in overview  # the buttons' times are theirs
+    await user.click(re.compile("Анна Сердцева"))
+    join = button(user.last_message(), "🎥 Подключиться")
+    assert join["url"].startswith("https://")
+    assert not any("Отменить" in b or "Перенести" in b for b in flat(user.inline_buttons()))
+
+    day.clock.now = START + timedelta(minutes=31)  # the slot (30 min) is over
+    await user.press("🗓 Мои консультации")
+    assert user.inline_buttons() == []

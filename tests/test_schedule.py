@@ -490,3 +490,49 @@ async def test_doctor_card_deactivate_and_activate(harness: Harness, coordinator
     await coordinator.click("▶️")
     assert "страница 2 из 2" in coordinator.last_text()
     assert "02.12.2026 13:30 (Europe/Moscow), 30 мин — свободен" in coordinator.last_text()
+
+
+async def test_the_coordinators_doctor_lists_come_in_pages(
+    harness: Harness, coordinator: FakeUser
+) -> None:
+    async with harness.services.sessions.begin() as session:
+        for number in range(25):
+            session.add(
+                DutyDoctor(
+                    display_name=f"Врач Номер{number:02d}",
+                    specialty="cardiology",
+                    created_at=harness.clock(),
+                )
+            )
+    await coordinator.send("/schedule")
+    menu = coordinator.last_message().message_id
+    for button in ("👩‍⚕️ Дежурные врачи", "📋 Слоты: просмотр и удаление", "🗓 Создать слоты"):
+        await coordinator.click(button, message_id=menu)
+        shown = coordinator.last_message()
+        names = [b for b in flat(coordinator.inline_buttons(shown)) if "Врач Номер" in b]
+        assert len(names) == 10 and "1/3" in flat(coordinator.inline_buttons(shown)), button
+        await coordinator.click("▶️", message_id=shown.message_id)
+        names = [b for b in flat(coordinator.inline_buttons(shown)) if "Врач Номер" in b]
+        assert "Врач Номер10" in names[0], button
+        await coordinator.send("/schedule")
+        menu = coordinator.last_message().message_id
+
+
+async def test_deactivating_an_already_inactive_doctor_shows_the_card_as_it_is(
+    harness: Harness, coordinator: FakeUser
+) -> None:
+    async with harness.services.sessions.begin() as session:
+        session.add(
+            DutyDoctor(
+                display_name="Анна Сердцева", specialty="cardiology", created_at=harness.clock()
+            )
+        )
+    await coordinator.send("/schedule")
+    await coordinator.click("👩‍⚕️ Дежурные врачи")
+    await coordinator.click(re.compile("Анна Сердцева"))
+    old_card = coordinator.last_message()
+    [(doctor_id,)] = await harness.rows("SELECT id FROM duty_doctors")
+    await harness.services.schedule.set_active(doctor_id, False)  # another coordinator did it
+    await coordinator.click("🚫 Отключить врача", message_id=old_card.message_id)
+    buttons = flat(coordinator.inline_buttons(old_card.message_id))
+    assert "🚫 Да, отключить" not in buttons and "✅ Снова включить врача" in buttons

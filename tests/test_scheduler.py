@@ -238,7 +238,11 @@ async def test_sla_escalates_after_three_days_once_a_day_until_handled(
     h.clock.advance(days=2)
     assert await h.services.sla.escalate_overdue() == 0
     await h.deliver()
-    assert len(escalations(group)) == 1 and len(coordinator.messages()) == 2
+    notes = [m for m in coordinator.messages() if "Просрочена" in (m.text or "")]
+    assert len(escalations(group)) == 1 and len(notes) == 2
+    # the card went with the deleted topic: its update failed for good, and that is told once
+    [alert] = [m for m in coordinator.messages() if "не доставлено" in (m.text or "")]
+    assert "message_not_found" in (alert.text or "")
 
 
 async def test_an_escalation_handled_before_delivery_is_not_sent(

@@ -31,7 +31,7 @@ from bot.services.outbox import Outbox
 from bot.storage.db import create_engine, create_session_factory, migrate
 from fakegram.client import FakeUser
 from fakegram.server import FakeTelegram
-from tests.conftest import ROOT, TOKEN
+from tests.conftest import PROCESS_STAFF_CHAT_IDS, ROOT, TOKEN
 
 pytestmark = pytest.mark.process
 
@@ -64,6 +64,7 @@ class Process:
             "DATABASE_URL": database_url,
             "FILES_DIR": str(tmp / "files"),
             "LOG_LEVEL": "INFO",
+            "STAFF_CHAT_IDS": PROCESS_STAFF_CHAT_IDS,
             "PYTHONPATH": str(ROOT),
             "SCHEDULER_LEASE_SECONDS": str(LEASE),
             "OUTBOX_TICK_SECONDS": "0.2",

@@ -1,5 +1,6 @@
 """An edit done a second time — by an update handled again after a crash, or repeated after its
-answer was lost — is not a failure: the message already shows it (bot.sending)."""
+answer was lost — is not a failure: the message already shows it (bot.api_session, inside the
+retries of bot.sending)."""
 
 from __future__ import annotations
 

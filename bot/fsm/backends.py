@@ -1,24 +1,58 @@
 """Where dialogues live and how one user's updates are kept apart: the bot's own database
-(embedded default) or Redis (``REDIS_URL``: several workers share dialogues and locks)."""
+(embedded default) or Redis (``REDIS_URL``: several workers share dialogues)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.base import (
+    BaseEventIsolation,
+    BaseStorage,
+    DefaultKeyBuilder,
+    StorageKey,
+)
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
 from redis.asyncio import Redis
 
 from bot.config import Settings
 from bot.fsm.storage import SQLStorage
-from bot.fsm.unit import WriteBehindStorage
+from bot.fsm.unit import DialogueUnit, WriteBehindStorage
 from bot.storage.db import SessionFactory
 
 
 class DialogueRedisStorage(WriteBehindStorage, RedisStorage):
-    """RedisStorage whose reads and writes inside an update are done once (see bot.fsm.unit)."""
+    """RedisStorage whose reads and writes inside an update are done once (see bot.fsm.unit),
+    each in one round trip."""
+
+    async def load(self, key: StorageKey) -> tuple[str | None, dict[str, Any]]:
+        state, data = await self.redis.mget(
+            self.key_builder.build(key, "state"), self.key_builder.build(key, "data")
+        )
+        if isinstance(state, bytes):
+            state = state.decode("utf-8")
+        return state, (self.json_loads(data) if data else {})
+
+    async def save(self, unit: DialogueUnit, session: Any = None) -> None:
+        changes = unit.changes()
+        if not changes:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for key, dialogue in changes:
+                state_key = self.key_builder.build(key, "state")
+                data_key = self.key_builder.build(key, "data")
+                if dialogue.state is None:
+                    pipe.delete(state_key)
+                else:
+                    pipe.set(state_key, dialogue.state, ex=self.state_ttl)
+                if dialogue.data:
+                    pipe.set(data_key, self.json_dumps(dialogue.data), ex=self.data_ttl)
+                else:
+                    pipe.delete(data_key)
+            await pipe.execute()
+        unit.saved()
 
 
 @dataclass(frozen=True)
@@ -46,8 +80,12 @@ def create_dialogue_backend(
         state_ttl=ttl,
         data_ttl=ttl,
     )
-    # A crashed worker's lock on a user expires after LOCK_TIMEOUT_SECONDS.
-    isolation = storage.create_isolation(lock_kwargs={"timeout": settings.lock_timeout_seconds})
+    # The inbox decides the order of one user's updates across workers (bot.runner); this lock
+    # also keeps two workers from handling one user at the same moment when Telegram delivers
+    # two of their updates at once. A dead worker's lock ends after LOCK_TIMEOUT_SECONDS.
+    isolation = storage.create_isolation(
+        lock_kwargs={"timeout": settings.lock_timeout_seconds, "sleep": 0.02}
+    )
     return DialogueBackend(storage, isolation)
 
 

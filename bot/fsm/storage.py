@@ -9,7 +9,7 @@ from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -33,6 +33,34 @@ def _where(key: StorageKey) -> list[Any]:
     return [getattr(FsmRecord, name) == value for name, value in _pk(key).items()]
 
 
+# The statements of the hot path (every update reads, most write), built once: constructing
+# them per call with literal values cost more than running them.
+_TABLE: Table = FsmRecord.__table__  # type: ignore[assignment]
+_KEY_COLUMNS = ("bot_id", "chat_id", "user_id", "thread_id", "business_connection_id", "destiny")
+_BY_KEY = [_TABLE.c[name] == bindparam(f"k_{name}") for name in _KEY_COLUMNS]
+_READ = select(_TABLE.c.state, _TABLE.c.data).where(*_BY_KEY)
+_DELETE = delete(_TABLE).where(*_BY_KEY)
+
+
+def _upsert_statement(dialect: str) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(_TABLE).values(
+        {name: bindparam(f"k_{name}") for name in _KEY_COLUMNS}
+        | {name: bindparam(name) for name in ("state", "data", "updated_at")}
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=list(_KEY_COLUMNS),
+        set_={name: stmt.excluded[name] for name in ("state", "data", "updated_at")},
+    )
+
+
+_UPSERT = {dialect: _upsert_statement(dialect) for dialect in ("sqlite", "postgresql")}
+
+
+def _key_params(key: StorageKey) -> dict[str, Any]:
+    return {f"k_{name}": value for name, value in _pk(key).items()}
+
+
 async def _upsert(session: AsyncSession, key: StorageKey, values: dict[str, Any]) -> None:
     """Set some columns of the key's row (made if missing); a row left with neither a state nor
     data is deleted."""
@@ -53,9 +81,7 @@ class _SQLStorage(BaseStorage):
 
     async def _read(self, key: StorageKey) -> tuple[str | None, dict[str, Any]]:
         async with self._sessions() as session:
-            row = (
-                await session.execute(select(FsmRecord.state, FsmRecord.data).where(*_where(key)))
-            ).first()
+            row = (await session.execute(_READ, _key_params(key))).first()
         if row is None:
             return None, {}
         data: dict[str, Any] = json.loads(row[1])
@@ -95,25 +121,22 @@ class SQLStorage(WriteBehindStorage, _SQLStorage):
         if session is None:
             async with self._sessions.begin() as own:
                 await self._save_in(own, unit)
-        else:
+            unit.saved()
+        else:  # the caller's transaction: saved when it commits
             await self._save_in(session, unit)
 
     async def _save_in(self, session: AsyncSession, unit: DialogueUnit) -> None:
+        upsert = _UPSERT[session.get_bind().dialect.name]
         for key, dialogue in unit.changes():
             if dialogue.state is None and not dialogue.data:
-                await session.execute(delete(FsmRecord).where(*_where(key)))
+                await session.execute(_DELETE, _key_params(key))
                 continue
             values = {
                 "state": dialogue.state,
                 "data": json.dumps(dialogue.data, ensure_ascii=False),
                 "updated_at": datetime.now(UTC),
             }
-            insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-            stmt = insert(FsmRecord).values(**_pk(key), **values)
-            await session.execute(
-                stmt.on_conflict_do_update(index_elements=list(_pk(key)), set_=values)
-            )
-        unit.saved()
+            await session.execute(upsert, _key_params(key) | values)
 
     async def forget_user(self, user_id: int) -> int:
         """Erase every dialogue of a user (profile deletion). Returns the rows removed."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.dispatcher.event.handler import CallableObject
-from aiogram.filters import Filter
-from aiogram.types import TelegramObject
+from aiogram.filters import Command, Filter
+from aiogram.types import Message, TelegramObject
 from aiogram.utils.i18n import I18n
 
 from bot.handlers import (
@@ -19,6 +19,7 @@ from bot.handlers import (
     documents,
     errors,
     fallback,
+    membership,
     profile,
     referrals,
     registration,
@@ -71,10 +72,29 @@ def build_root_router(i18n: I18n) -> Router:
         fallback.router(),
     )
     root.include_routers(
-        private, reminders.staff_router(), staff.router(), relay.duty_router(), errors.router()
+        private,
+        reminders.staff_router(),
+        staff.router(),
+        relay.duty_router(),
+        membership.router(i18n),
+        fallback.staff_router(),
+        errors.router(),
     )
     run_sync_filters_inline(root)
     return root
+
+
+def _command_prefix_first(command: Command) -> Callable[..., Any]:
+    """aiogram's Command filter parses every text and raises an exception for each that is not
+    a command (a dozen per plain message); a text that does not start with the prefix is not."""
+
+    async def call(message: Message, bot: Bot) -> bool | dict[str, Any]:
+        text = message.text or message.caption if isinstance(message, Message) else None
+        if not text or text[0] not in command.prefix:
+            return False
+        return await command(message, bot)
+
+    return call
 
 
 def _as_coroutine(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,7 +108,7 @@ def run_sync_filters_inline(root: Router) -> int:
     """aiogram runs every plain (non-async) filter and handler in a worker thread, in case it
     blocks. Ours never block: magic filters (``F.text == …``), lambdas over the event. A thread
     hand-off per filter cost more than the filter (about ten per update), so they run inline.
-    Returns how many were changed."""
+    Command filters look at the first character before parsing. Returns how many changed."""
     changed = 0
     for router in root.chain_tail:
         for observer in router.observers.values():
@@ -99,7 +119,10 @@ def run_sync_filters_inline(root: Router) -> int:
                 if handler is not getattr(observer, "_handler", None):
                     callables.append(handler)
                 for item in callables:
-                    if not item.awaitable:
+                    if isinstance(item.callback, Command):
+                        item.callback = _command_prefix_first(item.callback)
+                        changed += 1
+                    elif not item.awaitable:
                         item.callback = _as_coroutine(item.callback)
                         item.awaitable = True
                         changed += 1

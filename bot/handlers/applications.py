@@ -13,7 +13,15 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import AppAction, AppCb, ConclusionCb, TimeAnswer, TimeAnswerCb
+from bot.callbacks import (
+    AppAction,
+    AppCb,
+    AppListPageCb,
+    ConclusionCb,
+    ConclusionPageCb,
+    TimeAnswer,
+    TimeAnswerCb,
+)
 from bot.fsm.data import ApplicationDraft, load_application, save_application
 from bot.fsm.states import ApplicationForm
 from bot.handlers.flow import Flow
@@ -23,6 +31,7 @@ from bot.keyboards import applications as kb
 from bot.keyboards import menu as menu_kb
 from bot.notifications import status_name
 from bot.services.applications import (
+    BEFORE_TIME,
     ActionRefusedError,
     ApplicationService,
     Draft,
@@ -30,7 +39,7 @@ from bot.services.applications import (
 )
 from bot.services.documents import DocumentService
 from bot.services.patients import PatientDTO
-from bot.views import format_date, region_name
+from bot.views import format_local_date, region_name
 
 STEPS = (
     ApplicationForm.center,
@@ -206,6 +215,18 @@ def router(i18n: I18n) -> Router:
             query, _("app.list_title"), kb.my_applications(items, flow.catalog, flow.locale)
         )
 
+    @r.callback_query(AppListPageCb.filter())
+    async def list_page(
+        query: CallbackQuery,
+        callback_data: AppListPageCb,
+        flow: Flow,
+        patient: PatientDTO,
+        applications: ApplicationService,
+    ) -> None:
+        items = await applications.for_patient(patient.id)
+        markup = kb.my_applications(items, flow.catalog, flow.locale, callback_data.page)
+        await edit_or_send(query, _("app.list_title"), markup)
+
     @r.callback_query(AppCb.filter(F.action == AppAction.OPEN))
     async def open_application(
         query: CallbackQuery,
@@ -229,6 +250,8 @@ def router(i18n: I18n) -> Router:
             if event.note:
                 line += f": {escape(event.note)}"
             lines.append(line)
+        if events:  # the events' times above are the patient's own
+            lines.append(_("common.times_in_zone").format(zone=patient.time_zone))
         consultation = await applications.consultation_for(item.id)
         if consultation is not None:
             local = consultation.starts_at.astimezone(zone)
@@ -240,8 +263,24 @@ def router(i18n: I18n) -> Router:
         await edit_or_send(query, "\n".join(lines), kb.application(item))
 
     @r.callback_query(AppCb.filter(F.action == AppAction.WITHDRAW))
-    async def withdraw_ask(query: CallbackQuery, callback_data: AppCb) -> None:
-        await edit_or_send(query, _("app.withdraw_question"), kb.withdraw_confirm(callback_data.id))
+    async def withdraw_ask(
+        query: CallbackQuery,
+        callback_data: AppCb,
+        patient: PatientDTO,
+        applications: ApplicationService,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        try:  # refused at this first press once the application moved on (or is not theirs)
+            item = await applications.get(callback_data.id, patient_id=patient.id)
+        except ActionRefusedError:
+            callback_answer.text = _("app.not_found")
+            callback_answer.show_alert = True
+            return
+        if item.status not in BEFORE_TIME:
+            callback_answer.text = _("app.cannot_withdraw")
+            callback_answer.show_alert = True
+            return
+        await edit_or_send(query, _("app.withdraw_question"), kb.withdraw_confirm(item.id))
 
     @r.callback_query(AppCb.filter(F.action == AppAction.WITHDRAW_YES))
     async def withdraw(
@@ -297,7 +336,20 @@ def router(i18n: I18n) -> Router:
         if not items:
             await flow.send(_("conclusion.none"))
             return
-        await flow.send(_("conclusion.list_title"), reply_markup=kb.conclusions(items))
+        await flow.send(
+            _("conclusion.list_title"), reply_markup=kb.conclusions(items, patient.time_zone)
+        )
+
+    @r.callback_query(ConclusionPageCb.filter())
+    async def conclusions_page(
+        query: CallbackQuery,
+        callback_data: ConclusionPageCb,
+        patient: PatientDTO,
+        applications: ApplicationService,
+    ) -> None:
+        items = await applications.conclusions(patient.id)
+        markup = kb.conclusions(items, patient.time_zone, callback_data.page)
+        await edit_or_send(query, _("conclusion.list_title"), markup)
 
     @r.callback_query(ConclusionCb.filter())
     async def open_conclusion(
@@ -316,7 +368,7 @@ def router(i18n: I18n) -> Router:
             callback_answer.show_alert = True
             return
         header = _("conclusion.header").format(
-            date=format_date(item.created_at.date()), author=escape(item.author)
+            date=format_local_date(item.created_at, patient.time_zone), author=escape(item.author)
         )
         await flow.send(header + ("\n\n" + escape(item.text) if item.text else ""))
         if item.telegram_file_id:
@@ -388,7 +440,7 @@ async def summary_text(flow: Flow, draft: ApplicationDraft) -> str:
     _checklist, missing = await checklist_text(flow, draft)
     text = _("app.summary").format(
         name=escape(patient.full_name),
-        age=patient.age(flow.clock().date()),
+        age=patient.age(flow.clock()),
         region=escape(region_name(flow.catalog, patient.region_code, flow.locale)),
         center=escape(center.short_name.get(flow.locale)),
         group=escape(group.name.get(flow.locale) if group else "—"),

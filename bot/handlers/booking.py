@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from html import escape
-from zoneinfo import ZoneInfo
 
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -13,12 +12,13 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import ConsultAction, ConsultCb, DutyAction, DutyCb
+from bot.callbacks import ConsultAction, ConsultCb, DutyAction, DutyCb, DutyDoctorsPageCb
 from bot.handlers.flow import Flow
 from bot.handlers.utils import edit_or_send
 from bot.i18n import variants
 from bot.keyboards import booking as kb
 from bot.keyboards.booking import REASON_KEYS, SPECIALTY_KEYS
+from bot.keyboards.paging import page_of
 from bot.services.booking import (
     SPECIALTIES,
     BookingError,
@@ -27,13 +27,9 @@ from bot.services.booking import (
     MyConsultation,
 )
 from bot.services.patients import PatientDTO
-from bot.views import MOSCOW
+from bot.views import MOSCOW, format_local_moment
 
 LINK_OPENS_BEFORE = timedelta(minutes=15)
-
-
-def moment(value: datetime, tz: str) -> str:
-    return f"{value.astimezone(ZoneInfo(tz)):%d.%m.%Y %H:%M} ({tz})"
 
 
 def _day(value: int) -> date | None:
@@ -50,6 +46,17 @@ def router(i18n: I18n) -> Router:
     async def start(_message: Message, flow: Flow) -> None:
         await flow.state.clear()
         await flow.send(_("duty.intro"), reply_markup=kb.specialties())
+
+    @r.callback_query(DutyDoctorsPageCb.filter(F.specialty.in_(SPECIALTIES)))
+    async def doctors_page(
+        query: CallbackQuery,
+        callback_data: DutyDoctorsPageCb,
+        patient: PatientDTO,
+        booking: BookingService,
+    ) -> None:
+        await _doctors_page(
+            query, booking, callback_data.specialty, callback_data.page, patient.time_zone
+        )
 
     @r.callback_query(DutyCb.filter())
     async def step(
@@ -76,12 +83,7 @@ def router(i18n: I18n) -> Router:
             return
         name = _(SPECIALTY_KEYS[data.specialty])
         if data.action is DutyAction.SPECIALTY:
-            doctors = await booking.doctors(data.specialty)
-            text = _("duty.choose_doctor").format(specialty=name)
-            for doctor in doctors:
-                if doctor.about:
-                    text += f"\n• <b>{escape(doctor.name)}</b> — {escape(doctor.about)}"
-            await edit_or_send(query, text, kb.doctors(data.specialty, doctors, tz))
+            await _doctors_page(query, booking, data.specialty, 0, tz)
         elif data.action is DutyAction.DOCTOR:
             days = await booking.free_days(data.specialty, data.doctor, tz)
             if not days:
@@ -115,7 +117,7 @@ def router(i18n: I18n) -> Router:
                 _("duty.confirm").format(
                     doctor=escape(slot.doctor_name),
                     specialty=name,
-                    local=moment(slot.starts_at, tz),
+                    local=format_local_moment(slot.starts_at, tz),
                     moscow=f"{slot.starts_at.astimezone(MOSCOW):%d.%m.%Y %H:%M}",
                 ),
                 kb.confirm(data.specialty, data.doctor, data.day, data.slot),
@@ -129,7 +131,8 @@ def router(i18n: I18n) -> Router:
             await edit_or_send(
                 query,
                 _("duty.booked").format(
-                    doctor=escape(booked.doctor_name or ""), local=moment(booked.starts_at, tz)
+                    doctor=escape(booked.doctor_name or ""),
+                    local=format_local_moment(booked.starts_at, tz),
                 ),
                 None,
             )
@@ -167,7 +170,12 @@ def router(i18n: I18n) -> Router:
         now = flow.clock()
         if data.action is ConsultAction.OPEN:
             await _show(query, item, tz, now)
-        elif data.action is ConsultAction.CANCEL:
+            return
+        if not item.current(now):  # cancelled, moved or over since the button was shown
+            callback_answer.text = _("consult.not_live")
+            callback_answer.show_alert = True
+            return
+        if data.action is ConsultAction.CANCEL:
             if item.starts_at - now < booking.cancel_cutoff:
                 await edit_or_send(query, _too_late(booking), None)
                 return
@@ -181,7 +189,8 @@ def router(i18n: I18n) -> Router:
             await edit_or_send(
                 query,
                 _("consult.cancelled").format(
-                    local=moment(item.starts_at, tz), reason=_(REASON_KEYS[data.reason])
+                    local=format_local_moment(item.starts_at, tz),
+                    reason=_(REASON_KEYS[data.reason]),
                 ),
                 None,
             )
@@ -215,7 +224,8 @@ def router(i18n: I18n) -> Router:
             await edit_or_send(
                 query,
                 _("consult.reschedule_question").format(
-                    old=moment(item.starts_at, tz), new=moment(found[0].starts_at, tz)
+                    old=format_local_moment(item.starts_at, tz),
+                    new=format_local_moment(found[0].starts_at, tz),
                 ),
                 kb.reschedule_confirm(item.id, data.day, data.slot),
             )
@@ -230,7 +240,9 @@ def router(i18n: I18n) -> Router:
                 await edit_or_send(query, _refusal(refused, booking), None)
                 return
             await edit_or_send(
-                query, _("consult.rescheduled").format(local=moment(moved.starts_at, tz)), None
+                query,
+                _("consult.rescheduled").format(local=format_local_moment(moved.starts_at, tz)),
+                None,
             )
         else:
             callback_answer.text = _("common.stale_button")
@@ -238,30 +250,47 @@ def router(i18n: I18n) -> Router:
     return r
 
 
+async def _doctors_page(
+    query: CallbackQuery, booking: BookingService, specialty: str, page: int, tz: str
+) -> None:
+    """A specialty's doctors, a page at a time: the buttons and their "about" lines."""
+    shown = page_of(await booking.doctors(specialty), page)
+    text = _("duty.choose_doctor").format(specialty=_(SPECIALTY_KEYS[specialty]))
+    for doctor in shown.items:
+        if doctor.about:
+            text += f"\n• <b>{escape(doctor.name)}</b> — {escape(doctor.about)}"
+    text += "\n\n" + _("common.times_in_zone").format(zone=tz)  # the next free times
+    await edit_or_send(query, text, kb.doctors(specialty, shown, tz))
+
+
 async def _overview(
     flow: Flow, patient: PatientDTO, booking: BookingService
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     now = flow.clock()
     items = await booking.mine(patient.id)
-    upcoming = [i for i in items if i.starts_at > now and i.status in {"scheduled", "confirmed"}]
+    upcoming = [i for i in items if i.current(now)]
     past = [i for i in items if i not in upcoming]
     tz = patient.time_zone
     if not items:
         return _("consult.none"), None
     lines = [_("consult.upcoming") if upcoming else _("consult.no_upcoming")]
+    if upcoming:  # the buttons' times
+        lines.append(_("common.times_in_zone").format(zone=tz))
     if past:
         lines.append("")
         lines.append(_("consult.past"))
         for item in past[:10]:
             who = escape(item.doctor_name or _("consult.center"))
-            lines.append(f"• {moment(item.starts_at, tz)} — {who} — {_status(item)}")
+            lines.append(f"• {format_local_moment(item.starts_at, tz)} — {who} — {_status(item)}")
     return "\n".join(lines), kb.my_list(list(reversed(upcoming)), tz) if upcoming else None
 
 
 async def _show(query: CallbackQuery, item: MyConsultation, tz: str, now: datetime) -> None:
-    link_active = item.starts_at - LINK_OPENS_BEFORE <= now < item.starts_at + timedelta(hours=2)
+    link_active = item.current(
+        now
+    ) and item.starts_at - LINK_OPENS_BEFORE <= now < item.starts_at + timedelta(hours=2)
     text = _("consult.details").format(
-        local=moment(item.starts_at, tz),
+        local=format_local_moment(item.starts_at, tz),
         moscow=f"{item.starts_at.astimezone(MOSCOW):%d.%m.%Y %H:%M}",
         who=escape(item.doctor_name or _("consult.center")),
         status=_status(item),

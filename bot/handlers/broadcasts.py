@@ -29,7 +29,7 @@ from bot.catalog import Catalog
 from bot.fsm.states import BroadcastForm
 from bot.handlers.flow import Flow
 from bot.handlers.schedule import Coordinator
-from bot.handlers.utils import drop_buttons
+from bot.handlers.utils import drop_buttons, edit_or_send
 from bot.i18n import N_, menu_texts
 from bot.keyboards import broadcasts as kb
 from bot.services.broadcasts import (
@@ -471,15 +471,9 @@ def progress_text(progress: Progress, catalog: Catalog, locale: str) -> str:
 
 
 async def show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
-    """Edit the message the button was on (unchanged content is fine: a second press); a
-    message too old to edit gets a new one."""
-    if not isinstance(query.message, Message):
-        return
-    try:
-        await query.message.edit_text(text, reply_markup=markup)
-    except TelegramBadRequest as error:
-        if "not modified" not in error.message:
-            await query.message.answer(text, reply_markup=markup)
+    """Edit the message the button was on (unchanged content is fine: a second press of the
+    same button); a message too old to edit gets a new one."""
+    await edit_or_send(query, text, markup)
 
 
 class BroadcastProgressNotifier:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from html import escape
 
 from aiogram import Bot, F, Router
@@ -17,17 +16,18 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import DocAction, DocCb, DocMenuAction, DocMenuCb, DocTypeCb
+from bot.callbacks import DocAction, DocCb, DocListPageCb, DocMenuAction, DocMenuCb, DocTypeCb
 from bot.catalog import Catalog
 from bot.fsm.states import ApplicationForm, Documents
 from bot.handlers.flow import Flow
 from bot.handlers.utils import edit_or_send
 from bot.i18n import variants
 from bot.keyboards import documents as kb
+from bot.keyboards.paging import page_of
 from bot.services.documents import DocumentService, IncomingFile, StoredFileInfo
 from bot.services.patients import PatientDTO
 from bot.uploads import UploadCoordinator
-from bot.views import documents_list_text, format_date
+from bot.views import documents_list_text, format_local_date
 
 UNSUPPORTED_CONTENT = (
     F.sticker | F.voice | F.video_note | F.audio | F.video | F.animation | F.location | F.contact
@@ -49,15 +49,27 @@ def router(i18n: I18n) -> Router:
     @r.callback_query(DocMenuCb.filter(F.action == DocMenuAction.UPLOAD))
     async def upload(query: CallbackQuery, flow: Flow, documents: DocumentService) -> None:
         await flow.state.set_state(Documents.upload)
-        await edit_or_send(query, _("doc.upload_prompt").format(limit=_limit_mb(documents)), None)
+        prompt = _("doc.upload_prompt").format(limit=_limit_mb(documents))
+        if _documents_screen(query):
+            await edit_or_send(query, prompt, None)
+        else:  # e.g. a doctor's request: what it asks for stays in the chat
+            await flow.send(prompt)
 
     @r.callback_query(DocMenuCb.filter(F.action == DocMenuAction.LIST))
     async def listing(
         query: CallbackQuery, flow: Flow, documents: DocumentService, patient: PatientDTO
     ) -> None:
-        items = await documents.list_documents(patient.id)
-        text = documents_list_text(items, flow.catalog, flow.locale)
-        await edit_or_send(query, text, kb.listing(items, flow.catalog, flow.locale))
+        await _listing(query, flow, documents, patient, 0)
+
+    @r.callback_query(DocListPageCb.filter())
+    async def listing_page(
+        query: CallbackQuery,
+        callback_data: DocListPageCb,
+        flow: Flow,
+        documents: DocumentService,
+        patient: PatientDTO,
+    ) -> None:
+        await _listing(query, flow, documents, patient, callback_data.page)
 
     # --- receiving files ---------------------------------------------------------------------
     @r.message(StateFilter(None, Documents.upload, ApplicationForm.checklist), F.photo | F.document)
@@ -136,7 +148,7 @@ def router(i18n: I18n) -> Router:
                 flow.catalog,
                 flow.locale,
                 detail.type_code,
-                detail.created_at.date(),
+                format_local_date(detail.created_at, patient.time_zone),
                 len(detail.files),
             ),
             reply_markup=kb.document(detail.id),
@@ -157,7 +169,11 @@ def router(i18n: I18n) -> Router:
             callback_answer.show_alert = True
             return
         title = _document_title(
-            flow.catalog, flow.locale, detail.type_code, detail.created_at.date(), len(detail.files)
+            flow.catalog,
+            flow.locale,
+            detail.type_code,
+            format_local_date(detail.created_at, patient.time_zone),
+            len(detail.files),
         )
         await edit_or_send(
             query, _("doc.delete_question").format(title=title), kb.delete_confirm(detail.id)
@@ -178,6 +194,34 @@ def router(i18n: I18n) -> Router:
         await edit_or_send(query, _("doc.deleted"), kb.upload_back())
 
     return r
+
+
+async def _listing(
+    query: CallbackQuery, flow: Flow, documents: DocumentService, patient: PatientDTO, page: int
+) -> None:
+    """The patient's documents, a page at a time (the text lists the page's documents too)."""
+    shown = page_of(await documents.list_documents(patient.id), page)
+    tz = patient.time_zone
+    text = documents_list_text(list(shown.items), flow.catalog, flow.locale, tz)
+    await edit_or_send(query, text, kb.listing(shown, flow.catalog, flow.locale, tz))
+
+
+def _documents_screen(query: CallbackQuery) -> bool:
+    """The button is on the section's own menu or list (replaced by the next screen), not on a
+    message with content of its own that carries an upload button."""
+    message = query.message
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return False
+    own = (
+        DocMenuCb.__prefix__ + ":" + DocMenuAction.LIST,
+        DocCb.__prefix__ + ":",
+        DocListPageCb.__prefix__ + ":",
+    )
+    return any(
+        (button.callback_data or "").startswith(own)
+        for row in message.reply_markup.inline_keyboard
+        for button in row
+    )
 
 
 def _incoming(message: Message) -> IncomingFile:
@@ -223,11 +267,11 @@ def _chunks(files: list[StoredFileInfo]) -> list[list[StoredFileInfo]]:
     return [files[i : i + 10] for i in range(0, len(files), 10)]
 
 
-def _document_title(catalog: Catalog, locale: str, code: str, day: date, files: int) -> str:
+def _document_title(catalog: Catalog, locale: str, code: str, day: str, files: int) -> str:
     doc_type = catalog.document_type(code)
     name = doc_type.name.get(locale) if doc_type else code
     count = ngettext("doc.files", "doc.files_plural", files).format(count=files)
-    return _("doc.title").format(type=escape(name), date=format_date(day), files=count)
+    return _("doc.title").format(type=escape(name), date=day, files=count)
 
 
 def _limit_mb(documents: DocumentService) -> int:

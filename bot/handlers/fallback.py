@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import gettext as _
@@ -29,5 +29,18 @@ def router() -> Router:
             await flow.send(_("common.not_registered"), reply_markup=ReplyKeyboardRemove())
             return
         await flow.send(_("common.not_understood"), reply_markup=menu_kb.main_menu())
+
+    return r
+
+
+def staff_router() -> Router:
+    """Last in line in staff chats: a button no staff feature took (an old card's, or forged)
+    is answered, so the spinner stops and nothing else happens."""
+    r = Router(name="staff_fallback")
+    r.callback_query.filter(F.message.chat.type != "private")
+
+    @r.callback_query()
+    async def stale_staff_button(_query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
+        callback_answer.text = _("common.stale_button")
 
     return r

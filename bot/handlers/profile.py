@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
+from aiogram.types import BufferedInputFile, CallbackQuery, Message, ReplyKeyboardRemove, Update
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -18,6 +18,8 @@ from bot.handlers.flow import Flow
 from bot.handlers.utils import drop_buttons
 from bot.i18n import variants
 from bot.keyboards import menu as menu_kb
+from bot.my_data_view import render_my_data
+from bot.services.my_data import MyDataService
 from bot.services.patients import NotRegisteredError, PatientDTO
 from bot.views import profile_text
 
@@ -67,6 +69,22 @@ def router(i18n: I18n) -> Router:
             await flow.send(_("language.changed"), reply_markup=menu_kb.main_menu())
             await flow.show_profile()
 
+    @r.callback_query(ProfileCb.filter(F.action == ProfileAction.MY_DATA))
+    async def my_data(
+        _query: CallbackQuery, flow: Flow, my_data: MyDataService, callback_answer: CallbackAnswer
+    ) -> None:
+        try:
+            data = await my_data.collect(flow.user_id)
+        except NotRegisteredError:
+            callback_answer.text = _("common.stale_button")
+            return
+        content = render_my_data(data, flow.catalog, flow.locale)
+        await flow.bot.send_document(
+            flow.chat_id,
+            BufferedInputFile(content, filename=f"my_data_{data.made_at:%Y%m%d}.html"),
+            caption=_("mydata.caption"),
+        )
+
     @r.callback_query(ProfileCb.filter(F.action == ProfileAction.DELETE))
     async def delete_ask(query: CallbackQuery, flow: Flow) -> None:
         await flow.state.set_state(Profile.delete_confirm)
@@ -85,10 +103,14 @@ def router(i18n: I18n) -> Router:
         Profile.delete_final, ProfileCb.filter(F.action == ProfileAction.DELETE_FINAL)
     )
     async def delete_final(
-        query: CallbackQuery, flow: Flow, callback_answer: CallbackAnswer, fsm_storage: BaseStorage
+        query: CallbackQuery,
+        flow: Flow,
+        callback_answer: CallbackAnswer,
+        fsm_storage: BaseStorage,
+        event_update: Update,
     ) -> None:
         try:
-            report = await flow.patients.erase(flow.user_id)
+            report = await flow.patients.erase(flow.user_id, update_id=event_update.update_id)
         except NotRegisteredError:
             callback_answer.text = _("common.stale_button")
             return

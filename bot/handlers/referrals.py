@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from html import escape
 
 from aiogram import Bot, F, Router
@@ -24,7 +25,7 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import ConsentCb, SummaryAction, SummaryCb
+from bot.callbacks import MAX_NUMBER, ConsentCb, SummaryAction, SummaryCb
 from bot.config import Settings
 from bot.fsm.data import (
     ApplicationDraft,
@@ -42,7 +43,9 @@ from bot.handlers.utils import drop_buttons
 from bot.i18n import N_, menu_texts, variants
 from bot.keyboards import menu as menu_kb
 from bot.keyboards import registration as kb
+from bot.pseudonyms import tg
 from bot.referral_sheets import ReportWriter, header, link, template_xlsx
+from bot.services.audit import Actor, Role
 from bot.services.patients import AlreadyRegisteredError, NewPatient, PatientDTO
 from bot.services.referrals import (
     LINK_PREFIX,
@@ -170,7 +173,9 @@ def coordinator_router(i18n: I18n) -> Router:
         referrals: ReferralService,
     ) -> None:
         parts = (command.args or "").split(maxsplit=1)
-        if not parts or not parts[0].lstrip("#").isdigit():
+        number = parts[0].lstrip("#") if parts else ""
+        # ASCII digits of an id a table can hold (a huge number would overflow the query)
+        if not (number.isascii() and number.isdigit()) or int(number) > MAX_NUMBER:
             await flow.send(_("referral.relink_usage"))
             return
         phone = None
@@ -181,7 +186,11 @@ def coordinator_router(i18n: I18n) -> Router:
                 await flow.send(_("referral.relink_bad_phone"))
                 return
         try:
-            referral, code = await referrals.relink(int(parts[0].lstrip("#")), phone)
+            referral, code = await referrals.relink(
+                int(number),
+                phone,
+                by=Actor(flow.user_id, Role.COORDINATOR, flow.chat_id),
+            )
         except RelinkError as refused:
             await flow.send(_(RELINK_KEYS[refused.reason]))
             return
@@ -199,24 +208,30 @@ def coordinator_router(i18n: I18n) -> Router:
 
 
 class _Progress:
-    """Edits one message with the progress, not more often than every few seconds."""
+    """Edits one message with the progress, never more often than every few seconds (the final
+    report replaces it anyway). Without a trustworthy total only the rows done are shown."""
 
-    def __init__(self, message: Message) -> None:
+    def __init__(self, message: Message, clock: Callable[[], float] = time.monotonic) -> None:
         self._message = message
-        self._last = time.monotonic()
+        self._clock = clock
+        self._last = clock()
 
-    async def update(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - self._last < PROGRESS_EVERY_SECONDS:
+    async def update(self, done: int, total: int | None) -> None:
+        now = self._clock()
+        if now - self._last < PROGRESS_EVERY_SECONDS:
             return
         self._last = now
-        await _edit(self._message, _("referral.import_progress").format(done=done, total=total))
+        if total is None:
+            text = _("referral.import_progress_unknown").format(done=done)
+        else:
+            text = _("referral.import_progress").format(done=done, total=total)
+        await _edit(self._message, text)
 
 
 async def _edit(message: Message, text: str) -> None:
     try:
         await message.edit_text(text)
-    except TelegramBadRequest:  # "message is not modified": the same figures again
+    except TelegramBadRequest:  # deleted meanwhile: the report still comes
         logger.debug("progress message %s not edited", message.message_id)
 
 
@@ -241,7 +256,7 @@ def activation_router(i18n: I18n) -> Router:
         try:
             referral = await referrals.by_code(code)
         except LinkError as refused:
-            logger.info("a referral link refused: %s (user %s)", refused.reason, flow.user_id)
+            logger.info("a referral link refused: %s (user %s)", refused.reason, tg(flow.user_id))
             await flow.state.clear()
             markup = menu_kb.main_menu() if patient else ReplyKeyboardRemove()
             await flow.send(_(LINK_KEYS[refused.reason]), reply_markup=markup)

@@ -29,7 +29,7 @@ from bot.handlers.utils import drop_buttons, edit_markup
 from bot.i18n import N_, menu_texts, variants
 from bot.keyboards import menu as menu_kb
 from bot.keyboards import registration as kb
-from bot.services.clock import Clock
+from bot.services.clock import EARLIEST_ZONE, Clock, local_date
 from bot.services.patients import AlreadyRegisteredError, NewPatient
 from bot.services.validation import InputProblem, parse_birth_date, parse_full_name, parse_phone
 
@@ -134,7 +134,9 @@ def router(i18n: I18n) -> Router:
     @r.message(Registration.birth_date, F.text)
     async def birth_date(message: Message, flow: Flow, clock: Clock) -> None:
         try:
-            born = parse_birth_date(message.text or "", clock().date())
+            # The region (so the zone) comes later: a date is in the future only once it is
+            # after today everywhere (a baby born today in Kamchatka is born "tomorrow" in UTC).
+            born = parse_birth_date(message.text or "", local_date(clock(), EARLIEST_ZONE))
         except InputProblem as problem:
             await _refuse(flow, problem, Registration.birth_date)
             return

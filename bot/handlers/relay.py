@@ -27,8 +27,9 @@ from bot.fsm.states import Relay
 from bot.handlers.flow import Flow
 from bot.i18n import N_, variants
 from bot.keyboards import menu as menu_kb
+from bot.pseudonyms import tg
 from bot.services.applications import ConsultationStatus
-from bot.services.clock import Clock
+from bot.services.clock import Clock, local_date
 from bot.services.patients import PatientDTO, PatientService
 from bot.services.relay import (
     Direction,
@@ -358,11 +359,7 @@ class DutyDesk:
         return thread.thread_id
 
     async def _reopen(self, patient_id: int, chat_id: int, thread_id: int) -> None:
-        try:
-            await self.bot.reopen_forum_topic(chat_id, thread_id)
-        except TelegramBadRequest as error:
-            if not _not_modified(error):
-                raise
+        await self.bot.reopen_forum_topic(chat_id, thread_id)  # "not modified" is success
         await self.relay.set_closed(patient_id, chat_id, closed=False)
 
     async def _new_topic(
@@ -379,7 +376,7 @@ class DutyDesk:
             topic = await self.bot.create_forum_topic(chat_id, name[:128])
         except TelegramBadRequest as error:
             # No longer a forum, or no right to manage topics: the chat-without-topics way.
-            log.warning("relay: no topic in chat %s: %s", chat_id, type(error).__name__)
+            log.warning("relay: no topic in chat %s: %s", tg(chat_id), type(error).__name__)
             self.relay.remember_forum(chat_id, False)
             return None
         thread_id = topic.message_thread_id
@@ -435,7 +432,7 @@ class DutyDesk:
             log.warning(
                 "relay: message %s in chat %s not delivered to patient %s: %s",
                 message.message_id,
-                message.chat.id,
+                tg(message.chat.id),
                 patient.id,
                 type(error).__name__,
             )
@@ -560,7 +557,7 @@ class DutyDesk:
             try:
                 await self.bot.close_forum_topic(chat_id, thread.thread_id)
             except TelegramBadRequest as error:
-                if not (_not_modified(error) or _thread_gone(error)):
+                if not _thread_gone(error):  # ("not modified" is success)
                     raise
 
     async def _leave_relay_mode(self, patient: PatientRef, storage: BaseStorage) -> None:
@@ -575,7 +572,7 @@ class DutyDesk:
 
     def card_text(self, card: PatientCard) -> str:
         now = self.clock()
-        years = age_on(card.birth_date, now.date())
+        years = age_on(card.birth_date, local_date(now, card.time_zone))
         local_now = now.astimezone(ZoneInfo(card.time_zone))
         lines = [
             _("relay.card").format(
@@ -642,10 +639,6 @@ def _thread_gone(error: TelegramBadRequest) -> bool:
 
 def _topic_closed(error: TelegramBadRequest) -> bool:
     return "topic_closed" in error.message.lower()
-
-
-def _not_modified(error: TelegramBadRequest) -> bool:
-    return "not_modified" in error.message.lower().replace(" ", "_")
 
 
 def _is_command(message: Message) -> bool:

@@ -12,12 +12,13 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import NoShowCb, RemindAction, RemindCb
+from bot.callbacks import ConsultDocsCb, NoShowCb, RemindAction, RemindCb
 from bot.handlers.flow import Flow
 from bot.handlers.utils import drop_buttons, edit_or_send
 from bot.i18n import N_
 from bot.keyboards import booking as booking_kb
 from bot.services.applications import ActionRefusedError, ApplicationService
+from bot.services.audit import Actor, Role
 from bot.services.booking import BookingError, BookingService
 from bot.services.patients import PatientDTO
 from bot.services.reminders import Answer, DayError, Refusal, ReminderService
@@ -168,7 +169,11 @@ def staff_router() -> Router:
             callback_answer.show_alert = True
             return
         try:
-            await reminders.mark_no_show(callback_data.id, message.chat.id)
+            await reminders.mark_no_show(
+                callback_data.id,
+                message.chat.id,
+                by=Actor(telegram_id=query.from_user.id, role=Role.DOCTOR, chat_id=message.chat.id),
+            )
         except DayError as refused:
             callback_answer.text = _(STAFF_REFUSALS.get(refused.reason, "day.no_show_not_here"))
             callback_answer.show_alert = True
@@ -176,5 +181,30 @@ def staff_router() -> Router:
         marked = _("day.no_show_marked").format(actor=escape(query.from_user.full_name[:120]))
         await edit_or_send(query, f"{message.html_text}\n\n{marked}", None)
         callback_answer.text = _("day.no_show_done")
+
+    @r.callback_query(ConsultDocsCb.filter())
+    async def documents(
+        query: CallbackQuery,
+        callback_data: ConsultDocsCb,
+        bot: Bot,
+        access: StaffAccess,
+        reminders: ReminderService,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        message = query.message
+        if not isinstance(message, Message):
+            return
+        if not await access.is_member(bot, message.chat.id, query.from_user.id):
+            callback_answer.text = _("day.staff_only")
+            callback_answer.show_alert = True
+            return
+        by = Actor(telegram_id=query.from_user.id, role=Role.DOCTOR, chat_id=message.chat.id)
+        try:
+            count = await reminders.resend_documents(callback_data.id, message.chat.id, by)
+        except DayError:
+            callback_answer.text = _("day.no_show_not_here")
+            callback_answer.show_alert = True
+            return
+        callback_answer.text = _("staff.documents_coming") if count else _("staff.documents_none")
 
     return r

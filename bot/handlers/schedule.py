@@ -11,7 +11,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot, F, Router
-from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, Filter, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, TelegramObject, User
@@ -25,9 +24,10 @@ from bot.catalog import Region, utc_offset_label
 from bot.config import Settings
 from bot.fsm.states import Schedule
 from bot.handlers.flow import Flow
-from bot.handlers.utils import drop_buttons
+from bot.handlers.utils import drop_buttons, edit_or_send
 from bot.i18n import N_, menu_texts
 from bot.keyboards import schedule as kb
+from bot.services.audit import Actor, Role
 from bot.services.booking import SPECIALTIES
 from bot.services.outbox import OutboxJob
 from bot.services.schedule import (
@@ -172,6 +172,16 @@ async def save_draft(state: FSMContext, draft: ScheduleDraft) -> None:
     await state.update_data({_KEY: draft.model_dump(mode="json")})
 
 
+def coordinator_actor(event: Message | CallbackQuery) -> Actor:
+    """The coordinator acting, for the audit trail (their private chat)."""
+    assert event.from_user is not None
+    if isinstance(event, Message):
+        chat_id: int | None = event.chat.id
+    else:
+        chat_id = event.message.chat.id if event.message else None
+    return Actor(telegram_id=event.from_user.id, role=Role.COORDINATOR, chat_id=chat_id)
+
+
 class Coordinator(Filter):
     """The user is a coordinator (COORDINATOR_IDS): read from the settings at each update."""
 
@@ -199,10 +209,12 @@ def router(i18n: I18n) -> Router:
         await show(query, _("schedule.menu"), kb.menu())
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.DOCTORS))
-    async def doctors(query: CallbackQuery, schedule: ScheduleService) -> None:
+    async def doctors(
+        query: CallbackQuery, callback_data: ScheduleCb, schedule: ScheduleService
+    ) -> None:
         items = await schedule.doctors()
         text = _("schedule.doctors") if items else _("schedule.no_doctors")
-        await show(query, text, kb.doctors(items))
+        await show(query, text, kb.doctors(items, callback_data.page))
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.DOCTOR))
     async def doctor(
@@ -218,10 +230,21 @@ def router(i18n: I18n) -> Router:
         await show_doctor(query, found, schedule)
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.DEACTIVATE))
-    async def deactivate_ask(query: CallbackQuery, callback_data: ScheduleCb) -> None:
-        await show(
-            query, _("schedule.deactivate_question"), kb.deactivate_confirm(callback_data.doctor)
-        )
+    async def deactivate_ask(
+        query: CallbackQuery,
+        callback_data: ScheduleCb,
+        schedule: ScheduleService,
+        callback_answer: CallbackAnswer,
+    ) -> None:
+        doctor = await schedule.doctor(callback_data.doctor)
+        if doctor is None:
+            callback_answer.text = _("schedule.doctor_not_found")
+            return
+        if not doctor.active:  # already off (another coordinator): the card as it is now
+            callback_answer.text = _("schedule.deactivated")
+            await show_doctor(query, doctor, schedule)
+            return
+        await show(query, _("schedule.deactivate_question"), kb.deactivate_confirm(doctor.id))
 
     @r.callback_query(
         ScheduleCb.filter(F.action.in_({ScheduleAction.DEACTIVATE_YES, ScheduleAction.ACTIVATE}))
@@ -234,7 +257,9 @@ def router(i18n: I18n) -> Router:
     ) -> None:
         active = callback_data.action is ScheduleAction.ACTIVATE
         try:
-            changed = await schedule.set_active(callback_data.doctor, active)
+            changed = await schedule.set_active(
+                callback_data.doctor, active, by=coordinator_actor(query)
+            )
         except SlotError:
             callback_answer.text = _("schedule.doctor_not_found")
             return
@@ -264,10 +289,12 @@ def router(i18n: I18n) -> Router:
         await ask(flow, schedule, Schedule.csv_upload, query)
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.SLOTS))
-    async def slots_of_whom(query: CallbackQuery, schedule: ScheduleService) -> None:
+    async def slots_of_whom(
+        query: CallbackQuery, callback_data: ScheduleCb, schedule: ScheduleService
+    ) -> None:
         items = await schedule.doctors()
         text = _("schedule.slots_pick_doctor") if items else _("schedule.no_doctors")
-        await show(query, text, kb.doctors_for_listing(items))
+        await show(query, text, kb.doctors_for_listing(items, callback_data.page))
 
     @r.callback_query(ScheduleCb.filter(F.action == ScheduleAction.SLOT_LIST))
     async def slot_list(
@@ -305,7 +332,9 @@ def router(i18n: I18n) -> Router:
     ) -> None:
         try:
             removed = await schedule.remove_slot(
-                callback_data.slot, booking_confirmed=callback_data.booked
+                callback_data.slot,
+                booking_confirmed=callback_data.booked,
+                by=coordinator_actor(query),
             )
         except SlotError as refused:
             callback_answer.text = _(SLOT_REFUSED_KEYS[refused.reason])
@@ -373,13 +402,25 @@ def router(i18n: I18n) -> Router:
         if draft.name is None or draft.specialty is None:
             await ask(flow, schedule, Schedule.doctor_name, query)
             return
-        added = await schedule.add_doctor(draft.name, draft.specialty, draft.about)
+        added = await schedule.add_doctor(
+            draft.name, draft.specialty, draft.about, by=coordinator_actor(query)
+        )
         await flow.state.clear()
         await drop_buttons(query)
         await flow.send(
             _("schedule.doctor_added").format(name=escape(added.name)),
             reply_markup=kb.doctor_card(added),
         )
+
+    @r.callback_query(
+        Schedule.slots_doctor, ScheduleStepCb.filter(F.step == ScheduleStep.DOCTOR_PAGE)
+    )
+    async def slots_doctor_page(
+        query: CallbackQuery, callback_data: ScheduleStepCb, schedule: ScheduleService
+    ) -> None:
+        active = await schedule.doctors(active_only=True)
+        text = _("schedule.ask_doctor") if active else _("schedule.no_active_doctors")
+        await show(query, text, kb.pick_doctor(active, callback_data.value))
 
     @r.callback_query(Schedule.slots_doctor, ScheduleStepCb.filter(F.step == ScheduleStep.DOCTOR))
     async def slots_doctor(
@@ -496,7 +537,7 @@ def router(i18n: I18n) -> Router:
             await ask(flow, schedule, Schedule.slots_dates, query)
             return
         try:
-            result = await schedule.create_slots(plan)
+            result = await schedule.create_slots(plan, by=coordinator_actor(query))
         except SlotError as refused:
             callback_answer.text = _(SLOT_REFUSED_KEYS[refused.reason])
             callback_answer.show_alert = True
@@ -570,7 +611,9 @@ def router(i18n: I18n) -> Router:
         file = await bot.get_file(message.document.file_id)
         buffer = await bot.download_file(file.file_path) if file.file_path else None
         try:
-            report = await schedule.import_csv(buffer.read() if buffer else b"")
+            report = await schedule.import_csv(
+                buffer.read() if buffer else b"", by=coordinator_actor(message)
+            )
         except CsvError as refused:
             await flow.send(
                 _(CSV_KEYS[refused.reason]).format(limit=MAX_CSV_BYTES // 1024, rows=MAX_CSV_ROWS),
@@ -600,13 +643,7 @@ def router(i18n: I18n) -> Router:
 async def show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
     """Edit the message the button was on (unchanged content is fine: a second press of the
     same button); a message too old to edit gets a new one."""
-    if not isinstance(query.message, Message):
-        return
-    try:
-        await query.message.edit_text(text, reply_markup=markup)
-    except TelegramBadRequest as error:
-        if "not modified" not in error.message:
-            await query.message.answer(text, reply_markup=markup)
+    await edit_or_send(query, text, markup)
 
 
 # --- asking ----------------------------------------------------------------------------------

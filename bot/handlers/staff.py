@@ -27,13 +27,22 @@ from bot.services.applications import (
     ApplicationDTO,
     ApplicationService,
     Refused,
+    StaffStep,
 )
+from bot.services.audit import Actor, Role
 from bot.services.clock import Clock
 from bot.services.documents import DocumentService
 from bot.services.filetypes import FileKind, detect
 from bot.services.validation import InputProblem, parse_staff_time
 from bot.staff_access import StaffAccess
 
+STEPS = {
+    StaffAction.ASSIGN: StaffStep.ASSIGN,
+    StaffAction.REQUEST_DOCS: StaffStep.REQUEST_DOCUMENTS,
+    StaffAction.DECLINE: StaffStep.DECLINE,
+    StaffAction.INVITE: StaffStep.INVITE,
+    StaffAction.CONCLUDE: StaffStep.CONCLUDE,
+}
 PROMPTS = {
     StaffAction.DECLINE: (StaffFlow.decline_reason, N_("staff.ask_decline_reason")),
     StaffAction.INVITE: (StaffFlow.invite_comment, N_("staff.ask_invite_comment")),
@@ -48,6 +57,11 @@ TIME_PROBLEMS = {
 
 def actor_name(user: User) -> str:
     return user.full_name[:120]
+
+
+def staff_actor(user: User, chat_id: int) -> Actor:
+    """The doctor pressing or writing in a staff chat, for the audit trail."""
+    return Actor(telegram_id=user.id, role=Role.DOCTOR, chat_id=chat_id)
 
 
 async def authorize(
@@ -94,7 +108,9 @@ def router() -> Router:
         applications: ApplicationService,
         access: StaffAccess,
         callback_answer: CallbackAnswer,
+        step: StaffStep | None = None,
     ) -> ApplicationDTO | None:
+        """The presser may act on the application (and, given a step, its status allows it)."""
         assert query.message is not None
         application = await authorize(
             bot, query.message.chat.id, query.from_user, app_id, applications, access
@@ -102,6 +118,15 @@ def router() -> Router:
         if application is None:
             callback_answer.text = _("staff.not_allowed")
             callback_answer.show_alert = True
+            return None
+        if step is not None:
+            try:
+                await applications.check_step(application.id, step)
+            except ActionRefusedError as refused:
+                callback_answer.text = refusal_text(refused)
+                callback_answer.show_alert = True
+                await drop_buttons(query)
+                return None
         return application
 
     @r.callback_query(StaffCb.filter())
@@ -123,19 +148,33 @@ def router() -> Router:
             return
         action = callback_data.action
         actor = actor_name(query.from_user)
+        assert query.message is not None
+        by = staff_actor(query.from_user, query.message.chat.id)
         thread_id = query.message.message_thread_id if query.message else None  # type: ignore[union-attr]
         if action is StaffAction.CANCEL:
             await state.clear()
             await edit_or_send(query, _("staff.cancelled"), None)
             return
+        if action is StaffAction.DOCUMENTS:
+            count = await applications.resend_documents(application.id, by)
+            callback_answer.text = (
+                _("staff.documents_coming") if count else _("staff.documents_none")
+            )
+            return
         if action is StaffAction.TAKE:
             try:
-                await applications.take(application.id, actor)
+                await applications.take(application.id, actor, by=by)
             except ActionRefusedError as refused:
                 callback_answer.text = refusal_text(refused)
                 callback_answer.show_alert = True
                 return
             callback_answer.text = _("staff.taken")
+            return
+        try:  # a card's button after the application moved on: refused at this first press
+            await applications.check_step(application.id, STEPS[action])
+        except ActionRefusedError as refused:
+            callback_answer.text = refusal_text(refused)
+            callback_answer.show_alert = True
             return
         await state.set_state(None)
         await save_staff(state, StaffDraft(application_id=application.id))
@@ -182,7 +221,7 @@ def router() -> Router:
         callback_answer: CallbackAnswer,
     ) -> None:
         application = await guard(
-            query, callback_data.app, bot, applications, access, callback_answer
+            query, callback_data.app, bot, applications, access, callback_answer, StaffStep.ASSIGN
         )
         if application is None:
             return
@@ -220,7 +259,7 @@ def router() -> Router:
         callback_answer: CallbackAnswer,
     ) -> None:
         application = await guard(
-            query, callback_data.app, bot, applications, access, callback_answer
+            query, callback_data.app, bot, applications, access, callback_answer, StaffStep.ASSIGN
         )
         if application is None:
             return
@@ -289,7 +328,13 @@ def router() -> Router:
         callback_answer: CallbackAnswer,
     ) -> None:
         application = await guard(
-            query, callback_data.app, bot, applications, access, callback_answer
+            query,
+            callback_data.app,
+            bot,
+            applications,
+            access,
+            callback_answer,
+            StaffStep.REQUEST_DOCUMENTS,
         )
         draft = await load_staff(state)
         if application is None or draft is None or draft.application_id != application.id:
@@ -345,6 +390,7 @@ def router() -> Router:
             return
         current = await state.get_state()
         actor = actor_name(message.from_user)
+        by = staff_actor(message.from_user, message.chat.id)
         text = (message.text or message.caption or "").strip()
         try:
             if current == StaffFlow.conclusion.state:
@@ -357,7 +403,7 @@ def router() -> Router:
                 if not text and file_id is None:
                     await message.reply(_("staff.ask_conclusion").format(id=application.id))
                     return
-                await applications.conclude(application.id, actor, text or None, file_id)
+                await applications.conclude(application.id, actor, text or None, file_id, by=by)
                 done = _("staff.conclusion_sent")
             elif not text:
                 await message.reply(_("staff.need_text"))
@@ -365,14 +411,14 @@ def router() -> Router:
             elif current == StaffFlow.request_comment.state:
                 comment = None if text in {"-", "—"} else text
                 await applications.request_documents(
-                    application.id, actor, draft.chosen_documents, comment
+                    application.id, actor, draft.chosen_documents, comment, by=by
                 )
                 done = _("staff.documents_requested")
             elif current == StaffFlow.decline_reason.state:
-                await applications.decline(application.id, actor, text)
+                await applications.decline(application.id, actor, text, by=by)
                 done = _("staff.declined")
             else:
-                await applications.invite(application.id, actor, text)
+                await applications.invite(application.id, actor, text, by=by)
                 done = _("staff.invited")
         except ActionRefusedError as refused:
             await state.clear()
@@ -393,7 +439,13 @@ async def _assign(
     callback_answer: CallbackAnswer,
 ) -> None:
     try:
-        await applications.assign_time(application.id, actor_name(query.from_user), local)
+        assert query.message is not None
+        await applications.assign_time(
+            application.id,
+            actor_name(query.from_user),
+            local,
+            by=staff_actor(query.from_user, query.message.chat.id),
+        )
     except ActionRefusedError as refused:
         callback_answer.text = refusal_text(refused)
         callback_answer.show_alert = True
@@ -403,7 +455,7 @@ async def _assign(
     await edit_or_send(
         query,
         _("staff.assigned").format(
-            id=application.id, time=f"{local:%d.%m.%Y %H:%M}", tz=local.tzname()
+            id=application.id, time=f"{local:%d.%m.%Y %H:%M}", tz=str(local.tzinfo)
         ),
         None,
     )

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from html import escape
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, CommandObject
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -21,6 +21,7 @@ from bot.handlers.flow import Flow
 from bot.handlers.schedule import Coordinator
 from bot.i18n import N_, menu_texts
 from bot.keyboards import broadcasts as kb
+from bot.services.audit import MAX_AUDIT_ROWS, Actor, AuditRow, AuditService, Role, day_range
 from bot.services.stats import (
     MAX_EXPORT_DAYS,
     PROGRAMME_ZONE,
@@ -72,6 +73,18 @@ EXPORT_HEADERS = (
     N_("export.col_region"),
 )
 TOP_REGIONS = 15
+AUDIT_HEADERS = (
+    N_("audit.col_at"),
+    N_("audit.col_actor"),
+    N_("audit.col_role"),
+    N_("audit.col_action"),
+    N_("audit.col_chat"),
+    N_("audit.col_patient"),
+    N_("audit.col_application"),
+    N_("audit.col_consultation"),
+    N_("audit.col_object"),
+    N_("audit.col_detail"),
+)
 
 
 def router(i18n: I18n) -> Router:
@@ -85,6 +98,21 @@ def router(i18n: I18n) -> Router:
     async def stats(_message: Message, flow: Flow, statistics: StatsService) -> None:
         await flow.state.clear()
         await flow.send(stats_text(await statistics.stats(), flow.catalog, flow.locale))
+
+    @r.message(Command("audit"))
+    async def audit_trail(
+        _message: Message, command: CommandObject, flow: Flow, audit: AuditService
+    ) -> None:
+        await flow.state.clear()
+        try:
+            first, last = parse_range(command.args or "")
+        except RangeError as problem:
+            if problem.problem is RangeProblem.FORMAT:
+                await flow.send(_("audit.usage"))
+            else:
+                await flow.send(_(RANGE_KEYS[problem.problem]).format(days=MAX_EXPORT_DAYS))
+            return
+        await send_audit(flow, audit, first, last)
 
     @r.message(Command("export"))
     async def export(_message: Message, flow: Flow) -> None:
@@ -122,8 +150,45 @@ def router(i18n: I18n) -> Router:
     return r
 
 
+async def send_audit(flow: Flow, audit: AuditService, first: date, last: date) -> None:
+    """The audit rows of a period (Moscow days) as an .xlsx; the export is audited too."""
+    start, end = day_range(first, last, PROGRAMME_ZONE)
+    by = Actor(telegram_id=flow.user_id, role=Role.COORDINATOR, chat_id=flow.chat_id)
+    rows = await audit.export(start, end, by)
+    period = f"{first:%d.%m.%Y}–{last:%d.%m.%Y}"
+    if not rows:
+        await flow.send(_("audit.empty").format(period=period))
+        return
+    content = build_xlsx(
+        [_(key) for key in AUDIT_HEADERS], [audit_cells(row) for row in rows], _("audit.sheet")
+    )
+    await flow.bot.send_document(
+        flow.chat_id,
+        BufferedInputFile(content, filename=f"audit_{first:%Y%m%d}-{last:%Y%m%d}.xlsx"),
+        caption=_("audit.done").format(period=period, count=len(rows))
+        + ("\n" + _("audit.truncated") if len(rows) >= MAX_AUDIT_ROWS else ""),
+    )
+
+
+def audit_cells(row: AuditRow) -> list[object]:
+    """Ids and codes only (the trail holds nothing else); times in Moscow time."""
+    return [
+        _local(row.at),
+        row.actor,
+        row.role,
+        row.action,
+        row.chat or "",
+        row.patient or "",
+        row.application_id or "",
+        row.consultation_id or "",
+        row.object_id or "",
+        row.detail or "",
+    ]
+
+
 async def send_export(flow: Flow, statistics: StatsService, first: date, last: date) -> None:
-    rows = await statistics.export_rows(first, last)
+    by = Actor(telegram_id=flow.user_id, role=Role.COORDINATOR, chat_id=flow.chat_id)
+    rows = await statistics.export_rows(first, last, by=by)
     await flow.state.clear()
     period = f"{first:%d.%m.%Y}–{last:%d.%m.%Y}"
     if not rows:
@@ -228,4 +293,10 @@ def stats_text(stats: Stats, catalog: Catalog, locale: str) -> str:
         )
     )
     lines.append(_("stats.no_shows").format(count=stats.no_shows_30_days))
+    if stats.staff_failed:
+        codes = ", ".join(f"{escape(code)}: {n}" for code, n in sorted(stats.staff_failed.items()))
+        lines.append("")
+        lines.append(
+            _("stats.staff_failed").format(count=sum(stats.staff_failed.values()), codes=codes)
+        )
     return "\n".join(lines)

@@ -12,8 +12,10 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callbacks import (
     AppAction,
     AppCb,
+    AppListPageCb,
     CalendarCb,
     ConclusionCb,
+    ConclusionPageCb,
     DocMenuAction,
     DocMenuCb,
     RequestDocCb,
@@ -25,6 +27,7 @@ from bot.callbacks import (
 )
 from bot.catalog import Catalog, Center
 from bot.i18n import N_
+from bot.keyboards.paging import add_pager, page_of
 from bot.services.applications import (
     BEFORE_TIME,
     OPEN,
@@ -32,6 +35,7 @@ from bot.services.applications import (
     ConclusionDTO,
     Status,
 )
+from bot.views import format_local_date
 
 SLOT_START_MINUTES = 8 * 60
 SLOT_END_MINUTES = 20 * 60
@@ -97,19 +101,21 @@ def summary() -> InlineKeyboardMarkup:
 
 
 def my_applications(
-    items: list[ApplicationDTO], catalog: Catalog, locale: str
+    items: list[ApplicationDTO], catalog: Catalog, locale: str, page: int = 0
 ) -> InlineKeyboardMarkup:
     from bot.notifications import status_name
 
     kb = InlineKeyboardBuilder()
-    for item in items:
+    shown = page_of(items, page)
+    for item in shown.items:
         center = catalog.center(item.center_code)
         name = center.short_name.get(locale) if center else item.center_code
         kb.button(
             text=f"№{item.id} · {name} · {status_name(item.status)}",
             callback_data=AppCb(action=AppAction.OPEN, id=item.id),
         )
-    kb.adjust(1)
+    pager = add_pager(kb, shown, lambda p: AppListPageCb(page=p))
+    kb.adjust(*([1] * len(shown.items)), *pager)
     return kb.as_markup()
 
 
@@ -157,14 +163,17 @@ def upload_button() -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def conclusions(items: list[ConclusionDTO]) -> InlineKeyboardMarkup:
+def conclusions(items: list[ConclusionDTO], tz: str, page: int = 0) -> InlineKeyboardMarkup:
+    """A page of the patient's conclusions, dated on the patient's calendar."""
     kb = InlineKeyboardBuilder()
-    for item in items:
+    shown = page_of(items, page)
+    for item in shown.items:
         kb.button(
-            text=f"{item.created_at:%d.%m.%Y} · {item.author}",
+            text=f"{format_local_date(item.created_at, tz)} · {item.author}",
             callback_data=ConclusionCb(id=item.id),
         )
-    kb.adjust(1)
+    pager = add_pager(kb, shown, lambda p: ConclusionPageCb(page=p))
+    kb.adjust(*([1] * len(shown.items)), *pager)
     return kb.as_markup()
 
 
@@ -191,6 +200,7 @@ def staff_card(
         add(N_("btn.staff_conclude"), StaffAction.CONCLUDE)
     add(N_("btn.staff_invite"), StaffAction.INVITE)
     add(N_("btn.staff_decline"), StaffAction.DECLINE)
+    add(N_("btn.staff_documents"), StaffAction.DOCUMENTS)
     kb.adjust(1)
     return kb.as_markup()
 

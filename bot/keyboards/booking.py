@@ -15,8 +15,10 @@ from bot.callbacks import (
     ConsultCb,
     DutyAction,
     DutyCb,
+    DutyDoctorsPageCb,
 )
 from bot.i18n import N_
+from bot.keyboards.paging import Page, add_pager
 from bot.services.booking import DoctorDTO, MyConsultation, SlotDTO
 
 SPECIALTY_KEYS = {
@@ -40,13 +42,14 @@ def specialties() -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def doctors(specialty: str, items: list[DoctorDTO], tz: str) -> InlineKeyboardMarkup:
+def doctors(specialty: str, shown: Page[DoctorDTO], tz: str) -> InlineKeyboardMarkup:
+    """One page of a specialty's doctors (after "the earliest, any doctor")."""
     kb = InlineKeyboardBuilder()
     kb.button(
         text=_("btn.duty_earliest"),
         callback_data=DutyCb(action=DutyAction.DOCTOR, specialty=specialty, doctor=0),
     )
-    for doctor in items:
+    for doctor in shown.items:
         when = (
             f"{doctor.next_free.astimezone(ZoneInfo(tz)):%d.%m %H:%M}"
             if doctor.next_free
@@ -56,8 +59,13 @@ def doctors(specialty: str, items: list[DoctorDTO], tz: str) -> InlineKeyboardMa
             text=f"{doctor.name} — {when}",
             callback_data=DutyCb(action=DutyAction.DOCTOR, specialty=specialty, doctor=doctor.id),
         )
+    pager = add_pager(
+        kb,
+        shown,
+        lambda p: DutyDoctorsPageCb(specialty=specialty, page=p),
+    )
     kb.button(text=_("btn.back"), callback_data=DutyCb(action=DutyAction.START))
-    kb.adjust(1)
+    kb.adjust(*([1] * (1 + len(shown.items))), *pager, 1)
     return kb.as_markup()
 
 
@@ -82,11 +90,16 @@ def days(specialty: str, doctor: int, items: list[date]) -> InlineKeyboardMarkup
     return kb.as_markup()
 
 
+#: A day of one doctor's half-hour slots; "any doctor" shows that many of the day's earliest
+#: (Telegram allows 100 buttons; a later time is one doctor's list away).
+MAX_SLOT_BUTTONS = 48
+
+
 def slots(
     specialty: str, doctor: int, day: int, items: list[SlotDTO], tz: str
 ) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    for slot in items:
+    for slot in items[:MAX_SLOT_BUTTONS]:
         label = f"{slot.starts_at.astimezone(ZoneInfo(tz)):%H:%M}"
         if not doctor:
             label += f" · {slot.doctor_name}"
@@ -155,15 +168,16 @@ def consultation(item: MyConsultation, now: datetime, link_active: bool) -> Inli
     kb = InlineKeyboardBuilder()
     if link_active:
         kb.button(text=_("btn.consult_join"), url=item.video_url)
-    kb.button(
-        text=_("btn.consult_cancel"),
-        callback_data=ConsultCb(action=ConsultAction.CANCEL, id=item.id),
-    )
-    if item.duty:
+    if item.current(now) and not item.started(now):  # nothing to cancel or move once begun
         kb.button(
-            text=_("btn.consult_reschedule"),
-            callback_data=ConsultCb(action=ConsultAction.RESCHEDULE, id=item.id),
+            text=_("btn.consult_cancel"),
+            callback_data=ConsultCb(action=ConsultAction.CANCEL, id=item.id),
         )
+        if item.duty:
+            kb.button(
+                text=_("btn.consult_reschedule"),
+                callback_data=ConsultCb(action=ConsultAction.RESCHEDULE, id=item.id),
+            )
     kb.button(text=_("btn.consult_list"), callback_data=ConsultCb(action=ConsultAction.LIST, id=0))
     kb.adjust(1)
     return kb.as_markup()

@@ -7,9 +7,11 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.callbacks import DocAction, DocCb, DocMenuAction, DocMenuCb, DocTypeCb
+from bot.callbacks import DocAction, DocCb, DocListPageCb, DocMenuAction, DocMenuCb, DocTypeCb
 from bot.catalog import Catalog
+from bot.keyboards.paging import Page, add_pager
 from bot.services.documents import DocumentSummary
+from bot.views import format_local_date
 
 
 def menu(count: int) -> InlineKeyboardMarkup:
@@ -35,19 +37,21 @@ def types(catalog: Catalog, batch_id: int, locale: str) -> InlineKeyboardMarkup:
 
 
 def listing(
-    documents: list[DocumentSummary], catalog: Catalog, locale: str
+    shown: Page[DocumentSummary], catalog: Catalog, locale: str, tz: str
 ) -> InlineKeyboardMarkup:
+    """One page of the patient's documents, then the upload button."""
     kb = InlineKeyboardBuilder()
-    for doc in documents:
+    for doc in shown.items:
         doc_type = catalog.document_type(doc.type_code)
         name = doc_type.short_name.get(locale) if doc_type else doc.type_code
         files = ngettext("doc.files", "doc.files_plural", doc.files).format(count=doc.files)
         kb.button(
-            text=f"{name} · {doc.created_at:%d.%m.%Y} · {files}",
+            text=f"{name} · {format_local_date(doc.created_at, tz)} · {files}",
             callback_data=DocCb(action=DocAction.OPEN, id=doc.id),
         )
+    pager = add_pager(kb, shown, lambda p: DocListPageCb(page=p))
     kb.button(text=_("btn.doc_upload"), callback_data=DocMenuCb(action=DocMenuAction.UPLOAD))
-    kb.adjust(1)
+    kb.adjust(*([1] * len(shown.items)), *pager, 1)
     return kb.as_markup()
 
 

@@ -39,8 +39,9 @@ def profile() -> InlineKeyboardMarkup:
     ):
         kb.button(text=_(key), callback_data=ProfileCb(action=ProfileAction.EDIT, field=field))
     kb.button(text=_("btn.language"), callback_data=ProfileCb(action=ProfileAction.LANGUAGE))
+    kb.button(text=_("btn.my_data"), callback_data=ProfileCb(action=ProfileAction.MY_DATA))
     kb.button(text=_("btn.delete_data"), callback_data=ProfileCb(action=ProfileAction.DELETE))
-    kb.adjust(2, 2, 1, 1)
+    kb.adjust(2, 2, 1, 1, 1)
     return kb.as_markup()
 
 

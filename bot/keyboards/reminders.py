@@ -6,7 +6,7 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.callbacks import NoShowCb, RemindAction, RemindCb
+from bot.callbacks import ConsultDocsCb, NoShowCb, RemindAction, RemindCb
 
 
 def answers(consultation_id: int, minutes: int) -> InlineKeyboardMarkup:
@@ -33,5 +33,6 @@ def headsup(consultation_id: int, video_url: str) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=_("btn.consult_join"), url=video_url)
     kb.button(text=_("btn.day_no_show"), callback_data=NoShowCb(id=consultation_id))
+    kb.button(text=_("btn.staff_documents"), callback_data=ConsultDocsCb(id=consultation_id))
     kb.adjust(1)
     return kb.as_markup()

@@ -18,6 +18,7 @@ from bot.callbacks import (
 )
 from bot.catalog import Region
 from bot.i18n import N_
+from bot.keyboards.paging import add_pager, page_of
 from bot.services.schedule import SLOT_LENGTHS, DutyDoctorDTO, ScheduleSlotDTO, SlotPage
 
 SPECIALTY_KEYS = {
@@ -68,19 +69,21 @@ def doctor_label(doctor: DutyDoctorDTO) -> str:
     return f"{mark}{doctor.name} · {_(SPECIALTY_KEYS.get(doctor.specialty, doctor.specialty))}"
 
 
-def doctors(items: list[DutyDoctorDTO]) -> InlineKeyboardMarkup:
+def doctors(items: list[DutyDoctorDTO], page: int = 0) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    for doctor in items:
+    shown = page_of(items, page)
+    for doctor in shown.items:
         kb.button(
             text=doctor_label(doctor),
             callback_data=ScheduleCb(action=ScheduleAction.DOCTOR, doctor=doctor.id),
         )
+    pager = add_pager(kb, shown, lambda p: ScheduleCb(action=ScheduleAction.DOCTORS, page=p))
     kb.button(
         text=_("schedule.btn_add_doctor"),
         callback_data=ScheduleCb(action=ScheduleAction.ADD_DOCTOR),
     )
     kb.button(text=_("schedule.btn_menu"), callback_data=ScheduleCb(action=ScheduleAction.MENU))
-    kb.adjust(1)
+    kb.adjust(*([1] * len(shown.items)), *pager, 1, 1)
     return kb.as_markup()
 
 
@@ -125,15 +128,17 @@ def deactivate_confirm(doctor_id: int) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def doctors_for_listing(items: list[DutyDoctorDTO]) -> InlineKeyboardMarkup:
+def doctors_for_listing(items: list[DutyDoctorDTO], page: int = 0) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    for doctor in items:
+    shown = page_of(items, page)
+    for doctor in shown.items:
         kb.button(
             text=doctor_label(doctor),
             callback_data=ScheduleCb(action=ScheduleAction.SLOT_LIST, doctor=doctor.id),
         )
+    pager = add_pager(kb, shown, lambda p: ScheduleCb(action=ScheduleAction.SLOTS, page=p))
     kb.button(text=_("schedule.btn_menu"), callback_data=ScheduleCb(action=ScheduleAction.MENU))
-    kb.adjust(1)
+    kb.adjust(*([1] * len(shown.items)), *pager, 1)
     return kb.as_markup()
 
 
@@ -171,15 +176,17 @@ def doctor_summary() -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def pick_doctor(items: list[DutyDoctorDTO]) -> InlineKeyboardMarkup:
+def pick_doctor(items: list[DutyDoctorDTO], page: int = 0) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    for doctor in items:
+    shown = page_of(items, page)
+    for doctor in shown.items:
         kb.button(
             text=doctor_label(doctor),
             callback_data=ScheduleStepCb(step=ScheduleStep.DOCTOR, value=doctor.id),
         )
+    pager = add_pager(kb, shown, lambda p: ScheduleStepCb(step=ScheduleStep.DOCTOR_PAGE, value=p))
     _nav(kb)
-    kb.adjust(*([1] * len(items)), 2)
+    kb.adjust(*([1] * len(shown.items)), *pager, 2)
     return kb.as_markup()
 
 

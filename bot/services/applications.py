@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import select, update
@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.catalog import Catalog
+from bot.services.audit import Action, Actor, record
 from bot.services.clock import Clock
 from bot.services.outbox import Outbox
 from bot.services.reminder_plan import ReminderPlan
@@ -44,6 +45,27 @@ OPEN = frozenset(
     {Status.SUBMITTED, Status.UNDER_REVIEW, Status.DOCUMENTS_REQUESTED, Status.TIME_ASSIGNED}
 )
 BEFORE_TIME = frozenset({Status.SUBMITTED, Status.UNDER_REVIEW, Status.DOCUMENTS_REQUESTED})
+
+
+class StaffStep(StrEnum):
+    """A doctor's action that takes more than one press (a calendar, a list, a typed reason)."""
+
+    ASSIGN = "assign"
+    REQUEST_DOCUMENTS = "request_documents"
+    DECLINE = "decline"
+    INVITE = "invite"
+    CONCLUDE = "conclude"
+
+
+#: The statuses each step may start from (assigning also from TIME_ASSIGNED when the patient
+#: asked for another time). The step itself re-checks when it is done (the conditional UPDATE).
+STEP_FROM: dict[StaffStep, frozenset[Status]] = {
+    StaffStep.ASSIGN: BEFORE_TIME,
+    StaffStep.REQUEST_DOCUMENTS: BEFORE_TIME,
+    StaffStep.DECLINE: OPEN,
+    StaffStep.INVITE: OPEN,
+    StaffStep.CONCLUDE: frozenset({Status.TIME_ASSIGNED}),
+}
 
 
 class ConsultationStatus(StrEnum):
@@ -373,36 +395,121 @@ class ApplicationService:
 
     # --- staff side --------------------------------------------------------------------------
 
-    async def take(self, application_id: int, actor: str) -> ApplicationDTO:
+    async def check_step(self, application_id: int, step: StaffStep) -> None:
+        """Refuse a step the application's status no longer allows, at its first press (a card
+        left in the chat keeps its buttons after the patient withdrew or a colleague declined),
+        with the same refusal the step's last press would get."""
+        async with self._sessions() as session:
+            application = await session.get(Application, application_id)
+            if application is None:
+                raise ActionRefusedError(Refused.NOT_FOUND)
+            if step is StaffStep.ASSIGN:
+                allowed = await self._assign_allowed(session, application_id)
+            else:
+                allowed = set(STEP_FROM[step])
+            if application.status not in allowed:
+                raise ActionRefusedError(
+                    Refused.WRONG_STATUS, application.status, application.acted_by
+                )
+
+    async def _assign_allowed(self, session: AsyncSession, application_id: int) -> set[Status]:
+        allowed = set(STEP_FROM[StaffStep.ASSIGN])
+        asked_another_time = await session.scalar(
+            select(Consultation.id).where(
+                Consultation.application_id == application_id,
+                Consultation.status == ConsultationStatus.RESCHEDULE_REQUESTED,
+            )
+        )
+        if asked_another_time is not None:
+            allowed.add(Status.TIME_ASSIGNED)
+        return allowed
+
+    async def take(
+        self, application_id: int, actor: str, *, by: Actor | None = None
+    ) -> ApplicationDTO:
         return await self._transition(
-            application_id, allowed={Status.SUBMITTED}, to=Status.UNDER_REVIEW, actor=actor
+            application_id,
+            allowed={Status.SUBMITTED},
+            to=Status.UNDER_REVIEW,
+            actor=actor,
+            audit=(Action.APPLICATION_TAKEN, by, None),
         )
 
     async def request_documents(
-        self, application_id: int, actor: str, types: list[str], comment: str | None
+        self,
+        application_id: int,
+        actor: str,
+        types: list[str],
+        comment: str | None,
+        *,
+        by: Actor | None = None,
     ) -> ApplicationDTO:
         known = [t for t in types if self._catalog.document_type(t) is not None]
         return await self._transition(
             application_id,
-            allowed=BEFORE_TIME,
+            allowed=STEP_FROM[StaffStep.REQUEST_DOCUMENTS],
             to=Status.DOCUMENTS_REQUESTED,
             actor=actor,
             note=comment,
             extra={"requested_documents": ",".join(known)},
+            audit=(Action.DOCUMENTS_REQUESTED, by, ",".join(known)),
         )
 
-    async def decline(self, application_id: int, actor: str, reason: str) -> ApplicationDTO:
+    async def decline(
+        self, application_id: int, actor: str, reason: str, *, by: Actor | None = None
+    ) -> ApplicationDTO:
         return await self._transition(
-            application_id, allowed=OPEN, to=Status.DECLINED, actor=actor, note=reason
+            application_id,
+            allowed=STEP_FROM[StaffStep.DECLINE],
+            to=Status.DECLINED,
+            actor=actor,
+            note=reason,
+            audit=(Action.APPLICATION_DECLINED, by, None),
         )
 
-    async def invite(self, application_id: int, actor: str, comment: str) -> ApplicationDTO:
+    async def invite(
+        self, application_id: int, actor: str, comment: str, *, by: Actor | None = None
+    ) -> ApplicationDTO:
         return await self._transition(
-            application_id, allowed=OPEN, to=Status.INVITED, actor=actor, note=comment
+            application_id,
+            allowed=STEP_FROM[StaffStep.INVITE],
+            to=Status.INVITED,
+            actor=actor,
+            note=comment,
+            audit=(Action.PATIENT_INVITED, by, None),
         )
+
+    async def resend_documents(self, application_id: int, by: Actor) -> int:
+        """A doctor asked to see the patient's documents again: they are re-sent into the
+        application's topic (an outbox job) and the viewing is audited, in one transaction.
+        Returns how many documents will be sent."""
+        now = self._clock()
+        async with self._sessions.begin() as session:
+            application = await session.get(Application, application_id)
+            if application is None:
+                raise ActionRefusedError(Refused.NOT_FOUND)
+            count = len(
+                list(
+                    await session.scalars(
+                        select(Document.id).where(Document.patient_id == application.patient_id)
+                    )
+                )
+            )
+            record(
+                session,
+                by,
+                Action.DOCUMENTS_VIEWED,
+                now,
+                patient_id=application.patient_id,
+                application_id=application_id,
+                detail=count,
+            )
+            if count:
+                self._staff_notice(session, application, "documents_resent", now)
+            return count
 
     async def assign_time(
-        self, application_id: int, actor: str, starts_at: datetime
+        self, application_id: int, actor: str, starts_at: datetime, *, by: Actor | None = None
     ) -> ConsultationDTO:
         """Create the consultation (with its own video room) — once: a second assignment, by
         the same or another doctor, is refused unless the patient asked for another time."""
@@ -413,15 +520,13 @@ class ApplicationService:
             application = await session.get(Application, application_id)
             if application is None:
                 raise ActionRefusedError(Refused.NOT_FOUND)
-            allowed = set(BEFORE_TIME)
+            allowed = await self._assign_allowed(session, application_id)
             previous = await session.scalar(
                 select(Consultation).where(
                     Consultation.application_id == application_id,
                     Consultation.status == ConsultationStatus.RESCHEDULE_REQUESTED,
                 )
             )
-            if previous is not None:
-                allowed.add(Status.TIME_ASSIGNED)
             result = await session.execute(
                 update(Application)
                 .where(Application.id == application_id, Application.status.in_(allowed))
@@ -451,6 +556,16 @@ class ApplicationService:
                     application_id=application_id, status=Status.TIME_ASSIGNED, actor=actor, at=now
                 )
             )
+            record(
+                session,
+                by,
+                Action.TIME_MOVED if previous is not None else Action.TIME_ASSIGNED,
+                now,
+                patient_id=application.patient_id,
+                application_id=application_id,
+                consultation_id=consultation.id,
+                detail=starts_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ"),
+            )
             await session.refresh(application)
             patient = await session.get(Patient, application.patient_id)
             assert patient is not None
@@ -461,7 +576,13 @@ class ApplicationService:
             return _consultation_dto(consultation)
 
     async def conclude(
-        self, application_id: int, actor: str, text: str | None, file_id: str | None
+        self,
+        application_id: int,
+        actor: str,
+        text: str | None,
+        file_id: str | None,
+        *,
+        by: Actor | None = None,
     ) -> ConclusionDTO:
         now = self._clock()
         async with self._sessions.begin() as session:
@@ -472,7 +593,7 @@ class ApplicationService:
                 update(Application)
                 .where(
                     Application.id == application_id,
-                    Application.status == Status.TIME_ASSIGNED,
+                    Application.status.in_(STEP_FROM[StaffStep.CONCLUDE]),
                 )
                 .values(status=Status.COMPLETED, open_center=None, acted_by=actor, updated_at=now)
             )
@@ -508,6 +629,16 @@ class ApplicationService:
                 ApplicationEvent(
                     application_id=application_id, status=Status.COMPLETED, actor=actor, at=now
                 )
+            )
+            record(
+                session,
+                by,
+                Action.CONCLUSION_SENT,
+                now,
+                patient_id=application.patient_id,
+                application_id=application_id,
+                object_id=conclusion.id,
+                detail="text+pdf" if text and file_id else ("pdf" if file_id else "text"),
             )
             await session.refresh(application)
             await self._notify_patient(session, application, now, conclusion.id)
@@ -586,6 +717,7 @@ class ApplicationService:
         patient_id: int | None = None,
         notify_patient: bool = True,
         extra: dict[str, object] | None = None,
+        audit: tuple[Action, Actor | None, str | None] | None = None,
     ) -> ApplicationDTO:
         """One conditional UPDATE: of two people acting at once exactly one wins."""
         now = self._clock()
@@ -619,6 +751,16 @@ class ApplicationService:
                     application_id=application_id, status=to, note=note, actor=actor, at=now
                 )
             )
+            if audit is not None:
+                record(
+                    session,
+                    audit[1],
+                    audit[0],
+                    now,
+                    patient_id=application.patient_id,
+                    application_id=application_id,
+                    detail=audit[2],
+                )
             if to not in OPEN:  # declined or invited after a time was set: no more reminders
                 for consultation_id in await session.scalars(
                     select(Consultation.id).where(Consultation.application_id == application_id)

@@ -77,10 +77,23 @@ class MyConsultation:
     doctor_name: str | None
     center_code: str | None
     application_id: int | None
+    duration_minutes: int = 30
 
     @property
     def duty(self) -> bool:
         return self.application_id is None
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(minutes=self.duration_minutes)
+
+    def current(self, now: datetime) -> bool:
+        """Still ahead or under way: a consultation that has begun stays the patient's current
+        one (with its join button) until its end."""
+        return self.status in LIVE and now < self.ends_at
+
+    def started(self, now: datetime) -> bool:
+        return self.starts_at <= now
 
 
 class BookingService:
@@ -389,6 +402,7 @@ class BookingService:
             doctor_name=doctor_name,
             center_code=center,
             application_id=c.application_id,
+            duration_minutes=c.duration_minutes or 30,
         )
 
     # --- the patient's consultations ---------------------------------------------------------

@@ -20,7 +20,9 @@ from sqlalchemy import Select, Table, and_, bindparam, exists, func, select, upd
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.pseudonyms import tg
 from bot.services.applications import OPEN, ConsultationStatus
+from bot.services.audit import Action, Actor, Role, record
 from bot.services.clock import Clock
 from bot.services.outbox import Outbox
 from bot.storage.broadcast_models import Broadcast
@@ -226,6 +228,14 @@ class BroadcastService:
                     )
                     total += 1
                 broadcast.total = total
+                record(
+                    session,
+                    Actor(author_id, Role.COORDINATOR, chat_id),
+                    Action.BROADCAST_STARTED,
+                    now,
+                    object_id=broadcast.id,
+                    detail=f"{audience.kind}:{total}",
+                )
                 if not total:
                     broadcast.status = BroadcastStatus.DONE
                     broadcast.finished_at = now
@@ -241,7 +251,7 @@ class BroadcastService:
             found = await self.progress(existing)
             assert found is not None
             return found, False
-        log.info("broadcast %s by %s: %s recipients queued", broadcast_id, author_id, total)
+        log.info("broadcast %s by %s: %s recipients queued", broadcast_id, tg(author_id), total)
         progress = await self.progress(broadcast_id)
         assert progress is not None
         return progress, True
@@ -267,7 +277,7 @@ class BroadcastService:
                 .values(due_at=self._clock() + _PAUSED_FOR, last_error=None)
             )
             broadcast.status = BroadcastStatus.PAUSED
-        log.info("broadcast %s paused by %s", broadcast_id, author_id)
+        log.info("broadcast %s paused by %s", broadcast_id, tg(author_id))
         return await self._progress_or_gone(broadcast_id)
 
     async def resume(self, broadcast_id: int, author_id: int) -> Progress:
@@ -298,7 +308,7 @@ class BroadcastService:
                     moves,
                 )
             broadcast.status = BroadcastStatus.SENDING
-        log.info("broadcast %s resumed by %s", broadcast_id, author_id)
+        log.info("broadcast %s resumed by %s", broadcast_id, tg(author_id))
         return await self._progress_or_gone(broadcast_id)
 
     async def cancel(self, broadcast_id: int, author_id: int) -> Progress:
@@ -308,7 +318,7 @@ class BroadcastService:
             await Outbox.cancel_group(session, _group(broadcast_id))
             broadcast.status = BroadcastStatus.CANCELLED
             broadcast.finished_at = now
-        log.info("broadcast %s cancelled by %s", broadcast_id, author_id)
+        log.info("broadcast %s cancelled by %s", broadcast_id, tg(author_id))
         return await self._progress_or_gone(broadcast_id)
 
     async def _own(self, session: AsyncSession, broadcast_id: int, author_id: int) -> Broadcast:

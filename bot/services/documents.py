@@ -4,6 +4,7 @@ listing, and deletion. Files are fetched through a ``Downloader`` given by the c
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import shutil
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.services.clock import Clock
 from bot.services.filetypes import FileKind, Problem, detect, extension_for
 from bot.storage.db import SessionFactory
-from bot.storage.models import Document, DocumentFile, UploadBatch, UploadItem
+from bot.storage.models import Document, DocumentFile, Patient, UploadBatch, UploadItem
 
 MAX_ALBUM = 10
 
@@ -88,6 +89,7 @@ class BatchReport:
     accepted: int
     refused: list[tuple[int, Refusal]] = field(default_factory=list)  # (position, why)
     duplicate_of: list[tuple[int, str, datetime]] = field(default_factory=list)
+    time_zone: str = "Europe/Moscow"  # the patient's: the dates in the report are in it
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +303,9 @@ class DocumentService:
                 batch.locale,
                 batch.type_code,
             )
+            time_zone = await session.scalar(
+                select(Patient.time_zone).where(Patient.id == patient_id)
+            )
 
         refused: list[tuple[int, Refusal]] = []
         fetched: list[tuple[int, UploadItem, bytes, FileKind, str]] = []
@@ -327,9 +332,12 @@ class DocumentService:
             digest = hashlib.sha256(data).hexdigest()
             fetched.append((position, item, data, detection.kind, digest))
 
-        return await self._archive(
+        report = await self._archive(
             batch_id, patient_id, chat_id, locale, type_code, fetched, refused
         )
+        if report is None or time_zone is None:
+            return report
+        return dataclasses.replace(report, time_zone=time_zone)
 
     async def _archive(
         self,

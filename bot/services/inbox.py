@@ -5,6 +5,7 @@ Times here are wall-clock (not the domain clock): claims are compared between pr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -24,6 +25,60 @@ from bot.storage.inbox_models import InboxStatus, InboxUpdate
 logger = logging.getLogger("bot.inbox")
 
 
+_TABLE: Table = InboxUpdate.__table__  # type: ignore[assignment]
+# Built once: every update is finished with it (see bot.fsm.storage for why).
+_FINISH = (
+    update(_TABLE)
+    .where(_TABLE.c.update_id == bindparam("f_id"))
+    .values(
+        status=bindparam("f_status"),
+        payload=None,
+        order_key=0,
+        claimed_by=None,
+        finished_at=bindparam("f_at", type_=_TABLE.c.finished_at.type),
+    )
+)
+
+
+def _store_statement(dialect: str) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(_TABLE)
+        .on_conflict_do_nothing(index_elements=["update_id"])
+        .returning(_TABLE.c.update_id)
+    )
+
+
+# Built once (every batch of updates is stored with them): many rows, one round trip.
+_STORE = {dialect: _store_statement(dialect) for dialect in ("sqlite", "postgresql")}
+_EARLIEST_ELSEWHERE = (
+    select(_TABLE.c.order_key, func.min(_TABLE.c.update_id))
+    .where(
+        _TABLE.c.order_key.in_(bindparam("keys", expanding=True)),
+        _TABLE.c.status == InboxStatus.PENDING,
+        or_(_TABLE.c.claimed_by.is_(None), _TABLE.c.claimed_by != bindparam("me")),
+    )
+    .group_by(_TABLE.c.order_key)
+)
+
+
+@dataclass
+class _Finish:
+    update_id: int
+    failed: bool
+    also: Callable[[AsyncSession], Awaitable[None]] | None
+    done: asyncio.Future[None]
+
+
+def _settle(item: _Finish, error: BaseException | None) -> None:
+    if item.done.done():
+        return
+    if error is None:
+        item.done.set_result(None)
+    else:
+        item.done.set_exception(error)
+
+
 @dataclass
 class StoredUpdate:
     update_id: int
@@ -32,6 +87,8 @@ class StoredUpdate:
     #: An earlier update of the same key was pending at another worker when this one was
     #: stored: this one waits until that is finished (see InboxService.waits_for_others).
     behind_others: bool = False
+    #: The update as aiogram already read it (long polling), so it is not validated twice.
+    update: Any = None
 
 
 def is_dead_predecessor(claimed_by: str, stable_name: str) -> bool:
@@ -92,6 +149,8 @@ class InboxService:
         self.stale_after = stale_after
         self.keep_finished = keep_finished
         self._clock = clock
+        self._finishing: list[_Finish] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def store(self, payloads: Sequence[dict[str, Any]]) -> list[StoredUpdate]:
         """Store updates claimed by this worker, in one transaction. Returns the ones that were
@@ -113,31 +172,18 @@ class InboxService:
             for u in updates
         ]
         async with self._sessions.begin() as session:
-            insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-            stmt = (
-                insert(InboxUpdate)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=["update_id"])
-                .returning(InboxUpdate.update_id)
-            )
-            new = set((await session.execute(stmt)).scalars())
+            dialect = session.get_bind().dialect.name
+            result = await session.execute(_STORE[dialect], rows)
+            new = set(result.scalars())
             stored = [u for u in updates if u.update_id in new]
             # Another worker may still hold an earlier update of the same person (a webhook
             # behind a round-robin proxy): then this one must wait for it. One query a batch.
-            keys = {u.order_key for u in stored}
+            keys = sorted({u.order_key for u in stored})
             if keys:
-                found = (
-                    await session.execute(
-                        select(InboxUpdate.order_key, func.min(InboxUpdate.update_id))
-                        .where(
-                            InboxUpdate.order_key.in_(keys),
-                            InboxUpdate.status == InboxStatus.PENDING,
-                            self._not_mine(),
-                        )
-                        .group_by(InboxUpdate.order_key)
-                    )
-                ).all()
-                earliest: dict[int, int] = dict(found)
+                found = await session.execute(
+                    _EARLIEST_ELSEWHERE, {"keys": keys, "me": self.worker_id}
+                )
+                earliest: dict[int, int] = dict(found.all())
                 for item in stored:
                     first = earliest.get(item.order_key)
                     item.behind_others = first is not None and first < item.update_id
@@ -173,20 +219,52 @@ class InboxService:
     ) -> None:
         """The update was handled: keep only its id and outcome (no personal data: the order
         key is the sender's Telegram id, needed only while the update is pending). ``also``
-        writes the update's own state (its dialogue) in the same transaction."""
+        writes the update's own state (its dialogue) in the same transaction.
+
+        Updates finished at about the same time share one transaction (a group commit): the
+        disk is waited for once for all of them, not once each in a queue."""
+        done = asyncio.get_running_loop().create_future()
+        self._finishing.append(_Finish(update_id, failed, also, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_finished())
+        await done
+
+    async def _commit_finished(self) -> None:
+        while self._finishing:
+            batch, self._finishing = self._finishing, []
+            try:
+                await self._finish_all(batch)
+            except Exception as error:  # noqa: BLE001 - each is tried alone, then told
+                if len(batch) == 1:
+                    _settle(batch[0], error)
+                    continue
+                for item in batch:  # one bad dialogue must not fail its neighbours
+                    try:
+                        await self._finish_all([item])
+                    except Exception as alone:  # noqa: BLE001 - handed to its caller
+                        _settle(item, alone)
+                    else:
+                        _settle(item, None)
+            else:
+                for item in batch:
+                    _settle(item, None)
+
+    async def _finish_all(self, batch: list[_Finish]) -> None:
+        now = self._clock()
         async with self._sessions.begin() as session:
-            if also is not None:
-                await also(session)
+            for item in batch:
+                if item.also is not None:
+                    await item.also(session)
             await session.execute(
-                update(InboxUpdate)
-                .where(InboxUpdate.update_id == update_id)
-                .values(
-                    status=InboxStatus.FAILED if failed else InboxStatus.DONE,
-                    payload=None,
-                    order_key=0,
-                    claimed_by=None,
-                    finished_at=self._clock(),
-                )
+                _FINISH,
+                [
+                    {
+                        "f_id": item.update_id,
+                        "f_status": InboxStatus.FAILED if item.failed else InboxStatus.DONE,
+                        "f_at": now,
+                    }
+                    for item in batch
+                ],
             )
 
     async def heartbeat(self) -> None:

@@ -65,6 +65,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction, make_transient_to_detached
 from sqlalchemy.sql import Insert
 
+from bot.pseudonyms import tg
 from bot.sending import retries_by_caller
 from bot.services.clock import Clock
 from bot.storage.db import SessionFactory
@@ -449,6 +450,8 @@ class OutboxJob:
 JobHandler = Callable[[OutboxJob, Bot], Awaitable[int | None]]
 #: Called as ``on_blocked(patient_id, chat_id)`` after a 403 on delivery.
 BlockedHook = Callable[[int | None, int], Awaitable[None]]
+#: Called as ``on_staff_failure(chat_id, code)`` when a row to a group failed for good.
+StaffFailureHook = Callable[[int, str], Awaitable[object]]
 
 
 class _Window:
@@ -529,8 +532,10 @@ class OutboxSender:
         limits: Limits | None = None,
         *,
         on_blocked: BlockedHook | None = None,
+        on_staff_failure: StaffFailureHook | None = None,
     ) -> None:
         self._sessions = sessions
+        self._on_staff_failure = on_staff_failure
         self._bot = bot
         self._clock = clock
         self._limits = limits or Limits()
@@ -549,6 +554,8 @@ class OutboxSender:
         self._wake_again = False
         self._idle = asyncio.Event()
         self._idle.set()
+        #: When ``deliver_due`` last ran (for /metrics: a scheduler that stopped ticking).
+        self.last_tick: datetime | None = None
 
     @property
     def limits(self) -> Limits:
@@ -580,6 +587,7 @@ class OutboxSender:
     # ---------------------------------------------------------------------------- ticks
     async def deliver_due(self, max_rows: int = 200) -> int:
         """Deliver what is due now, within the limits; returns how many rows were sent."""
+        self.last_tick = self._clock()
         self._busy += 1
         self._idle.clear()
         try:
@@ -905,8 +913,16 @@ class OutboxSender:
         return _Outcome.SENT if ok else _Outcome.LOST
 
     async def _fail(self, row: OutboxJob, code: str) -> _Outcome:
-        log.warning("outbox row %s to chat %s failed: %s", row.id, row.chat_id, code)
+        log.warning("outbox row %s to chat %s failed: %s", row.id, tg(row.chat_id), code)
         ok = await self._record(row, status=OutboxStatus.FAILED, last_error=code, claimed_at=None)
+        if ok and row.chat_id < 0 and self._on_staff_failure is not None:
+            # a card or a notice that staff will never see: somebody must be told
+            try:
+                await self._on_staff_failure(row.chat_id, code)
+            except Exception as exc:  # noqa: BLE001 - the row is settled either way
+                log.error(
+                    "outbox staff failure hook for chat %s: %s", row.chat_id, type(exc).__name__
+                )
         return _Outcome.FAILED if ok else _Outcome.LOST
 
     async def _back_to_pending(
@@ -929,7 +945,9 @@ class OutboxSender:
         if isinstance(context, int):
             self._chat_paused[context] = until
             self._chat_paused[row.chat_id] = until
-            log.warning("outbox row %s: 429, chat %s paused %ss", row.id, context, exc.retry_after)
+            log.warning(
+                "outbox row %s: 429, chat %s paused %ss", row.id, tg(context), exc.retry_after
+            )
         else:
             self._paused_until = until
             log.warning("outbox row %s: 429, all delivery paused %ss", row.id, exc.retry_after)
@@ -943,6 +961,9 @@ class OutboxSender:
         return await self._back_to_pending(row, due, "network", count=True)
 
     async def _blocked(self, row: OutboxJob) -> _Outcome:
+        if row.chat_id < 0:
+            # a group removed the bot: no patient blocked anything; the staff are alerted
+            return await self._fail(row, "forbidden")
         async with self._sessions.begin() as session:
             result = await session.execute(
                 update(OutboxMessage)
@@ -964,7 +985,7 @@ class OutboxSender:
         log.warning(
             "outbox row %s: chat %s blocked the bot (403); %s pending rows cancelled",
             row.id,
-            row.chat_id,
+            tg(row.chat_id),
             _rowcount(cancelled),
         )
         if self._on_blocked is not None:
@@ -972,7 +993,7 @@ class OutboxSender:
                 await self._on_blocked(row.patient_id, row.chat_id)
             except Exception as exc:  # noqa: BLE001 - the row is settled either way
                 log.error(
-                    "outbox on_blocked for chat %s raised %s", row.chat_id, type(exc).__name__
+                    "outbox on_blocked for chat %s raised %s", tg(row.chat_id), type(exc).__name__
                 )
         return _Outcome.FAILED
 

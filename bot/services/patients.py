@@ -7,16 +7,21 @@ import shutil
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.services.clock import Clock
+from bot.services.audit import Action, Actor, AuditService, Role, record
+from bot.services.clock import Clock, local_date, utc_now
 from bot.services.validation import age_on
 from bot.storage.db import SessionFactory
+from bot.storage.inbox_models import InboxStatus, InboxUpdate
 from bot.storage.models import Patient
 from bot.storage.referral_models import Referral
 from bot.storage.repositories import DialogueRepository, PatientRepository
+from bot.storage.scrub import scrub
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +40,9 @@ class PatientDTO:
     registered_at: datetime
     unreachable: bool = False
 
-    def age(self, today: date) -> int:
-        return age_on(self.birth_date, today)
+    def age(self, now: datetime) -> int:
+        """Full years on the patient's own calendar day."""
+        return age_on(self.birth_date, local_date(now, self.time_zone))
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,23 @@ PROFILE_FIELDS = frozenset(
 )
 
 
+_PATIENT_BY_TELEGRAM_ID = select(
+    Patient.id,
+    Patient.telegram_id,
+    Patient.full_name,
+    Patient.birth_date,
+    Patient.phone,
+    Patient.phone_verified,
+    Patient.region_code,
+    Patient.time_zone,
+    Patient.locale,
+    Patient.consent_version,
+    Patient.consent_at,
+    Patient.registered_at,
+    Patient.unreachable_at,
+).where(Patient.telegram_id == bindparam("tid"))
+
+
 def patient_dto(p: Patient) -> PatientDTO:
     return PatientDTO(
         id=p.id,
@@ -92,19 +115,32 @@ def patient_dto(p: Patient) -> PatientDTO:
     )
 
 
+def patient_actor(telegram_id: int) -> Actor:
+    """A patient acting in their private chat (its id is their Telegram id)."""
+    return Actor(telegram_id=telegram_id, role=Role.PATIENT, chat_id=telegram_id)
+
+
 class PatientService:
-    def __init__(self, sessions: SessionFactory, files_dir: Path, clock: Clock) -> None:
+    def __init__(
+        self, sessions: SessionFactory, files_dir: Path, clock: Clock, audit: AuditService
+    ) -> None:
         self._sessions = sessions
         self._files_dir = files_dir
         self._clock = clock
+        self._audit = audit
 
     def patient_files_dir(self, patient_id: int) -> Path:
         return self._files_dir / "patients" / str(patient_id)
 
     async def get(self, telegram_id: int) -> PatientDTO | None:
+        """Who writes (every update asks): the columns alone, by a statement built once."""
         async with self._sessions() as session:
-            patient = await PatientRepository(session).by_telegram_id(telegram_id)
-            return patient_dto(patient) if patient else None
+            row = (await session.execute(_PATIENT_BY_TELEGRAM_ID, {"tid": telegram_id})).first()
+        if row is None:
+            return None
+        fields: dict[str, Any] = dict(row._mapping)
+        unreachable = fields.pop("unreachable_at") is not None
+        return PatientDTO(**fields, unreachable=unreachable)
 
     async def register(self, telegram_id: int, new: NewPatient) -> PatientDTO:
         now = self._clock()
@@ -128,6 +164,14 @@ class PatientService:
                         registered_at=now,
                         updated_at=now,
                     )
+                )
+                record(
+                    session,
+                    patient_actor(telegram_id),
+                    Action.CONSENT_GIVEN,
+                    new.consent_at,
+                    patient_id=patient.id,
+                    detail=new.consent_version,
                 )
                 return patient_dto(patient)
         except IntegrityError:
@@ -172,8 +216,12 @@ class PatientService:
             if patient is not None and patient.unreachable_at is not None:
                 patient.unreachable_at = None
 
-    async def erase(self, telegram_id: int) -> ErasureReport:
-        """Erase the patient, every row that belongs to them, their dialogues and files."""
+    async def erase(self, telegram_id: int, *, update_id: int | None = None) -> ErasureReport:
+        """Erase the patient, every row that belongs to them, their dialogues and files; their
+        ids in the audit trail become a pseudonym. ``update_id``: the update that asked for it,
+        finished (its raw content dropped) in the same transaction, so that no copy of it is
+        left behind in the database files either. Then the files are scrubbed (``scrub``)."""
+        now = self._clock()
         async with self._sessions.begin() as session:
             patients = PatientRepository(session)
             patient = await patients.by_telegram_id(telegram_id)
@@ -188,8 +236,32 @@ class PatientService:
                     Referral.phone == patient.phone, Referral.birth_date == patient.birth_date
                 )
             )
-            await patients.erase(patient, self._clock())
+            await patients.erase(patient, now)
+            record(
+                session,
+                patient_actor(telegram_id),
+                Action.PATIENT_ERASED,
+                now,
+                patient_id=patient_id,
+            )
+            await session.flush()
+            await self._audit.pseudonymise_patient(session, patient_id, telegram_id)
+            if update_id is not None:
+                await session.execute(
+                    update(InboxUpdate)
+                    .where(InboxUpdate.update_id == update_id)
+                    .values(
+                        status=InboxStatus.DONE,
+                        payload=None,
+                        order_key=0,
+                        claimed_by=None,
+                        finished_at=utc_now(),  # the inbox keeps wall-clock times
+                    )
+                )
         files = await asyncio.to_thread(_remove_tree, self.patient_files_dir(patient_id))
+        engine = self._sessions.kw.get("bind")
+        if isinstance(engine, AsyncEngine):
+            await scrub(engine)
         return ErasureReport(patient_id=patient_id, dialogues=dialogues, files=files)
 
 

@@ -27,7 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.catalog import Catalog, normalize_text
-from bot.services.clock import Clock
+from bot.pseudonyms import tg
+from bot.services.audit import Action, Actor, Role, record
+from bot.services.clock import EARLIEST_ZONE, Clock, local_date
 from bot.services.patients import (
     AlreadyRegisteredError,
     NewPatient,
@@ -147,7 +149,8 @@ class ReportSink(Protocol):
     def add(self, result: RowResult) -> None: ...
 
 
-Progress = Callable[[int, int], Awaitable[None]]
+#: (rows done, rows expected or None when the table does not say how many it has)
+Progress = Callable[[int, int | None], Awaitable[None]]
 
 
 class LinkRefused(StrEnum):
@@ -253,7 +256,7 @@ Cell = str | int | float | date | datetime | None
 @dataclass
 class OpenedTable:
     rows: Iterator[tuple[int, Sequence[Cell]]]  # (line number, cells), header included
-    estimate: int  # how many lines there probably are (for the progress message)
+    estimate: int | None  # how many lines there probably are (None: unknown)
     close: Callable[[], None] = field(default=lambda: None)
 
 
@@ -276,7 +279,9 @@ def _open_xlsx(data: bytes) -> OpenedTable:
         sheet = workbook.worksheets[0]
     except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError, IndexError):
         raise TableError(TableRefused.NOT_TABLE) from None
-    estimate = sheet.max_row or 0
+    # The size comes from the sheet's <dimension>, which streaming writers leave out (or write
+    # as just "A1"): then the number of rows is unknown until they are read.
+    estimate = sheet.max_row if isinstance(sheet.max_row, int) and sheet.max_row > 1 else None
 
     rows = enumerate(sheet.iter_rows(values_only=True), start=1)
     return OpenedTable(rows, estimate, workbook.close)  # type: ignore[arg-type]
@@ -479,14 +484,14 @@ class ReferralService:
         sink: ReportSink,
         progress: Progress | None,
     ) -> ImportSummary:
-        if table.estimate > MAX_ROWS + 1:
+        if table.estimate is not None and table.estimate > MAX_ROWS + 1:
             raise TableError(TableRefused.TOO_MANY_ROWS)
         header_line, positions = self._header(table.rows)
-        expected = max(table.estimate - header_line, 0)
+        expected = None if table.estimate is None else max(table.estimate - header_line, 0)
         summary = ImportSummary()
         seen: dict[tuple[str, date], int] = {}  # this import's people → their referral id
         chunk: list[_Pending] = []
-        today = self._clock().date()
+        today = local_date(self._clock(), EARLIEST_ZONE)  # birth dates: as at registration
         for line, values in table.rows:
             if all(_cell_text(v) == "" for v in values):
                 continue
@@ -506,14 +511,16 @@ class ReferralService:
                 await self._write_chunk(chunk, coordinator_id, seen, summary, sink)
                 chunk = []
                 if progress is not None:
-                    await progress(summary.rows, max(expected, summary.rows))
+                    # an estimate the table has outgrown is no estimate any more
+                    known = expected is not None and summary.rows <= expected
+                    await progress(summary.rows, expected if known else None)
         if chunk:
             await self._write_chunk(chunk, coordinator_id, seen, summary, sink)
         if summary.rows == 0:
             raise TableError(TableRefused.EMPTY)
         logger.info(
             "referral import by %s: %s created, %s duplicates, %s rejected",
-            coordinator_id,
+            tg(coordinator_id),
             summary.created,
             summary.duplicates,
             summary.rejected,
@@ -616,6 +623,17 @@ class ReferralService:
                 else:
                     written.append((pending, referral, RowStatus.CREATED, code, None))
             await session.flush()
+            # One audit row per chunk, committed with it: a chunk that fails leaves none.
+            created = sum(
+                1 for *_rest, status, _code, _note in written if status is RowStatus.CREATED
+            )
+            record(
+                session,
+                Actor(coordinator_id, Role.COORDINATOR, coordinator_id),
+                Action.REFERRALS_IMPORTED,
+                now,
+                detail=f"rows={len(chunk)} created={created}",
+            )
         return [
             RowResult(
                 pending.line,
@@ -678,6 +696,15 @@ class ReferralService:
                 session.add(patient)
                 await session.flush()
                 _activated(referral, patient.id, now)
+                record(
+                    session,
+                    Actor(telegram_id, Role.PATIENT, telegram_id),
+                    Action.CONSENT_GIVEN,
+                    new.consent_at,
+                    patient_id=patient.id,
+                    object_id=referral_id,
+                    detail=new.consent_version,
+                )
                 logger.info("referral %s activated by new patient %s", referral_id, patient.id)
                 return patient_dto(patient)
         except IntegrityError:
@@ -701,7 +728,9 @@ class ReferralService:
             raise LinkError(LinkRefused.EXPIRED)
         return referral
 
-    async def relink(self, referral_id: int, phone: str | None = None) -> tuple[ReferralDTO, str]:
+    async def relink(
+        self, referral_id: int, phone: str | None = None, *, by: Actor | None = None
+    ) -> tuple[ReferralDTO, str]:
         """A new link (the old one stops working), optionally with a corrected phone."""
         now = self._clock()
         code = new_code()
@@ -718,6 +747,14 @@ class ReferralService:
                 referral.code_expires_at = now + self._link_life
                 referral.updated_at = now
                 await session.flush()
+                record(
+                    session,
+                    by,
+                    Action.REFERRAL_RELINKED,
+                    now,
+                    object_id=referral_id,
+                    detail="phone" if phone is not None else None,
+                )
                 logger.info("referral %s: a new link issued", referral_id)
                 return _dto(referral), code
         except IntegrityError:

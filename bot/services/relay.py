@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.services.applications import ConsultationStatus
 from bot.services.clock import Clock
+from bot.services.reminder_plan import ends_at
 from bot.storage.db import SessionFactory
 from bot.storage.models import Application, Consultation, Document, DutyDoctor, Patient
 from bot.storage.relay_models import RelayMessage, RelayThread
@@ -22,6 +23,8 @@ from bot.storage.relay_models import RelayMessage, RelayThread
 RATE_LIMIT = 20
 RATE_WINDOW = timedelta(minutes=1)
 UPCOMING = (ConsultationStatus.SCHEDULED, ConsultationStatus.CONFIRMED)
+#: Longer than any consultation: those that began earlier have certainly ended.
+LONGEST_CONSULTATION = timedelta(days=1)
 FORUM_CACHE_SECONDS = 300.0
 
 
@@ -264,7 +267,9 @@ class RelayService:
             return _ref(patient) if patient else None
 
     async def upcoming(self, patient_id: int) -> tuple[Upcoming, ...]:
-        """The patient's consultations still ahead (scheduled or confirmed), soonest first."""
+        """The patient's consultations still ahead or under way (scheduled or confirmed, not
+        yet ended), soonest first."""
+        now = self._clock()
         async with self._sessions() as session:
             rows = await session.execute(
                 select(Consultation, DutyDoctor.display_name, Application.center_code)
@@ -272,7 +277,7 @@ class RelayService:
                 .outerjoin(Application, Application.id == Consultation.application_id)
                 .where(
                     Consultation.patient_id == patient_id,
-                    Consultation.starts_at > self._clock(),
+                    Consultation.starts_at > now - LONGEST_CONSULTATION,
                     Consultation.status.in_(UPCOMING),
                 )
                 .order_by(Consultation.starts_at, Consultation.id)
@@ -285,6 +290,7 @@ class RelayService:
                     center_code=center,
                 )
                 for c, name, center in rows
+                if now < ends_at(c)
             )
 
     async def card(self, patient_id: int) -> PatientCard | None:

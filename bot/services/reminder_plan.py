@@ -19,6 +19,8 @@ REMINDER = "consultation_reminder"
 HEADSUP = "consultation_headsup"
 ANSWER_NOTICE = "consultation_answer_notice"
 NO_SHOW_ALERT = "no_show_alert"
+# a doctor pressed «📎 Документы пациента» on a heads-up: the documents go into its topic
+CONSULTATION_DOCUMENTS = "consultation_documents"
 
 
 def group_key(consultation_id: int) -> str:

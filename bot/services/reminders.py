@@ -20,16 +20,18 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.applications import CARD_REFRESH, ConsultationStatus
+from bot.services.audit import Action, Actor, record
 from bot.services.clock import Clock
 from bot.services.outbox import Outbox
 from bot.services.reminder_plan import (
     ANSWER_NOTICE,
+    CONSULTATION_DOCUMENTS,
     NO_SHOW_ALERT,
     ReminderPlan,
     ends_at,
 )
 from bot.storage.db import SessionFactory
-from bot.storage.models import Application, Consultation, DutyDoctor, Patient
+from bot.storage.models import Application, Consultation, Document, DutyDoctor, Patient
 from bot.storage.outbox_models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -204,7 +206,9 @@ class ReminderService:
 
     # --- the doctors mark a no-show ----------------------------------------------------------
 
-    async def mark_no_show(self, consultation_id: int, chat_id: int) -> NoShowResult:
+    async def mark_no_show(
+        self, consultation_id: int, chat_id: int, *, by: Actor | None = None
+    ) -> NoShowResult:
         """The patient did not attend: only from the consultation's own staff chat (the
         caller checks the presser is a member), from its start on, once. After
         ``no_show_alert_after`` such consultations the coordinators are alerted, once."""
@@ -262,12 +266,58 @@ class ReminderService:
                     chat_id=chat_id,
                     now=now,
                 )
+            record(
+                session,
+                by,
+                Action.NO_SHOW_MARKED,
+                now,
+                patient_id=day.patient_id,
+                application_id=day.application_id,
+                consultation_id=consultation_id,
+                detail=missed,
+            )
             log.info(
                 "consultation %s marked not attended (patient %s)", consultation_id, day.patient_id
             )
             marked = await self._load(session, consultation_id)
             assert marked is not None
             return NoShowResult(marked, missed, alerted)
+
+    async def resend_documents(self, consultation_id: int, chat_id: int, by: Actor) -> int:
+        """A doctor asked for the patient's documents on a consultation's heads-up: only from
+        the consultation's own staff chat (the caller checks membership). The viewing is
+        audited and the documents are queued for the chat in one transaction; returns how
+        many documents the patient has."""
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            day = await self._load(session, consultation_id)
+            if day is None or day.staff_chat_id != chat_id:
+                raise DayError(Refusal.NOT_FOUND)
+            count = int(
+                await session.scalar(
+                    select(func.count()).where(Document.patient_id == day.patient_id)
+                )
+                or 0
+            )
+            record(
+                session,
+                by,
+                Action.DOCUMENTS_VIEWED,
+                now,
+                patient_id=day.patient_id,
+                application_id=day.application_id,
+                consultation_id=consultation_id,
+                detail=count,
+            )
+            if count:
+                Outbox.job(
+                    session,
+                    kind=CONSULTATION_DOCUMENTS,
+                    payload={"consultation_id": consultation_id},
+                    chat_id=chat_id,
+                    now=now,
+                )
+            return count
 
     async def missed_count(self, patient_id: int) -> int:
         async with self.sessions() as session:

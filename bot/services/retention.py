@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, delete, or_, select
 from sqlalchemy.orm import aliased
 
+from bot.services.audit import AuditService
 from bot.services.clock import Clock
 from bot.storage.db import SessionFactory
 from bot.storage.models import FsmRecord
@@ -30,13 +31,22 @@ BATCH = 500  # rows per delete: short transactions, no long lock on the outbox
 class Purged:
     dialogues: int
     outbox_rows: int
+    audit_rows: int = 0
 
 
 class RetentionService:
-    def __init__(self, sessions: SessionFactory, clock: Clock, *, retention_days: int) -> None:
+    def __init__(
+        self,
+        sessions: SessionFactory,
+        clock: Clock,
+        *,
+        retention_days: int,
+        audit: AuditService | None = None,
+    ) -> None:
         self._sessions = sessions
         self._clock = clock
         self.keep = timedelta(days=retention_days)
+        self._audit = audit  # its rows have a retention of their own (AUDIT_RETENTION_DAYS)
 
     async def purge_daily(self) -> Purged | None:
         """The purge, at most once per UTC day (a restart does not repeat it); None if it has
@@ -81,11 +91,15 @@ class RetentionService:
                     break
                 result = await session.execute(delete(m).where(m.id.in_(ids), old))
                 outbox_rows += _rowcount(result)
-        purged = Purged(dialogues=_rowcount(dialogues), outbox_rows=outbox_rows)
+        audit_rows = await self._audit.purge() if self._audit is not None else 0
+        purged = Purged(
+            dialogues=_rowcount(dialogues), outbox_rows=outbox_rows, audit_rows=audit_rows
+        )
         log.info(
-            "retention: %s finished dialogues and %s outbox rows deleted",
+            "retention: %s finished dialogues, %s outbox rows and %s audit rows deleted",
             purged.dialogues,
             purged.outbox_rows,
+            purged.audit_rows,
         )
         return purged
 

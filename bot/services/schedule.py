@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.catalog import Catalog, Region, normalize_text
 from bot.services.applications import ConsultationStatus
+from bot.services.audit import Action, Actor, record
 from bot.services.booking import LIVE, SPECIALTIES
 from bot.services.clock import Clock
 from bot.services.filetypes import detect
@@ -387,7 +388,9 @@ class ScheduleService:
             found = await session.get(DutyDoctor, doctor_id)
             return _doctor_dto(found) if found is not None else None
 
-    async def add_doctor(self, name: str, specialty: str, about: str) -> DutyDoctorDTO:
+    async def add_doctor(
+        self, name: str, specialty: str, about: str, *, by: Actor | None = None
+    ) -> DutyDoctorDTO:
         if specialty not in SPECIALTIES:
             raise ValueError(f"unknown specialty {specialty!r}")
         async with self._sessions.begin() as session:
@@ -400,15 +403,33 @@ class ScheduleService:
             )
             session.add(doctor)
             await session.flush()
+            record(
+                session,
+                by,
+                Action.DUTY_DOCTOR_ADDED,
+                self._clock(),
+                object_id=doctor.id,
+                detail=specialty,
+            )
             return _doctor_dto(doctor)
 
-    async def set_active(self, doctor_id: int, active: bool) -> DutyDoctorDTO:
+    async def set_active(
+        self, doctor_id: int, active: bool, *, by: Actor | None = None
+    ) -> DutyDoctorDTO:
         """A deactivated doctor is not offered to patients; bookings already made stay."""
         async with self._sessions.begin() as session:
             doctor = await session.get(DutyDoctor, doctor_id)
             if doctor is None:
                 raise SlotError(SlotRefused.DOCTOR_NOT_FOUND)
             doctor.active = active
+            record(
+                session,
+                by,
+                Action.DUTY_DOCTOR_ACTIVE,
+                self._clock(),
+                object_id=doctor_id,
+                detail=str(active).lower(),
+            )
             return _doctor_dto(doctor)
 
     async def upcoming_counts(self, doctor_id: int) -> tuple[int, int]:
@@ -440,7 +461,7 @@ class ScheduleService:
             new = await self._new_only(session, candidates)
         return PlanPreview(new=len(new), existing=len(candidates) - len(new), past=past)
 
-    async def create_slots(self, plan: SlotPlan) -> CreateResult:
+    async def create_slots(self, plan: SlotPlan, *, by: Actor | None = None) -> CreateResult:
         """Slots of the plan that are not in the schedule yet; the others are skipped."""
         candidates, _past = self._plan_candidates(plan)
         async with self._sessions() as session:
@@ -449,7 +470,7 @@ class ScheduleService:
             raise SlotError(SlotRefused.DOCTOR_NOT_FOUND)
         if not doctor.active:
             raise SlotError(SlotRefused.DOCTOR_INACTIVE)
-        created = await self._insert(candidates)
+        created = await self._insert(candidates, (by, Action.DUTY_SLOTS_CREATED, plan.doctor_id))
         log.info("duty slots created doctor=%s created=%s", plan.doctor_id, created)
         return CreateResult(created=created, skipped=len(candidates) - created)
 
@@ -470,7 +491,9 @@ class ScheduleService:
             )
         return candidates, past
 
-    async def _insert(self, candidates: Sequence[NewSlot]) -> int:
+    async def _insert(
+        self, candidates: Sequence[NewSlot], audit: tuple[Actor | None, Action, int | None]
+    ) -> int:
         """Insert the candidates not in the schedule; how many were inserted. Another
         coordinator inserting the same slots meanwhile makes the unique constraint refuse the
         whole batch: it is then computed again against what is there now."""
@@ -489,6 +512,8 @@ class ScheduleService:
                         )
                         for s in new
                     )
+                    by, action, doctor_id = audit
+                    record(session, by, action, now, object_id=doctor_id, detail=len(new))
                     return len(new)
             except IntegrityError:
                 if attempt == 2:
@@ -575,7 +600,9 @@ class ScheduleService:
             patient_id,
         )
 
-    async def remove_slot(self, slot_id: int, *, booking_confirmed: bool) -> RemovedSlot:
+    async def remove_slot(
+        self, slot_id: int, *, booking_confirmed: bool, by: Actor | None = None
+    ) -> RemovedSlot:
         """Delete a slot. A booked one only when the coordinator was told it is booked
         (``booking_confirmed``): its consultation is cancelled and the patient is written to
         through the outbox, all in one transaction."""
@@ -625,6 +652,15 @@ class ScheduleService:
             )
             await session.flush()
             await session.delete(slot)
+            record(
+                session,
+                by,
+                Action.DUTY_SLOT_REMOVED,
+                now,
+                patient_id=live.patient_id if live is not None else None,
+                consultation_id=live.id if live is not None else None,
+                object_id=slot_id,
+            )
             log.info(
                 "duty slot removed slot=%s consultation=%s",
                 slot_id,
@@ -659,7 +695,7 @@ class ScheduleService:
 
     # --- CSV ---------------------------------------------------------------------------------
 
-    async def import_csv(self, data: bytes) -> CsvReport:
+    async def import_csv(self, data: bytes, *, by: Actor | None = None) -> CsvReport:
         """Rows: doctor (name or id); date dd.mm.yyyy; time hh:mm; duration in minutes; time
         zone (optional, Moscow when empty). UTF-8 or Windows-1251, comma or semicolon. Good
         rows are imported, each bad one is reported with its line number; a header row is
@@ -681,7 +717,11 @@ class ScheduleService:
                 candidates.append(parsed)
             else:
                 errors.append(RowError(line, parsed[0], parsed[1]))
-        created = await self._insert(candidates) if candidates else 0
+        created = (
+            await self._insert(candidates, (by, Action.DUTY_SLOTS_IMPORTED, None))
+            if candidates
+            else 0
+        )
         log.info("duty slots imported created=%s bad_rows=%s", created, len(errors))
         return CsvReport(created=created, skipped=len(candidates) - created, errors=errors)
 

@@ -9,7 +9,7 @@ import io
 import re
 import statistics
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -17,9 +17,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from bot.services.applications import BEFORE_TIME, ConsultationStatus, Status
+from bot.services.audit import Action, Actor, record
 from bot.services.clock import Clock
 from bot.storage.db import SessionFactory
 from bot.storage.models import Application, ApplicationEvent, Consultation, Patient
+from bot.storage.outbox_models import OutboxMessage, OutboxStatus
 
 PROGRAMME_ZONE = ZoneInfo("Europe/Moscow")
 OVERDUE_AFTER = timedelta(days=3)
@@ -40,6 +42,8 @@ class Stats:
     week_start: date
     week_consultations: dict[str, int]  # status -> count, this week
     no_shows_30_days: int
+    # Messages to staff chats that failed for good (kept RETENTION_DAYS), by failure code.
+    staff_failed: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +173,11 @@ class StatsService:
                 )
                 .group_by(Consultation.status)
             )
+            staff_failed = await session.execute(
+                select(OutboxMessage.last_error, func.count())
+                .where(OutboxMessage.status == OutboxStatus.FAILED, OutboxMessage.chat_id < 0)
+                .group_by(OutboxMessage.last_error)
+            )
             no_shows = await session.scalar(
                 select(func.count()).where(
                     Consultation.status == ConsultationStatus.NO_SHOW,
@@ -192,13 +201,24 @@ class StatsService:
             week_start=week_start,
             week_consultations=dict(Counter({s: int(n) for s, n in week.all()})),
             no_shows_30_days=int(no_shows or 0),
+            staff_failed={str(code or "unknown"): int(n) for code, n in staff_failed.all()},
         )
 
-    async def export_rows(self, first: date, last: date) -> list[ExportRow]:
+    async def export_rows(
+        self, first: date, last: date, *, by: Actor | None = None
+    ) -> list[ExportRow]:
         """Applications submitted from ``first`` to ``last`` (both included, Moscow days).
-        No names, phones, birth dates, diagnoses or complaints: ids, where and what stage."""
+        No names, phones, birth dates, diagnoses or complaints: ids, where and what stage.
+        The export is audited in the transaction that reads it."""
         start, end = _start_of(first), _start_of(last + timedelta(days=1))
-        async with self._sessions() as session:
+        async with self._sessions.begin() as session:
+            record(
+                session,
+                by,
+                Action.APPLICATIONS_EXPORTED,
+                self._clock(),
+                detail=f"{first.isoformat()}..{last.isoformat()}",
+            )
             found = await session.execute(
                 select(Application, Patient.region_code)
                 .join(Patient, Patient.id == Application.patient_id, isouter=True)

@@ -17,13 +17,17 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from bot.storage.sqlite_inline import InlineConnection, inline_creator
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 #: How long a writer waits for SQLite's single write lock before giving up (as busy_timeout).
 SQLITE_WRITE_WAIT_SECONDS = 30
 #: Connections kept open: enough for the concurrent updates of one process, so the pool does not
-#: open (a thread and its PRAGMAs) and close a connection per burst.
+#: open (PRAGMAs and all) and close a connection per burst. An inline SQLite connection is only
+#: a file handle; a PostgreSQL one is a server process, so fewer.
 POOL_SIZE = 20
+SQLITE_POOL_SIZE = 64
 
 
 def create_engine(database_url: str) -> AsyncEngine:
@@ -33,9 +37,12 @@ def create_engine(database_url: str) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        # A file on this machine: no connection goes stale, so no ping before each checkout.
+        # A file on this machine: no connection goes stale, so no ping before each checkout;
+        # queries run inline on the event loop (see sqlite_inline), not in a thread each.
         kwargs["connect_args"] = {"timeout": SQLITE_WRITE_WAIT_SECONDS}
-        kwargs["pool_size"] = POOL_SIZE
+        kwargs["pool_size"] = SQLITE_POOL_SIZE
+        if url.database and url.database != ":memory:":
+            kwargs["async_creator"] = inline_creator(url.database, SQLITE_WRITE_WAIT_SECONDS)
     else:
         # A server: a connection may have been closed by it (restart, idle timeout).
         kwargs["pool_pre_ping"] = True
@@ -50,7 +57,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    inline = isinstance(getattr(dbapi_connection, "driver_connection", None), InlineConnection)
+    # Inline connections wait for a lock without blocking the event loop (sqlite_inline).
+    cursor.execute(f"PRAGMA busy_timeout={0 if inline else SQLITE_WRITE_WAIT_SECONDS * 1000}")
+    # Deleted rows are overwritten with zeros, not just unlinked: an erased patient's data must
+    # not stay readable in free space (issue 15; the WAL is checkpointed after an erasure).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 

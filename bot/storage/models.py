@@ -308,6 +308,7 @@ class DutySlot(Base):
 
 # The tables of other modules register with Base (imported as modules: any of them may be the
 # first one imported, e.g. by ``python -m scheduler``).
+from bot.storage import audit_models as audit_models  # noqa: E402
 from bot.storage import broadcast_models as broadcast_models  # noqa: E402
 from bot.storage import inbox_models as inbox_models  # noqa: E402
 from bot.storage import outbox_models as outbox_models  # noqa: E402
