@@ -335,7 +335,8 @@ async def test_fifty_quick_patients_through_two_workers_are_answered_in_step_ord
         except AssertionError as stuck:
             raise AssertionError(await _stuck_report(cluster.workers[0], watch, users)) from stuck
 
-    assert out_of_order(watch, users) == {}
+    wrong = out_of_order(watch, users)
+    assert not wrong, f"answered out of step: {wrong}"
     worker = cluster.workers[0]
     rows = await worker.db(
         f"SELECT count(*) FROM patients WHERE telegram_id BETWEEN {base} AND {base + USERS}"  # noqa: S608
@@ -393,7 +394,8 @@ async def test_a_worker_killed_mid_run_loses_nothing_and_freezes_nobody_past_the
     assert orphans[0][0] > 0, "the kill left no update unfinished: the test tested nothing"
     # An answer the dead worker sent before its update was marked handled is sent again by the
     # survivor (at least once); anything else out of step is a fault.
-    assert out_of_order(watch, users, repeats=False) == {}
+    wrong = out_of_order(watch, users, repeats=False)
+    assert not wrong, f"answered out of step: {wrong}"
     rows = await survivor.db(
         f"SELECT count(*) FROM patients WHERE telegram_id BETWEEN {base} AND {base + USERS}"  # noqa: S608
     )
@@ -475,7 +477,8 @@ async def test_default_process_takes_back_an_update_cut_off_by_sigkill_at_once_i
                     await watch.sees(user, "Проверьте данные")
                     await user.click("✅ Всё верно")
                     await watch.sees(user, "Регистрация завершена")
-                assert out_of_order(watch, (clicker, typist)) == {}
+                wrong = out_of_order(watch, (clicker, typist))
+                assert not wrong, f"answered out of step: {wrong}"
             assert await process.db("SELECT count(*) FROM patients") == [(2,)]
             assert await process.db("SELECT count(*) FROM inbox WHERE status != 'done'") == [(0,)]
             assert await process.stop(signal.SIGTERM) == 0
