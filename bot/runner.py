@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
+from bot.fsm.backends import DialogueRedisStorage
 from bot.fsm.storage import SQLStorage
 from bot.fsm.unit import DialogueUnit, WriteBehindStorage, dialogue_unit
 from bot.logging_setup import safe_exc_info
@@ -121,6 +122,12 @@ class UpdateProcessor:
 
     async def _handle(self, stored: StoredUpdate) -> None:
         failed = False
+        if stored.again and await self._applied_before(stored):
+            logger.info(
+                "update %s was applied before its worker died: marked done", stored.update_id
+            )
+            await self._inbox.finish(stored.update_id)
+            return
         with dialogue_unit() as unit:
             try:
                 update = stored.update or Update.model_validate(
@@ -138,20 +145,33 @@ class UpdateProcessor:
                     exc_info=safe_exc_info(exc),
                 )
             try:
-                await self._finish(stored.update_id, unit, failed=failed)
+                await self._finish(stored, unit, failed=failed)
             except SQLAlchemyError:
                 # Still claimed by us: handled again only if this worker dies (at least once).
                 logger.exception("update %s handled but not marked finished", stored.update_id)
 
-    async def _finish(self, update_id: int, unit: DialogueUnit, *, failed: bool) -> None:
+    async def _applied_before(self, stored: StoredUpdate) -> bool:
+        """Redis only: the dialogue is written before the inbox mark, so a worker may have died
+        between the two; the dialogue then says which update it already holds. (The SQL storage
+        writes both in one transaction.)"""
         storage = self._storage
+        if not isinstance(storage, DialogueRedisStorage):
+            return False
+        return await storage.applied_through(stored.order_key) >= stored.update_id
+
+    async def _finish(self, stored: StoredUpdate, unit: DialogueUnit, *, failed: bool) -> None:
+        storage = self._storage
+        update_id = stored.update_id
         if not isinstance(storage, WriteBehindStorage) or not unit.changes():
             await self._inbox.finish(update_id, failed=failed)
         elif isinstance(storage, SQLStorage):  # the dialogue and the mark: one transaction
             await self._inbox.finish(
                 update_id, failed=failed, also=lambda session: storage.save(unit, session)
             )
-        else:  # Redis: the dialogue first; a crash between the two repeats the update
+        elif isinstance(storage, DialogueRedisStorage):  # the dialogue, with the update's id
+            await storage.save(unit, applied=(stored.order_key, update_id))
+            await self._inbox.finish(update_id, failed=failed)
+        else:
             await storage.save(unit)
             await self._inbox.finish(update_id, failed=failed)
 

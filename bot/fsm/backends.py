@@ -22,6 +22,8 @@ from bot.fsm.storage import SQLStorage
 from bot.fsm.unit import DialogueUnit, WriteBehindStorage
 from bot.storage.db import SessionFactory
 
+DIALOGUE_PARTS = ("state", "data", "applied")
+
 
 class DialogueRedisStorage(WriteBehindStorage, RedisStorage):
     """RedisStorage whose reads and writes inside an update are done once (see bot.fsm.unit),
@@ -35,11 +37,35 @@ class DialogueRedisStorage(WriteBehindStorage, RedisStorage):
             state = state.decode("utf-8")
         return state, (self.json_loads(data) if data else {})
 
-    async def save(self, unit: DialogueUnit, session: Any = None) -> None:
+    def _applied_key(self, order_key: int) -> str:
+        builder = self.key_builder
+        prefix = builder.prefix if isinstance(builder, DefaultKeyBuilder) else "fsm"
+        separator = builder.separator if isinstance(builder, DefaultKeyBuilder) else ":"
+        # shaped like a dialogue key of the user, so forget_dialogues erases it with them
+        return separator.join((prefix, "applied", str(order_key), "inbox", "applied"))
+
+    async def applied_through(self, order_key: int) -> int:
+        """The last update of this user whose dialogue changes were written (0: none known)."""
+        value = await self.redis.get(self._applied_key(order_key))
+        return int(value) if value else 0
+
+    async def save(
+        self,
+        unit: DialogueUnit,
+        session: Any = None,
+        *,
+        applied: tuple[int, int] | None = None,
+    ) -> None:
+        """Write the unit's changes in one MULTI; with ``applied`` (order key, update id), also
+        that this update's changes are in, so a worker that dies before the update is marked
+        done in the database does not get it applied a second time, to a later step."""
         changes = unit.changes()
         if not changes:
             return
         async with self.redis.pipeline(transaction=True) as pipe:
+            if applied is not None:
+                order_key, update_id = applied
+                pipe.set(self._applied_key(order_key), update_id, ex=self.data_ttl)
             for key, dialogue in changes:
                 state_key = self.key_builder.build(key, "state")
                 data_key = self.key_builder.build(key, "data")
@@ -102,7 +128,7 @@ async def forget_dialogues(storage: BaseStorage, user_id: int) -> int:
         key = raw.decode() if isinstance(raw, bytes) else str(raw)
         parts = key.split(separator)
         # prefix:bot:chat[:thread]:user:destiny:part (see DefaultKeyBuilder.build)
-        if len(parts) >= 5 and parts[-3] == str(user_id) and parts[-1] in ("state", "data"):
+        if len(parts) >= 5 and parts[-3] == str(user_id) and parts[-1] in DIALOGUE_PARTS:
             doomed.append(key)
     if doomed:
         await storage.redis.delete(*doomed)

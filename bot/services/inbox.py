@@ -89,6 +89,9 @@ class StoredUpdate:
     behind_others: bool = False
     #: The update as aiogram already read it (long polling), so it is not validated twice.
     update: Any = None
+    #: Taken back from a worker that died (or from this one before a restart): it may have been
+    #: handled in part already.
+    again: bool = False
 
 
 def is_dead_predecessor(claimed_by: str, stable_name: str) -> bool:
@@ -337,7 +340,11 @@ class InboxService:
             )
             rows = claimed.all()
         taken = sorted(
-            (StoredUpdate(row[0], row[1], row[2], behind_others=True) for row in rows if row[2]),
+            (
+                StoredUpdate(row[0], row[1], row[2], behind_others=True, again=True)
+                for row in rows
+                if row[2]
+            ),
             key=lambda item: item.update_id,
         )
         if taken:
