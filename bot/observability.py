@@ -334,13 +334,11 @@ def _age(now: datetime, then: datetime | None) -> float:
 HealthCheck = Callable[[], Awaitable[dict[str, str]]]
 
 
-def process_health(
-    sessions: SessionFactory, redis: Any | None = None, *, mode: str = "polling"
-) -> HealthCheck:
-    """Reachability of the database and of Redis (when configured), and the process's mode."""
+def reachability(sessions: SessionFactory, redis: Any | None = None) -> HealthCheck:
+    """Reachability of the database and of Redis (when configured)."""
 
     async def check() -> dict[str, str]:
-        report: dict[str, str] = {"mode": mode}
+        report: dict[str, str] = {}
         try:
             async with asyncio.timeout(3), sessions() as session:
                 await session.execute(text("SELECT 1"))
@@ -357,6 +355,18 @@ def process_health(
             except Exception:  # noqa: BLE001 - any failure means "unreachable"
                 report["redis"] = "unreachable"
         return report
+
+    return check
+
+
+def process_health(
+    sessions: SessionFactory, redis: Any | None = None, *, mode: str = "polling"
+) -> HealthCheck:
+    """Reachability of the database and of Redis (when configured), and the process's mode."""
+    reachable = reachability(sessions, redis)
+
+    async def check() -> dict[str, str]:
+        return {"mode": mode, **await reachable()}
 
     return check
 

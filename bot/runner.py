@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import signal
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +23,6 @@ from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramR
 from aiogram.methods import GetUpdates
 from aiogram.types import Update
 from aiohttp import web
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings
@@ -32,6 +30,7 @@ from bot.fsm.backends import DialogueRedisStorage
 from bot.fsm.storage import SQLStorage
 from bot.fsm.unit import DialogueUnit, WriteBehindStorage, dialogue_unit
 from bot.logging_setup import safe_exc_info
+from bot.observability import HealthCheck, reachability
 from bot.services.inbox import InboxService, StoredUpdate, stable_worker_name
 from bot.storage.db import SessionFactory
 
@@ -265,32 +264,9 @@ async def poll(
             processor.submit(item)
 
 
-HealthCheck = Callable[[], Awaitable[dict[str, str]]]
-
-
 def health_check(sessions: SessionFactory, redis: Any | None) -> HealthCheck:
-    """Reachability of the database and of Redis (when configured)."""
-
-    async def check() -> dict[str, str]:
-        report: dict[str, str] = {}
-        try:
-            async with asyncio.timeout(3), sessions() as session:
-                await session.execute(text("SELECT 1"))
-            report["database"] = "ok"
-        except (TimeoutError, SQLAlchemyError, OSError):
-            report["database"] = "unreachable"
-        if redis is None:
-            report["redis"] = "not configured"
-        else:
-            try:
-                async with asyncio.timeout(3):
-                    await redis.ping()
-                report["redis"] = "ok"
-            except Exception:  # noqa: BLE001 - any failure means "unreachable"
-                report["redis"] = "unreachable"
-        return report
-
-    return check
+    """Reachability of the database and of Redis (when configured): the webhook's /healthz."""
+    return reachability(sessions, redis)
 
 
 def webhook_app(
