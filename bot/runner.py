@@ -148,6 +148,14 @@ class UpdateProcessor:
             except SQLAlchemyError:
                 # Still claimed by us: handled again only if this worker dies (at least once).
                 logger.exception("update %s handled but not marked finished", stored.update_id)
+            except Exception as exc:  # noqa: BLE001 - the dialogue could not be written (Redis)
+                # Its changes are lost; the update is closed as failed so the person's next
+                # updates are not held behind it.
+                logger.error(
+                    "update %s: dialogue not saved: %s", stored.update_id, type(exc).__name__
+                )
+                with contextlib.suppress(SQLAlchemyError):
+                    await self._inbox.finish(stored.update_id, failed=True)
 
     async def _applied_before(self, stored: StoredUpdate) -> bool:
         """Redis only: the dialogue is written before the inbox mark, so a worker may have died
@@ -156,7 +164,11 @@ class UpdateProcessor:
         storage = self._storage
         if not isinstance(storage, DialogueRedisStorage):
             return False
-        return await storage.applied_through(stored.order_key) >= stored.update_id
+        try:
+            return await storage.applied_through(stored.order_key) >= stored.update_id
+        except Exception as exc:  # noqa: BLE001 - unknown: handle it again rather than drop it
+            logger.warning("update %s: Redis not asked: %s", stored.update_id, type(exc).__name__)
+            return False
 
     async def _finish(self, stored: StoredUpdate, unit: DialogueUnit, *, failed: bool) -> None:
         storage = self._storage

@@ -427,3 +427,34 @@ async def test_an_update_that_cannot_be_read_is_logged_without_its_content(
     assert rows == [("failed",)]
     assert "update 990050 failed: ValidationError" in caplog.text
     assert "ИБС" not in caplog.text and "7999" not in caplog.text
+
+
+async def test_a_dialogue_that_cannot_be_saved_does_not_hold_the_persons_next_updates(
+    worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dialogue store fails once (Redis gone for a moment): that update is closed as failed,
+    logged by id, and the person's next update is handled, not held behind it."""
+    storage = type(worker.harness.dp.fsm.storage)
+    real_save = storage.save
+    calls = {"n": 0}
+
+    async def failing_once(self: Any, unit: Any, *args: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("store down")
+        await real_save(self, unit, *args, **kwargs)
+
+    monkeypatch.setattr(storage, "save", failing_once)
+    user = FakeUser(worker.harness.fake, 720_000_077)
+    await user.send("/start")  # its dialogue change (to the consent step) cannot be saved
+    consent = await user.wait_for_message(lambda m: "Согласие" in (m.text or ""), timeout=20)
+    assert consent is not None
+    for _ in range(200):
+        statuses = await worker.harness.rows("SELECT status FROM inbox ORDER BY update_id")
+        if statuses and all(s != "pending" for (s,) in statuses):
+            break
+        await asyncio.sleep(0.05)
+    assert ("failed",) in statuses and ("pending",) not in statuses
+    await user.send("/help")  # the next update is not held behind the failed one
+    answered = await user.wait_for_message(lambda m: "/start" in (m.text or ""), timeout=20)
+    assert answered is not None
