@@ -7,7 +7,6 @@ from datetime import date
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import (
     AppAction,
@@ -27,6 +26,7 @@ from bot.callbacks import (
 )
 from bot.catalog import Catalog, Center
 from bot.i18n import N_
+from bot.keyboards.builder import InlineKeyboardBuilder
 from bot.keyboards.paging import add_pager, page_of
 from bot.services.applications import (
     BEFORE_TIME,

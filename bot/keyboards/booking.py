@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import (
     CancelReason,
@@ -18,6 +17,7 @@ from bot.callbacks import (
     DutyDoctorsPageCb,
 )
 from bot.i18n import N_
+from bot.keyboards.builder import InlineKeyboardBuilder
 from bot.keyboards.paging import Page, add_pager
 from bot.services.booking import DoctorDTO, MyConsultation, SlotDTO
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import (
     BroadcastAction,
@@ -15,6 +14,7 @@ from bot.callbacks import (
     ExportPeriod,
 )
 from bot.catalog import Catalog
+from bot.keyboards.builder import InlineKeyboardBuilder
 from bot.services.broadcasts import UPCOMING_DAYS, AudienceKind, BroadcastStatus, Progress
 
 MAX_REGIONS_SHOWN = 40

@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import DocAction, DocCb, DocListPageCb, DocMenuAction, DocMenuCb, DocTypeCb
 from bot.catalog import Catalog
+from bot.keyboards.builder import InlineKeyboardBuilder
 from bot.keyboards.paging import Page, add_pager
 from bot.services.documents import DocumentSummary
 from bot.views import format_local_date

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiogram.types import InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Field, Language, LanguageCb, ProfileAction, ProfileCb
 from bot.i18n import N_
+from bot.keyboards.builder import InlineKeyboardBuilder
 
 # Menu items in order; a feature adds its key here when it exists.
 MENU_ITEMS: tuple[str, ...] = (

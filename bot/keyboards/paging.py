@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from aiogram.filters.callback_data import CallbackData
-from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.keyboards.builder import InlineKeyboardBuilder
 
 T = TypeVar("T")
 

@@ -8,7 +8,6 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
 )
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import (
     ConsentAction,
@@ -23,6 +22,7 @@ from bot.callbacks import (
     TimeZonePickCb,
 )
 from bot.catalog import Region
+from bot.keyboards.builder import InlineKeyboardBuilder
 
 REGIONS_PER_PAGE = 10
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import ConsultDocsCb, NoShowCb, RemindAction, RemindCb
+from bot.keyboards.builder import InlineKeyboardBuilder
 
 
 def answers(consultation_id: int, minutes: int) -> InlineKeyboardMarkup:

@@ -6,7 +6,6 @@ from zoneinfo import ZoneInfo
 
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import (
     DutyAction,
@@ -18,6 +17,7 @@ from bot.callbacks import (
 )
 from bot.catalog import Region
 from bot.i18n import N_
+from bot.keyboards.builder import InlineKeyboardBuilder
 from bot.keyboards.paging import add_pager, page_of
 from bot.services.schedule import SLOT_LENGTHS, DutyDoctorDTO, ScheduleSlotDTO, SlotPage
 
