@@ -80,8 +80,8 @@ class _SQLStorage(BaseStorage):
         self._sessions = sessions
 
     async def _read(self, key: StorageKey) -> tuple[str | None, dict[str, Any]]:
-        async with self._sessions() as session:
-            row = (await session.execute(_READ, _key_params(key))).first()
+        async with self._sessions.read() as connection:
+            row = (await connection.execute(_READ, _key_params(key))).first()
         if row is None:
             return None, {}
         data: dict[str, Any] = json.loads(row[1])

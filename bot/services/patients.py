@@ -134,8 +134,8 @@ class PatientService:
 
     async def get(self, telegram_id: int) -> PatientDTO | None:
         """Who writes (every update asks): the columns alone, by a statement built once."""
-        async with self._sessions() as session:
-            row = (await session.execute(_PATIENT_BY_TELEGRAM_ID, {"tid": telegram_id})).first()
+        async with self._sessions.read() as connection:
+            row = (await connection.execute(_PATIENT_BY_TELEGRAM_ID, {"tid": telegram_id})).first()
         if row is None:
             return None
         fields: dict[str, Any] = dict(row._mapping)

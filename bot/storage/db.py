@@ -14,7 +14,12 @@ from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
 from bot.storage.sqlite_inline import InlineConnection, inline_creator
@@ -134,6 +139,13 @@ class SessionFactory(async_sessionmaker[AsyncSession]):
             lock = _write_locks.setdefault(bind.sync_engine, _WriteLock())
             return _SerializedBegin(lock, super().begin())
         return super().begin()
+
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for the reads every update makes (who writes, their dialogue): a Core
+        statement on a pooled connection, without an ORM session around it, costs about half."""
+        bind = self.kw["bind"]
+        assert isinstance(bind, AsyncEngine)
+        return bind.connect()
 
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
