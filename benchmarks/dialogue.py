@@ -77,10 +77,15 @@ class Result:
     lost_steps: Counter[str] = field(default_factory=Counter)
     registered: int = 0
     backlog_peak: int = 0
+    api_calls: int = 0  # Bot API requests other than getUpdates (replies, edits, answers)
 
     @property
     def rate(self) -> float:
         return self.updates / self.seconds if self.seconds else 0.0
+
+    @property
+    def calls_per_update(self) -> float:
+        return self.api_calls / self.updates if self.updates else float("nan")
 
     @property
     def cpu_ms(self) -> float:
@@ -262,11 +267,12 @@ async def closed_loop(process: BotProcess, users: int, seconds: float, within: f
                 result.updates += 1
                 result.latencies.append(latency)
 
-    cpu = process.cpu()
+    cpu, calls = process.cpu(), replies_asked(process.api)
     started = time.monotonic()
     await asyncio.gather(*(one_user() for _ in range(users)))
     result.seconds = time.monotonic() - started
     result.cpu = process.cpu() - cpu
+    result.api_calls = replies_asked(process.api) - calls
     result.registered = sum(
         any("Регистрация завершена" in t for t in chat.texts) for chat in process.api.chats.values()
     )
@@ -292,7 +298,7 @@ async def open_loop(process: BotProcess, rate: float, seconds: float, within: fl
         if step + 1 < len(SCRIPT):
             ready.append((user, step + 1))
 
-    cpu = process.cpu()
+    cpu, calls = process.cpu(), replies_asked(process.api)
     started = time.monotonic()
     sent = 0
     while (now := time.monotonic()) < started + seconds:
@@ -315,7 +321,13 @@ async def open_loop(process: BotProcess, rate: float, seconds: float, within: fl
         await asyncio.wait(set(outstanding))
     result.seconds = time.monotonic() - started
     result.cpu = process.cpu() - cpu
+    result.api_calls = replies_asked(process.api) - calls
     return result
+
+
+def replies_asked(api: LeanTelegram) -> int:
+    """Bot API requests so far, but for polling: each costs the bot a request and a response."""
+    return sum(n for method, n in api.calls.items() if method != "getUpdates")
 
 
 def free_port() -> int:
@@ -335,7 +347,7 @@ def report(results: list[Result], *, scale_out: bool = False) -> None:
     print()
     print(
         f"{'workload':<18}{'bot':>6}{'upd/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-        f"{'CPU ms/upd':>12}{'lost':>6}{'regs':>6}"
+        f"{'CPU ms/upd':>12}{'calls/upd':>11}{'lost':>6}{'regs':>6}"
     )
     summary: dict[tuple[str, str], tuple[float, float]] = {}
     for workload in workloads:
@@ -346,11 +358,12 @@ def report(results: list[Result], *, scale_out: bool = False) -> None:
             merged = [x for r in runs for x in r.latencies]
             rate = median([r.rate for r in runs])
             cpu = median([r.cpu_ms for r in runs])
+            calls = median([r.calls_per_update for r in runs])
             pooled = Result(kind, workload, 1, 1, 0, merged)
             summary[(workload, kind)] = (rate, cpu)
             print(
                 f"{workload:<18}{kind:>6}{rate:>9.1f}{pooled.pct(0.50):>9.1f}"
-                f"{pooled.pct(0.95):>9.1f}{pooled.pct(0.99):>9.1f}{cpu:>12.2f}"
+                f"{pooled.pct(0.95):>9.1f}{pooled.pct(0.99):>9.1f}{cpu:>12.2f}{calls:>11.2f}"
                 f"{sum(r.unanswered for r in runs):>6}{sum(r.registered for r in runs):>6}"
             )
     print()
