@@ -13,6 +13,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.utils.i18n import I18n
 
 from bot.catalog import Catalog
+from bot.i18n import N_
 from bot.services.sla import (
     DIGEST,
     SLA_ESCALATION,
@@ -101,7 +102,7 @@ class SlaNotifier:
         return [*lines[:DIGEST_LINES], rest]
 
     def _application_line(self, application: ApplicationBrief, *, waiting: bool = False) -> str:
-        key = "digest.overdue_line" if waiting else "digest.application_line"
+        key = N_("digest.overdue_line") if waiting else N_("digest.application_line")
         return self._(key).format(
             id=application.id,
             center=escape(self._center(application.center_code)),
