@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent
 
 
 class BuildPyWithCatalogs(build_py):
-    """``build_py`` + ``locales/*/LC_MESSAGES/*.po`` compiled into ``bot/locales/`` of the build."""
+    """``build_py`` + ``locales/*/LC_MESSAGES/messages.po`` compiled into ``bot/locales/``."""
 
     def run(self) -> None:
         super().run()
@@ -26,7 +26,9 @@ class BuildPyWithCatalogs(build_py):
         spec.loader.exec_module(module)
         written = module.compile_catalogs(ROOT / "locales", Path(self.build_lib) / "bot/locales")
         if not written:
-            raise RuntimeError("no translations compiled: locales/*/LC_MESSAGES/*.po missing")
+            raise RuntimeError(
+                "no translations compiled: locales/*/LC_MESSAGES/messages.po missing"
+            )
 
 
 setup(cmdclass={"build_py": BuildPyWithCatalogs})

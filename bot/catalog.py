@@ -1,10 +1,14 @@
 """The programme's catalog as data: centers, disease groups, document types and regions.
 
 Read from one TOML file (``bot/catalog.toml``): adding a center is an edit of that file, not code.
+Frozen pydantic models describe the file and check it (an error names the entry, as the file
+shows it); they build the frozen dataclasses the bot works with. ``python -m bot.catalog`` writes
+their JSON Schema, ``bot/catalog.schema.json``, for people editing the file.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 import unicodedata
@@ -12,12 +16,28 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn, TypeVar
+from typing import Annotated, NamedTuple, Self, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 __all__ = [
     "Catalog",
     "CatalogError",
+    "CatalogFile",
     "Center",
     "DiseaseGroup",
     "DocumentType",
@@ -25,8 +45,10 @@ __all__ = [
     "Region",
     "TimeZoneChoice",
     "default_catalog_path",
+    "json_schema",
     "load_catalog",
     "normalize_text",
+    "schema_path",
     "utc_offset_label",
 ]
 
@@ -205,7 +227,7 @@ class Catalog:
 
     def match_center(self, text: str) -> Center | None:
         """The center named by ``text``: its code, short or full name, or an alias."""
-        key = " ".join(_center_canonical(_tokens(text)))
+        key = _center_key(text)
         return self._center_keys.get(key) if key else None
 
     def match_disease_group(self, center: Center | str, text: str) -> DiseaseGroup | None:
@@ -293,6 +315,7 @@ def _tokens(text: str) -> tuple[str, ...]:
 
 _T = TypeVar("_T")
 _K = TypeVar("_K")
+_E = TypeVar("_E")
 
 
 def _first_by(items: Iterable[_T], keys_of: Callable[[_T], Iterable[_K]]) -> dict[_K, _T]:
@@ -479,27 +502,397 @@ def _center_names(center: Center) -> tuple[str, ...]:
     )
 
 
+def _center_key(name: str) -> str:
+    return " ".join(_center_canonical(_tokens(name)))
+
+
 def _center_keys(center: Center) -> list[str]:
-    keys = (" ".join(_center_canonical(_tokens(name))) for name in _center_names(center))
-    return [key for key in dict.fromkeys(keys) if key]
+    return [key for key in dict.fromkeys(map(_center_key, _center_names(center))) if key]
 
 
 def _disease_group_names(group: DiseaseGroup) -> tuple[str, ...]:
     return (group.code, group.name.ru, group.name.en, *group.aliases)
 
 
+def _group_key(name: str) -> str:
+    return " ".join(_tokens(name))
+
+
 def _disease_group_keys(group: DiseaseGroup) -> set[str]:
-    return {" ".join(_tokens(name)) for name in _disease_group_names(group)} - {""}
+    return set(map(_group_key, _disease_group_names(group))) - {""}
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading
+# The file: pydantic models of bot/catalog.toml (bot/catalog.schema.json is made from them)
 # ---------------------------------------------------------------------------------------------
 
 
 def default_catalog_path() -> Path:
     """The catalog shipped with the bot: ``bot/catalog.toml``."""
     return Path(__file__).with_name("catalog.toml")
+
+
+def schema_path() -> Path:
+    """The JSON Schema of the catalog file for editors: ``bot/catalog.schema.json``."""
+    return Path(__file__).with_name("catalog.schema.json")
+
+
+def _problem(text: str, where: str = "") -> PydanticCustomError:
+    """A broken rule of the catalog; ``where`` names a part of the entry being validated."""
+    return PydanticCustomError("catalog", "{text}", {"text": text, "where": where})
+
+
+def _known_zone(tz: str) -> str:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise _problem(
+            f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Moscow')"
+        ) from None
+    return tz
+
+
+def _listed_once(codes: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+    repeated = next((code for i, code in enumerate(codes) if code in codes[:i]), None)
+    if repeated is not None:
+        kind = (info.field_name or "").removesuffix("_documents")
+        raise _problem(f"{kind} document {repeated!r} is listed twice")
+    return codes
+
+
+_Text = Annotated[str, StringConstraints(strict=True, strip_whitespace=True, min_length=1)]
+_Code = Annotated[
+    str,
+    StringConstraints(strict=True, strip_whitespace=True, pattern=r"^[a-z][a-z0-9_]{0,31}$"),
+    Field(
+        description="Latin lowercase letters, digits and '_'; stored in the database: never change"
+    ),
+]
+_Zone = Annotated[_Text, AfterValidator(_known_zone), Field(description="IANA time zone")]
+_Documents = Annotated[
+    tuple[_Text, ...],
+    AfterValidator(_listed_once),
+    Field(description="codes of [[document_types]]"),
+]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class DocumentTypeTable(_Table):
+    """[[document_types]]: a kind of document patients upload."""
+
+    code: _Code
+    name_ru: _Text
+    name_en: _Text
+    short_name_ru: _Text
+    short_name_en: _Text
+    keywords: tuple[_Text, ...]
+    """Lowercase words or stems (4+ letters match longer words) that name the type in a caption."""
+    weak_keywords: tuple[_Text, ...] = ()
+    """Used only when a caption has no ordinary keyword of any type ("заключение МРТ" is an MRI)."""
+
+    @field_validator("keywords", "weak_keywords")
+    @classmethod
+    def _normalized(cls, keywords: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        for keyword in keywords:
+            if not _tokens(keyword):
+                what = (info.field_name or "")[:-1].replace("_", " ")
+                raise _problem(f"{what} {keyword!r} has no letters")
+        return tuple(" ".join(_tokens(keyword)) for keyword in keywords)
+
+    def build(self) -> DocumentType:
+        name, short_name = _name(self, "name"), _name(self, "short_name")
+        return DocumentType(self.code, name, short_name, self.keywords, self.weak_keywords)
+
+
+class DiseaseGroupTable(_Table):
+    """[[centers.disease_groups]]: a group of diseases the center selects patients by."""
+
+    code: _Code
+    name_ru: _Text
+    name_en: _Text
+    aliases: tuple[_Text, ...] = ()
+    required_documents: _Documents = ()
+    """Required for this group on top of the center's required_documents."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.code, self.name_ru, self.name_en, *self.aliases)
+
+    def build(self) -> DiseaseGroup:
+        return DiseaseGroup(self.code, _name(self, "name"), self.aliases, self.required_documents)
+
+
+class CenterTable(_Table):
+    """[[centers]]: a federal center; its disease groups follow it as [[centers.disease_groups]]."""
+
+    code: _Code
+    short_name_ru: _Text
+    short_name_en: _Text
+    full_name_ru: _Text
+    full_name_en: _Text
+    aliases: tuple[_Text, ...] = ()
+    time_zone: _Zone
+    staff_chat_id: Annotated[int, Strict()]
+    """The id of the center's staff supergroup (-100…)."""
+    required_documents: _Documents
+    optional_documents: _Documents = ()
+    disease_groups: Annotated[tuple[DiseaseGroupTable, ...], Field(min_length=1)]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        names = (self.short_name_ru, self.short_name_en, self.full_name_ru, self.full_name_en)
+        return (self.code, *names, *self.aliases)
+
+    @model_validator(mode="after")
+    def _documents_agree(self) -> Self:
+        both = next((d for d in self.required_documents if d in self.optional_documents), None)
+        if both is not None:
+            raise _problem(f"document {both!r} is both required and optional")
+        accepted = self.required_documents + self.optional_documents
+        for index, group in enumerate(self.disease_groups):
+            missing = next((d for d in group.required_documents if d not in accepted), None)
+            if missing is not None:
+                raise _problem(
+                    f"required document {missing!r} is not among the center's "
+                    "required_documents or optional_documents",
+                    _entry_label("disease_groups", index, group),
+                )
+        groups = self.disease_groups
+        _unique(groups, "disease_groups", "duplicate disease group code")
+        _unique(groups, "disease_groups", "name or alias", lambda g: _keyed(g.names, _group_key))
+        return self
+
+    def build(self) -> Center:
+        return Center(
+            code=self.code,
+            short_name=_name(self, "short_name"),
+            full_name=_name(self, "full_name"),
+            time_zone=self.time_zone,
+            staff_chat_id=self.staff_chat_id,
+            disease_groups=tuple(group.build() for group in self.disease_groups),
+            required_documents=self.required_documents,
+            optional_documents=self.optional_documents,
+            aliases=self.aliases,
+        )
+
+
+class TimeZoneTable(_Table):
+    """[[regions.time_zones]]: one of the zones a patient of the region chooses from."""
+
+    tz: _Zone
+    label_ru: _Text | SkipJsonSchema[None] = None
+    """The choice as shown; needed when the region has several zones."""
+    label_en: _Text | SkipJsonSchema[None] = None
+
+    @model_validator(mode="after")
+    def _both_labels(self) -> Self:
+        if (self.label_ru is None) != (self.label_en is None):
+            raise _problem(f"missing field {'label_ru' if self.label_ru is None else 'label_en'!r}")
+        return self
+
+
+class RegionTable(_Table):
+    """[[regions]]: a federal subject with its time zone (or zones to choose from)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["time_zone"]}, {"required": ["time_zones"]}]}
+    )
+
+    code: Annotated[int, Strict(), Field(gt=0, description="the subject's number (tax code)")]
+    name_ru: _Text
+    name_en: _Text
+    aliases: tuple[_Text, ...] = ()
+    cities: tuple[_Text, ...] = ()
+    """Large cities: found by the search ("Казань"), never by exact matching of a table cell."""
+    time_zone: _Zone | SkipJsonSchema[None] = None
+    time_zones: tuple[TimeZoneTable, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name_ru, self.name_en, *self.aliases)
+
+    @model_validator(mode="after")
+    def _one_zone_form(self) -> Self:
+        if self.time_zone is not None and "time_zones" in self.model_fields_set:
+            raise _problem("give either time_zone or [[regions.time_zones]], not both")
+        if self.time_zone is None and not self.time_zones:
+            raise _problem("has no time zone (add time_zone or [[regions.time_zones]])")
+        for index, zone in enumerate(self.time_zones):
+            where = _entry_label("time_zones", index, zone)
+            if any(other.tz == zone.tz for other in self.time_zones[:index]):
+                raise _problem(f"time zone {zone.tz!r} is listed twice", where)
+            if len(self.time_zones) > 1 and zone.label_ru is None:
+                raise _problem("needs label_ru and label_en: the region has several zones", where)
+        return self
+
+    def build(self) -> Region:
+        name = _name(self, "name")
+        zones = self.time_zones or (TimeZoneTable(tz=self.time_zone or ""),)
+        choices = tuple(
+            TimeZoneChoice(
+                zone.tz,
+                _name(zone, "label") if zone.label_ru else _default_zone_label(zone.tz, name),
+            )
+            for zone in zones
+        )
+        return Region(self.code, name, choices, self.aliases, self.cities)
+
+
+class CatalogFile(_Table):
+    """The catalog of the «Облако здоровья» bot (bot/catalog.toml)."""
+
+    model_config = ConfigDict(title="Облако здоровья catalog")
+
+    centers: Annotated[tuple[CenterTable, ...], Field(min_length=1)]
+    document_types: Annotated[tuple[DocumentTypeTable, ...], Field(min_length=1)]
+    regions: Annotated[tuple[RegionTable, ...], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _references_and_names(self) -> Self:
+        documents, centers, regions = self.document_types, self.centers, self.regions
+        _unique(documents, "document_types", "duplicate document type code")
+        _unique(centers, "centers", "duplicate center code")
+        known = {document.code for document in documents}
+        for index, center in enumerate(centers):
+            for kind in ("required", "optional"):
+                codes: tuple[str, ...] = getattr(center, f"{kind}_documents")
+                unknown = next((code for code in codes if code not in known), None)
+                if unknown is not None:
+                    raise _problem(
+                        f"{kind} document {unknown!r} is not a known document type",
+                        _entry_label("centers", index, center),
+                    )
+        _unique(centers, "centers", "name or alias", lambda c: _keyed(c.names, _center_key))
+        _unique(regions, "regions", "duplicate region code")
+        _unique(regions, "regions", "name or alias", lambda r: _keyed(r.names, _keys_of_name))
+        return self
+
+    def build(self) -> Catalog:
+        return Catalog(
+            centers=tuple(center.build() for center in self.centers),
+            document_types=tuple(document.build() for document in self.document_types),
+            regions=tuple(region.build() for region in self.regions),
+        )
+
+
+def _keyed(
+    names: Iterable[str], keys_of: Callable[[str], str | list[str]]
+) -> list[tuple[str, str]]:
+    """The match keys of an entry's names, each with the name it comes from."""
+    pairs = ((keys_of(name), name) for name in names)
+    return [
+        (k, name) for keys, name in pairs for k in ([keys] if isinstance(keys, str) else keys) if k
+    ]
+
+
+def _unique(
+    entries: Sequence[_E],
+    kind: str,
+    what: str,
+    keys_of: Callable[[_E], Iterable[tuple[object, object]]] | None = None,
+) -> None:
+    """Refuse a code (or a name) that two entries share, naming both."""
+    owners: dict[object, int] = {}
+    for index, entry in enumerate(entries):
+        code = getattr(entry, "code", None)
+        for key, shown in keys_of(entry) if keys_of else [(code, code)]:
+            first = owners.setdefault(key, index)
+            if first != index:
+                other = _entry_label(kind, first, entries[first])
+                problem = f"also names {other}" if what == "name or alias" else f"(also {other})"
+                raise _problem(f"{what} {shown!r} {problem}", _entry_label(kind, index, entry))
+
+
+# The entries' tables in the file, each with the fields that name an entry in an error.
+_TABLES: Mapping[str, tuple[type[_Table], tuple[str, ...]]] = {
+    "centers": (CenterTable, ("code",)),
+    "disease_groups": (DiseaseGroupTable, ("code",)),
+    "document_types": (DocumentTypeTable, ("code",)),
+    "regions": (RegionTable, ("code", "name_ru")),
+    "time_zones": (TimeZoneTable, ("tz",)),
+}
+_EMPTY = {
+    "centers": "no [[centers]] entries",
+    "document_types": "no [[document_types]] entries",
+    "regions": "no [[regions]] entries",
+    "disease_groups": "has no disease groups (add [[centers.disease_groups]] tables)",
+}
+
+
+def _name(table: _Table, prefix: str) -> LocalizedName:
+    return LocalizedName(getattr(table, f"{prefix}_ru"), getattr(table, f"{prefix}_en"))
+
+
+def _entry_label(kind: str, index: int, entry: object) -> str:
+    """``regions[14] 14 'Республика Саха (Якутия)'``: the entry's place and what names it."""
+    values = dict(entry) if isinstance(entry, BaseModel | dict) else {}
+    label = f"{kind}[{index}]"
+    for name in _TABLES[kind][1]:
+        value = values.get(name)
+        if isinstance(value, str) and value.strip():
+            label += f" {value.strip()!r}"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            label += f" {value}"
+    return label
+
+
+def _type_name(value: object) -> str:
+    names = {str: "a string", int: "a number", float: "a number", bool: "true/false"}
+    names |= {list: "a list", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+# Pydantic's errors as the catalog's editors read them ({field} is the TOML key).
+_PROBLEMS = {
+    "missing": "missing field {field!r}",
+    "extra_forbidden": "unknown field {field!r} (known fields: {known})",
+    "tuple_type": "field {field!r} must be a list of strings, not {type}",
+    "int_type": "field {field!r} must be a whole number, not {type}",
+    "string_type": "field {field!r} must be a non-empty string, not {type}",
+    "string_too_short": "field {field!r} must be a non-empty string, not {type}",
+    "string_pattern_mismatch": "field {field!r} must be up to 32 lowercase latin letters, "
+    "digits and '_' starting with a letter, not {value!r}",
+    "greater_than": "field {field!r} must be a positive number, not {value!r}",
+}
+
+
+def _describe(data: object, error: ErrorDetails) -> str:
+    """One line naming the broken entry (as the file shows it) and what is wrong there."""
+    loc, node, where = list(error["loc"]), data, []
+    table: type[_Table] = CatalogFile
+    while len(loc) > 1 and loc[0] in _TABLES and isinstance(loc[1], int) and isinstance(node, dict):
+        kind, index = str(loc.pop(0)), int(loc.pop(0))
+        node = node[kind][index]
+        where.append(_entry_label(kind, index, node))
+        table = _TABLES[kind][0]
+    field, value, kind = (str(loc[0]) if loc else ""), error["input"], error["type"]
+    if kind == "catalog":
+        context = error.get("ctx", {})
+        where += [context["where"]] if context.get("where") else []
+        problem = str(context["text"])
+    elif not field:
+        problem = f"must be a table, not {_type_name(value)}"
+    elif kind in ("missing", "too_short") and field in _EMPTY:
+        problem = _EMPTY[field]
+    elif field in _TABLES:
+        problem = f"field {field!r} must be a list of tables ([[{field}]])"
+    elif len(loc) > 1 and kind != "extra_forbidden":
+        problem = f"field {field!r} must contain non-empty strings, not {_type_name(value)}"
+    else:
+        template = _PROBLEMS.get(kind, "field {field!r}: {msg}")
+        value = value.strip() if isinstance(value, str) else value
+        known = ", ".join(table.model_fields)
+        problem = template.format(
+            field=field, type=_type_name(value), value=value, known=known, msg=error["msg"]
+        )
+    return _one_line(f"catalog: {': '.join(where) or 'top level'}: {problem}")
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 def load_catalog(path: str | Path) -> Catalog:
@@ -519,327 +912,15 @@ def load_catalog(path: str | Path) -> Catalog:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(_one_line(f"catalog: {path}: TOML syntax error: {exc}")) from exc
-    return _build_catalog(data)
-
-
-_CODE = re.compile(r"[a-z][a-z0-9_]{0,31}")
-
-_TOP_FIELDS = ("centers", "document_types", "regions")
-_DOCUMENT_FIELDS = (
-    "code",
-    "name_ru",
-    "name_en",
-    "short_name_ru",
-    "short_name_en",
-    "keywords",
-    "weak_keywords",
-)
-_CENTER_FIELDS = (
-    "code",
-    "short_name_ru",
-    "short_name_en",
-    "full_name_ru",
-    "full_name_en",
-    "aliases",
-    "time_zone",
-    "staff_chat_id",
-    "required_documents",
-    "optional_documents",
-    "disease_groups",
-)
-_GROUP_FIELDS = ("code", "name_ru", "name_en", "aliases", "required_documents")
-_REGION_FIELDS = ("code", "name_ru", "name_en", "aliases", "cities", "time_zone", "time_zones")
-_ZONE_FIELDS = ("tz", "label_ru", "label_en")
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
-
-
-def _fail(where: str, problem: str) -> NoReturn:
-    raise CatalogError(_one_line(f"catalog: {where}: {problem}"))
-
-
-def _type_name(value: object) -> str:
-    names = {str: "a string", int: "a number", float: "a number", bool: "true/false"}
-    names |= {list: "a list", dict: "a table"}
-    return names.get(type(value), type(value).__name__)
-
-
-def _entry_label(kind: str, index: int, data: object, *id_fields: str) -> str:
-    label = f"{kind}[{index}]"
-    if isinstance(data, dict):
-        for name in id_fields:
-            value = data.get(name)
-            if isinstance(value, str) and value.strip():
-                label += f" {value.strip()!r}"
-            elif isinstance(value, int) and not isinstance(value, bool):
-                label += f" {value}"
-    return label
-
-
-class _Table:
-    """One TOML table of the catalog, read field by field with errors naming the entry."""
-
-    def __init__(self, data: object, where: str, fields: Sequence[str]) -> None:
-        if not isinstance(data, dict):
-            _fail(where, f"must be a table, not {_type_name(data)}")
-        for key in data:
-            if key not in fields:
-                _fail(where, f"unknown field {key!r} (known fields: {', '.join(fields)})")
-        self.data: dict[str, Any] = data
-        self.where = where
-
-    def has(self, key: str) -> bool:
-        return key in self.data
-
-    def _get(self, key: str) -> object:
-        if key not in self.data:
-            _fail(self.where, f"missing field {key!r}")
-        return self.data[key]
-
-    def text(self, key: str) -> str:
-        value = self._get(key)
-        if not isinstance(value, str) or not value.strip():
-            _fail(self.where, f"field {key!r} must be a non-empty string, not {_type_name(value)}")
-        return value.strip()
-
-    def optional_text(self, key: str) -> str | None:
-        return self.text(key) if self.has(key) else None
-
-    def code(self, key: str = "code") -> str:
-        value = self.text(key)
-        if not _CODE.fullmatch(value):
-            _fail(
-                self.where,
-                f"field {key!r} must be up to 32 lowercase latin letters, digits and '_' "
-                f"starting with a letter, not {value!r}",
-            )
-        return value
-
-    def integer(self, key: str) -> int:
-        value = self._get(key)
-        if not isinstance(value, int) or isinstance(value, bool):
-            _fail(self.where, f"field {key!r} must be a whole number, not {_type_name(value)}")
-        return value
-
-    def texts(self, key: str, *, required: bool = True) -> tuple[str, ...]:
-        if not required and not self.has(key):
-            return ()
-        value = self._get(key)
-        if not isinstance(value, list):
-            _fail(self.where, f"field {key!r} must be a list of strings, not {_type_name(value)}")
-        for item in value:
-            if not isinstance(item, str) or not item.strip():
-                _fail(
-                    self.where,
-                    f"field {key!r} must contain non-empty strings, not {_type_name(item)}",
-                )
-        return tuple(item.strip() for item in value)
-
-    def tables(self, key: str) -> list[object]:
-        if not self.has(key):
-            return []
-        value = self._get(key)
-        if not isinstance(value, list):
-            _fail(self.where, f"field {key!r} must be a list of tables ([[{key}]])")
-        return value
-
-    def name(self, prefix: str) -> LocalizedName:
-        return LocalizedName(ru=self.text(f"{prefix}_ru"), en=self.text(f"{prefix}_en"))
-
-
-def _check_time_zone(tz: str, where: str) -> None:
     try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        _fail(where, f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Moscow')")
+        return CatalogFile.model_validate(data).build()
+    except ValidationError as exc:
+        raise CatalogError(_describe(data, exc.errors()[0])) from None
 
 
-def _check_no_repeats(codes: Iterable[str], where: str, what: str) -> None:
-    seen: set[str] = set()
-    for code in codes:
-        if code in seen:
-            _fail(where, f"{what} {code!r} is listed twice")
-        seen.add(code)
-
-
-def _build_catalog(data: dict[str, Any]) -> Catalog:
-    top = _Table(data, "top level", _TOP_FIELDS)
-    for key in _TOP_FIELDS:
-        if not top.tables(key):
-            _fail("top level", f"no [[{key}]] entries")
-    document_types = _read_document_types(top.tables("document_types"))
-    known_documents = {doc.code for doc in document_types}
-    centers = _read_centers(top.tables("centers"), known_documents)
-    regions = _read_regions(top.tables("regions"))
-    return Catalog(centers=centers, document_types=document_types, regions=regions)
-
-
-def _read_document_types(raw_tables: list[object]) -> tuple[DocumentType, ...]:
-    documents: list[DocumentType] = []
-    seen: dict[str, str] = {}
-    for index, raw in enumerate(raw_tables):
-        where = _entry_label("document_types", index, raw, "code")
-        table = _Table(raw, where, _DOCUMENT_FIELDS)
-        code = table.code()
-        if code in seen:
-            _fail(where, f"duplicate document type code {code!r} (also {seen[code]})")
-        seen[code] = where
-        keyword_lists = []
-        for field_name in ("keywords", "weak_keywords"):
-            keywords = table.texts(field_name, required=field_name == "keywords")
-            for keyword in keywords:
-                if not _tokens(keyword):
-                    _fail(where, f"{field_name[:-1].replace('_', ' ')} {keyword!r} has no letters")
-            keyword_lists.append(tuple(" ".join(_tokens(k)) for k in keywords))
-        documents.append(
-            DocumentType(
-                code=code,
-                name=table.name("name"),
-                short_name=table.name("short_name"),
-                keywords=keyword_lists[0],
-                weak_keywords=keyword_lists[1],
-            )
-        )
-    return tuple(documents)
-
-
-def _read_centers(raw_tables: list[object], known_documents: set[str]) -> tuple[Center, ...]:
-    centers: list[Center] = []
-    seen: dict[str, str] = {}
-    key_owner: dict[str, str] = {}
-    for index, raw in enumerate(raw_tables):
-        where = _entry_label("centers", index, raw, "code")
-        table = _Table(raw, where, _CENTER_FIELDS)
-        code = table.code()
-        if code in seen:
-            _fail(where, f"duplicate center code {code!r} (also {seen[code]})")
-        seen[code] = where
-        time_zone = table.text("time_zone")
-        _check_time_zone(time_zone, where)
-        required = table.texts("required_documents")
-        optional = table.texts("optional_documents", required=False)
-        for kind, codes in (("required", required), ("optional", optional)):
-            _check_no_repeats(codes, where, f"{kind} document")
-            for doc in codes:
-                if doc not in known_documents:
-                    _fail(where, f"{kind} document {doc!r} is not a known document type")
-        for doc in required:
-            if doc in optional:
-                _fail(where, f"document {doc!r} is both required and optional")
-        center = Center(
-            code=code,
-            short_name=table.name("short_name"),
-            full_name=table.name("full_name"),
-            time_zone=time_zone,
-            staff_chat_id=table.integer("staff_chat_id"),
-            disease_groups=_read_disease_groups(table, required + optional),
-            required_documents=required,
-            optional_documents=optional,
-            aliases=table.texts("aliases", required=False),
-        )
-        for name in _center_names(center):
-            key = " ".join(_center_canonical(_tokens(name)))
-            if key and key_owner.setdefault(key, where) != where:
-                _fail(where, f"name or alias {name!r} also names {key_owner[key]}")
-        centers.append(center)
-    return tuple(centers)
-
-
-def _read_disease_groups(center: _Table, documents: Sequence[str]) -> tuple[DiseaseGroup, ...]:
-    raw_tables = center.tables("disease_groups")
-    if not raw_tables:
-        _fail(center.where, "has no disease groups (add [[centers.disease_groups]] tables)")
-    groups: list[DiseaseGroup] = []
-    seen: dict[str, str] = {}
-    key_owner: dict[str, str] = {}
-    for index, raw in enumerate(raw_tables):
-        where = f"{center.where}: " + _entry_label("disease_groups", index, raw, "code")
-        table = _Table(raw, where, _GROUP_FIELDS)
-        code = table.code()
-        if code in seen:
-            _fail(where, f"duplicate disease group code {code!r} (also {seen[code]})")
-        seen[code] = where
-        required = table.texts("required_documents", required=False)
-        _check_no_repeats(required, where, "required document")
-        for doc in required:
-            if doc not in documents:
-                _fail(
-                    where,
-                    f"required document {doc!r} is not among the center's required_documents "
-                    "or optional_documents",
-                )
-        group = DiseaseGroup(
-            code=code,
-            name=table.name("name"),
-            aliases=table.texts("aliases", required=False),
-            required_documents=required,
-        )
-        for name in _disease_group_names(group):
-            key = " ".join(_tokens(name))
-            if key and key_owner.setdefault(key, where) != where:
-                _fail(where, f"name or alias {name!r} also names {key_owner[key]}")
-        groups.append(group)
-    return tuple(groups)
-
-
-def _read_regions(raw_tables: list[object]) -> tuple[Region, ...]:
-    regions: list[Region] = []
-    seen: dict[int, str] = {}
-    key_owner: dict[str, str] = {}
-    for index, raw in enumerate(raw_tables):
-        where = _entry_label("regions", index, raw, "code", "name_ru")
-        table = _Table(raw, where, _REGION_FIELDS)
-        code = table.integer("code")
-        if code <= 0:
-            _fail(where, f"region code must be a positive number, not {code}")
-        if code in seen:
-            _fail(where, f"duplicate region code {code} (also {seen[code]})")
-        seen[code] = where
-        name = table.name("name")
-        region = Region(
-            code=code,
-            name=name,
-            time_zones=_read_time_zones(table, name),
-            aliases=table.texts("aliases", required=False),
-            cities=table.texts("cities", required=False),
-        )
-        for region_name in _region_names(region):
-            for key in _keys_of_name(region_name):
-                if key_owner.setdefault(key, where) != where:
-                    _fail(where, f"name or alias {region_name!r} also names {key_owner[key]}")
-        regions.append(region)
-    return tuple(regions)
-
-
-def _read_time_zones(region: _Table, name: LocalizedName) -> tuple[TimeZoneChoice, ...]:
-    where = region.where
-    if region.has("time_zone") and region.has("time_zones"):
-        _fail(where, "give either time_zone or [[regions.time_zones]], not both")
-    if region.has("time_zone"):
-        tz = region.text("time_zone")
-        _check_time_zone(tz, where)
-        return (TimeZoneChoice(tz=tz, label=_default_zone_label(tz, name)),)
-    raw_tables = region.tables("time_zones")
-    if not raw_tables:
-        _fail(where, "has no time zone (add time_zone or [[regions.time_zones]])")
-    choices: list[TimeZoneChoice] = []
-    for index, raw in enumerate(raw_tables):
-        zone_where = f"{where}: " + _entry_label("time_zones", index, raw, "tz")
-        table = _Table(raw, zone_where, _ZONE_FIELDS)
-        tz = table.text("tz")
-        _check_time_zone(tz, zone_where)
-        if any(choice.tz == tz for choice in choices):
-            _fail(zone_where, f"time zone {tz!r} is listed twice")
-        if len(raw_tables) > 1 or table.has("label_ru") or table.has("label_en"):
-            if len(raw_tables) > 1 and not (table.has("label_ru") and table.has("label_en")):
-                _fail(zone_where, "needs label_ru and label_en: the region has several zones")
-            label = table.name("label")
-        else:
-            label = _default_zone_label(tz, name)
-        choices.append(TimeZoneChoice(tz=tz, label=label))
-    return tuple(choices)
+def json_schema() -> str:
+    """The JSON Schema of the catalog file, as committed in ``bot/catalog.schema.json``."""
+    return json.dumps(CatalogFile.model_json_schema(), ensure_ascii=False, indent=2) + "\n"
 
 
 def _default_zone_label(tz: str, region: LocalizedName) -> LocalizedName:
@@ -847,3 +928,7 @@ def _default_zone_label(tz: str, region: LocalizedName) -> LocalizedName:
         ru=f"{utc_offset_label(tz, 'ru')}: {region.ru}",
         en=f"{utc_offset_label(tz, 'en')}: {region.en}",
     )
+
+
+if __name__ == "__main__":  # python -m bot.catalog: rewrite the schema after changing the models
+    schema_path().write_text(json_schema(), encoding="utf-8")

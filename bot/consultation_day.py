@@ -20,6 +20,7 @@ from icalendar import Alarm, Calendar, Event
 
 from bot.catalog import Catalog
 from bot.handlers.relay import DutyDesk
+from bot.i18n import N_
 from bot.keyboards import reminders as kb
 from bot.notifications import JobRow, send_patient_documents
 from bot.services.clock import Clock, local_date
@@ -268,7 +269,11 @@ class ConsultationDayNotifier:
         if day is None:
             raise SkipDelivery("gone")
         chat_id, thread_id = await self._staff_place(day, bot)
-        key = "day.answer_attend" if row.payload["answer"] == Answer.ATTEND else "day.answer_cannot"
+        key = (
+            N_("day.answer_attend")
+            if row.payload["answer"] == Answer.ATTEND
+            else N_("day.answer_cannot")
+        )
         with self._locale(self._staff_locale):
             text = _(key).format(
                 name=escape(day.patient_name), id=day.patient_id, time=moscow(day.starts_at)

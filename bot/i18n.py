@@ -1,8 +1,9 @@
 """gettext catalogs and the locale choice.
 
-An installed package carries its compiled catalogs (``bot/locales``, made by the build from the
-top-level ``locales/*.po``). A source checkout compiles the .po files at start into a cache
-directory keyed by their digest: nothing is ever written into the package or the checkout."""
+An installed package carries its compiled catalogs (``bot/locales``, made by the build from
+``locales/<lang>/LC_MESSAGES/messages.po``). A source checkout compiles the .po files at start
+into a cache directory keyed by their digest: nothing is ever written into the package or the
+checkout."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from aiogram.types import TelegramObject, User
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n.middleware import I18nMiddleware
 
-from bot.locale_build import DOMAIN, compile_catalogs, source_folders, sources_digest
+from bot.locale_build import DOMAIN, compile_catalogs, po_files, sources_digest
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,7 @@ def _compiled_in_cache(source: Path) -> Path:
     for root in (cache_root(), fallback):
         target = root / f"locales-{digest}"
         if all(
-            (target / f.parent.name / f.name / f"{DOMAIN}.mo").exists()
-            for f in source_folders(source)
+            (target / po.relative_to(source)).with_suffix(".mo").exists() for po in po_files(source)
         ):
             return target
         try:
@@ -58,13 +58,13 @@ def _compiled_in_cache(source: Path) -> Path:
 def locales_path(source: Path = LOCALES_DIR, packaged: Path = PACKAGED_LOCALES) -> Path:
     """Where the compiled catalogs are: the .po sources of a checkout compiled into the cache
     (they are the newest), else those the package was built with."""
-    if source_folders(source):
+    if po_files(source):
         return _compiled_in_cache(source)
     if any(packaged.glob(f"*/LC_MESSAGES/{DOMAIN}.mo")):
         return packaged
     raise TranslationsMissingError(
-        f"no translations: neither {packaged} (an installed package) nor {source}/*.po "
-        "(a source checkout) exists; reinstall the package"
+        f"no translations: neither {packaged} (an installed package) nor "
+        f"{source}/*/LC_MESSAGES/{DOMAIN}.po (a source checkout) exists; reinstall the package"
     )
 
 

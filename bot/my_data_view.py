@@ -58,7 +58,8 @@ class _Page:
 
     def table(self, headers: list[str], rows: list[list[str]]) -> None:
         if not rows:
-            self.parts.append(f'<p class="muted">{_e(_("mydata.none"))}</p>')
+            none = _("mydata.none")
+            self.parts.append(f'<p class="muted">{_e(none)}</p>')
             return
         head = "".join(f"<th>{_e(h)}</th>" for h in headers)
         body = "".join(

@@ -13,6 +13,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.utils.i18n import I18n
 
 from bot.catalog import Catalog
+from bot.i18n import N_
 from bot.services.sla import (
     DIGEST,
     SLA_ESCALATION,
@@ -46,11 +47,15 @@ class SlaNotifier:
     def _(self, key: str) -> str:
         return self._i18n.gettext(key, locale=self._locale)
 
+    def _status(self, status: str) -> str:
+        key = f"status.{status}"  # the ids are marked where notifications.py lists the statuses
+        return self._(key)
+
     async def escalate(self, row: JobRow, bot: Bot) -> int | None:
         application = await self._sla.is_waiting(int(row.payload["application_id"]))
         if application is None:
             return None  # handled since: nothing to escalate
-        waiting = self._(f"status.{application.status}")
+        waiting = self._status(application.status)
         since = self._moment(application.created_at)
         # the center's chat: the application's topic, if it has one
         if row.payload.get("to") == STAFF:
@@ -101,13 +106,13 @@ class SlaNotifier:
         return [*lines[:DIGEST_LINES], rest]
 
     def _application_line(self, application: ApplicationBrief, *, waiting: bool = False) -> str:
-        key = "digest.overdue_line" if waiting else "digest.application_line"
+        key = N_("digest.overdue_line") if waiting else N_("digest.application_line")
         return self._(key).format(
             id=application.id,
             center=escape(self._center(application.center_code)),
             region=escape(self._region(application.region_code)),
             since=self._moment(application.created_at),
-            status=self._(f"status.{application.status}"),
+            status=self._status(application.status),
         )
 
     def _consultation_line(self, consultation: ConsultationBrief) -> str:

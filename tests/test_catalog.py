@@ -17,8 +17,10 @@ from bot.catalog import (
     Region,
     TimeZoneChoice,
     default_catalog_path,
+    json_schema,
     load_catalog,
     normalize_text,
+    schema_path,
     utc_offset_label,
 )
 
@@ -62,6 +64,16 @@ def test_default_path_is_the_bundled_file() -> None:
     assert path.name == "catalog.toml"
     assert path.parent.name == "bot"
     assert path.is_file()
+
+
+def test_committed_json_schema_is_up_to_date() -> None:
+    """Editors of the catalog get the schema the models check; ``python -m bot.catalog``
+    rewrites it."""
+    assert schema_path().read_text(encoding="utf-8") == json_schema(), (
+        "bot/catalog.schema.json is stale: run python -m bot.catalog"
+    )
+    first_line = default_catalog_path().read_text(encoding="utf-8").splitlines()[0]
+    assert first_line == f"#:schema ./{schema_path().name}"
 
 
 def test_has_all_89_federal_subjects_with_unique_codes(catalog: Catalog) -> None:

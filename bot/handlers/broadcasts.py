@@ -366,7 +366,9 @@ async def take_content(
     content = Content(kind, message.html_text if plain else "", file_id)
     if len(plain or "") > content.limit:
         key = (
-            "broadcast.text_too_long" if kind is ContentKind.TEXT else "broadcast.caption_too_long"
+            N_("broadcast.text_too_long")
+            if kind is ContentKind.TEXT
+            else N_("broadcast.caption_too_long")
         )
         await flow.send(
             _(key).format(length=len(plain or ""), limit=content.limit),

@@ -294,7 +294,7 @@ async def _phone_accepted(flow: Flow, phone: str, *, verified: bool) -> None:
     draft = await load_draft(flow.state)
     draft.phone = phone
     draft.phone_verified = verified
-    key = "phone.saved_verified" if verified else "phone.saved_unverified"
+    key = N_("phone.saved_verified") if verified else N_("phone.saved_unverified")
     await flow.send(_(key), reply_markup=ReplyKeyboardRemove())
     await flow.advance(draft, Registration.phone)
 

@@ -835,7 +835,7 @@ async def show_slots(
 
 
 async def show_remove_question(query: CallbackQuery, slot: ScheduleSlotDTO, page: int) -> None:
-    key = "schedule.remove_booked_question" if slot.booked else "schedule.remove_question"
+    key = N_("schedule.remove_booked_question") if slot.booked else N_("schedule.remove_question")
     text = _(key).format(
         slot=slot_line(slot), doctor=escape(slot.doctor_name), patient=slot.patient_id
     )

@@ -14,6 +14,7 @@ from bot.callbacks import (
     ExportPeriod,
 )
 from bot.catalog import Catalog
+from bot.i18n import N_
 from bot.keyboards.builder import InlineKeyboardBuilder
 from bot.services.broadcasts import UPCOMING_DAYS, AudienceKind, BroadcastStatus, Progress
 
@@ -45,12 +46,12 @@ def content_step(*, has_content: bool) -> InlineKeyboardMarkup:
 
 
 AUDIENCE_BUTTONS = (
-    (AudienceKind.ALL, "broadcast.btn_all"),
-    (AudienceKind.REGION, "broadcast.btn_by_region"),
-    (AudienceKind.CENTER, "broadcast.btn_by_center"),
-    (AudienceKind.REGISTERED, "broadcast.btn_registered"),
-    (AudienceKind.APPLIED, "broadcast.btn_applied"),
-    (AudienceKind.UPCOMING, "broadcast.btn_upcoming"),
+    (AudienceKind.ALL, N_("broadcast.btn_all")),
+    (AudienceKind.REGION, N_("broadcast.btn_by_region")),
+    (AudienceKind.CENTER, N_("broadcast.btn_by_center")),
+    (AudienceKind.REGISTERED, N_("broadcast.btn_registered")),
+    (AudienceKind.APPLIED, N_("broadcast.btn_applied")),
+    (AudienceKind.UPCOMING, N_("broadcast.btn_upcoming")),
 )
 
 

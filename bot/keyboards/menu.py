@@ -32,10 +32,10 @@ def main_menu() -> ReplyKeyboardMarkup:
 def profile() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for field, key in (
-        (Field.FULL_NAME, "btn.edit_name"),
-        (Field.BIRTH_DATE, "btn.edit_birth_date"),
-        (Field.PHONE, "btn.edit_phone"),
-        (Field.REGION, "btn.edit_region"),
+        (Field.FULL_NAME, N_("btn.edit_name")),
+        (Field.BIRTH_DATE, N_("btn.edit_birth_date")),
+        (Field.PHONE, N_("btn.edit_phone")),
+        (Field.REGION, N_("btn.edit_region")),
     ):
         kb.button(text=_(key), callback_data=ProfileCb(action=ProfileAction.EDIT, field=field))
     kb.button(text=_("btn.language"), callback_data=ProfileCb(action=ProfileAction.LANGUAGE))
@@ -57,7 +57,7 @@ def languages() -> InlineKeyboardMarkup:
 def delete_step(final: bool) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     action = ProfileAction.DELETE_FINAL if final else ProfileAction.DELETE_YES
-    key = "btn.delete_final" if final else "btn.delete_yes"
+    key = N_("btn.delete_final") if final else N_("btn.delete_yes")
     kb.button(text=_(key), callback_data=ProfileCb(action=action))
     kb.button(text=_("btn.delete_no"), callback_data=ProfileCb(action=ProfileAction.SHOW))
     kb.adjust(1)

@@ -22,6 +22,7 @@ from bot.callbacks import (
     TimeZonePickCb,
 )
 from bot.catalog import Region
+from bot.i18n import N_
 from bot.keyboards.builder import InlineKeyboardBuilder
 
 REGIONS_PER_PAGE = 10
@@ -104,10 +105,10 @@ def time_zones(region: Region, locale: str) -> InlineKeyboardMarkup:
 def summary() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for field, key in (
-        (Field.FULL_NAME, "btn.edit_name"),
-        (Field.BIRTH_DATE, "btn.edit_birth_date"),
-        (Field.PHONE, "btn.edit_phone"),
-        (Field.REGION, "btn.edit_region"),
+        (Field.FULL_NAME, N_("btn.edit_name")),
+        (Field.BIRTH_DATE, N_("btn.edit_birth_date")),
+        (Field.PHONE, N_("btn.edit_phone")),
+        (Field.REGION, N_("btn.edit_region")),
     ):
         kb.button(text=_(key), callback_data=SummaryCb(action=SummaryAction.EDIT, field=field))
     kb.button(text=_("btn.confirm"), callback_data=SummaryCb(action=SummaryAction.CONFIRM))

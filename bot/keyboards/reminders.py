@@ -6,15 +6,16 @@ from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import ConsultDocsCb, NoShowCb, RemindAction, RemindCb
+from bot.i18n import N_
 from bot.keyboards.builder import InlineKeyboardBuilder
 
 
 def answers(consultation_id: int, minutes: int) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for action, key in (
-        (RemindAction.ATTEND, "btn.day_attend"),
-        (RemindAction.CANNOT, "btn.day_cannot"),
-        (RemindAction.MOVE, "btn.day_move"),
+        (RemindAction.ATTEND, N_("btn.day_attend")),
+        (RemindAction.CANNOT, N_("btn.day_cannot")),
+        (RemindAction.MOVE, N_("btn.day_move")),
     ):
         kb.button(
             text=_(key), callback_data=RemindCb(action=action, id=consultation_id, minutes=minutes)
