@@ -16,9 +16,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot.app import Services, create_bot, create_dispatcher
+from bot.app import Services, create_bot
 from bot.catalog import default_catalog_path, load_catalog
 from bot.config import Settings
+from bot.dispatcher import create_dispatcher
 from bot.i18n import create_i18n
 from bot.services.broadcasts import Audience, AudienceKind, Content, ContentKind
 from bot.services.clock import utc_now

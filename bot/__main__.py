@@ -94,7 +94,8 @@ async def check_config(settings: Settings, catalog: Catalog) -> int:
 
 async def run(settings: Settings, catalog: Catalog) -> None:
     from bot import observability
-    from bot.app import Services, create_bot, create_dispatcher, set_commands
+    from bot.app import Services, create_bot
+    from bot.dispatcher import create_dispatcher, set_commands
     from bot.fsm.backends import create_dialogue_backend
     from bot.i18n import create_i18n
     from bot.runner import health_check, serve

@@ -15,11 +15,10 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.catalog import Catalog
 from bot.i18n import N_
-from bot.notifications import status_name
 from bot.services.applications import Status
 from bot.services.my_data import MyData
 from bot.services.validation import format_phone
-from bot.views import format_date, format_time_zone, region_name
+from bot.views import format_date, format_time_zone, region_name, status_name
 
 CONSULTATION_STATUS_KEYS = {
     "scheduled": N_("stats.consultation_scheduled"),

@@ -1,4 +1,5 @@
-"""Texts assembled from i18n messages and data: summaries, profile, dates and time zones."""
+"""Texts assembled from i18n messages and data: summaries, profile, dates and time zones,
+statuses, a broadcast's progress. Handlers and delivery (``bot.delivery``) both render with them."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from aiogram.utils.i18n import ngettext
 
 from bot.catalog import Catalog
 from bot.fsm.data import RegistrationDraft
+from bot.i18n import N_
+from bot.services.applications import Status
+from bot.services.broadcasts import Audience, AudienceKind, BroadcastStatus, Progress
 from bot.services.clock import local_date, local_time
 from bot.services.documents import DocumentSummary
 from bot.services.patients import PatientDTO
@@ -133,3 +137,78 @@ def _document_group(name: str, group: list[DocumentSummary], tz: str) -> str:
         for d in group
     )
     return f"\n<b>{escape(name)}</b>: {entries}"
+
+
+def status_name(status: Status) -> str:
+    names = {
+        Status.SUBMITTED: _("status.submitted"),
+        Status.UNDER_REVIEW: _("status.under_review"),
+        Status.DOCUMENTS_REQUESTED: _("status.documents_requested"),
+        Status.TIME_ASSIGNED: _("status.time_assigned"),
+        Status.DECLINED: _("status.declined"),
+        Status.INVITED: _("status.invited"),
+        Status.WITHDRAWN: _("status.withdrawn"),
+        Status.COMPLETED: _("status.completed"),
+    }
+    return names[status]
+
+
+# --- a broadcast's progress (the coordinator's live message) ---------------------------------
+
+BROADCAST_STATUS_KEYS = {
+    BroadcastStatus.SENDING: N_("broadcast.status_sending"),
+    BroadcastStatus.PAUSED: N_("broadcast.status_paused"),
+    BroadcastStatus.CANCELLED: N_("broadcast.status_cancelled"),
+    BroadcastStatus.DONE: N_("broadcast.status_done"),
+}
+AUDIENCE_KEYS = {
+    AudienceKind.ALL: N_("broadcast.audience_all"),
+    AudienceKind.REGION: N_("broadcast.audience_region"),
+    AudienceKind.CENTER: N_("broadcast.audience_center"),
+    AudienceKind.REGISTERED: N_("broadcast.audience_registered"),
+    AudienceKind.APPLIED: N_("broadcast.audience_applied"),
+    AudienceKind.UPCOMING: N_("broadcast.audience_upcoming"),
+}
+BAR_WIDTH = 10
+
+
+def audience_text(audience: Audience, catalog: Catalog, locale: str) -> str:
+    key = AUDIENCE_KEYS[audience.kind]
+    if audience.kind is AudienceKind.REGION:
+        region = catalog.region(int(audience.value or 0))
+        name = region.name.get(locale) if region else str(audience.value)
+        return _(key).format(region=escape(name))
+    if audience.kind is AudienceKind.CENTER:
+        center = catalog.center(str(audience.value))
+        name = center.short_name.get(locale) if center else str(audience.value)
+        return _(key).format(center=escape(name))
+    if audience.kind is AudienceKind.UPCOMING:
+        return _(key).format(days=audience.value)
+    return _(key)
+
+
+def progress_bar(done: int, total: int) -> str:
+    filled = BAR_WIDTH if not total else round(BAR_WIDTH * done / total)
+    return "▓" * filled + "░" * (BAR_WIDTH - filled)
+
+
+def progress_text(progress: Progress, catalog: Catalog, locale: str) -> str:
+    total = progress.sent + progress.failed + progress.blocked + progress.skipped + progress.left
+    done = total - progress.left
+    percent = 100 if not total else done * 100 // total
+    lines = [
+        _("broadcast.progress").format(
+            id=progress.id,
+            status=_(BROADCAST_STATUS_KEYS[progress.status]),
+            audience=audience_text(progress.audience, catalog, locale),
+            bar=progress_bar(done, total),
+            percent=percent,
+            sent=progress.sent,
+            failed=progress.failed,
+            blocked=progress.blocked,
+            left=progress.left,
+        )
+    ]
+    if progress.skipped:
+        lines.append(_("broadcast.progress_skipped").format(count=progress.skipped))
+    return "\n".join(lines)

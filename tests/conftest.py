@@ -32,9 +32,10 @@ from aiogram.utils.i18n import I18n
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import Services, create_bot, create_dispatcher
+from bot.app import Services, create_bot
 from bot.catalog import Catalog, default_catalog_path, load_catalog
 from bot.config import Settings
+from bot.dispatcher import create_dispatcher
 from bot.fsm.backends import create_dialogue_backend
 from bot.i18n import create_i18n
 from bot.storage.db import create_engine, migrate

@@ -613,7 +613,7 @@ async def test_a_document_with_a_caption_reaches_a_region(
 async def test_coordinators_see_their_commands_in_their_own_menu_only(
     harness: Harness, make_user: Any
 ) -> None:
-    from bot.app import set_commands
+    from bot.dispatcher import set_commands
 
     coordinator = make_user()  # has a chat with the bot
     newcomer = 555_000_002  # never started the bot: Telegram does not know the chat

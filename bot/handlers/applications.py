@@ -29,7 +29,6 @@ from bot.handlers.utils import drop_buttons, edit_or_send
 from bot.i18n import menu_texts, variants
 from bot.keyboards import applications as kb
 from bot.keyboards import menu as menu_kb
-from bot.notifications import status_name
 from bot.services.applications import (
     BEFORE_TIME,
     ActionRefusedError,
@@ -39,7 +38,7 @@ from bot.services.applications import (
 )
 from bot.services.documents import DocumentService
 from bot.services.patients import PatientDTO
-from bot.views import format_local_date, region_name
+from bot.views import format_local_date, region_name, status_name
 
 STEPS = (
     ApplicationForm.center,

@@ -1,14 +1,12 @@
 """Broadcasts for coordinators (COORDINATOR_IDS): /broadcast writes a message (text, photo or
 document), previews it as patients will see it, picks the audience, shows the count and, once
 confirmed, turns the question into a live progress message with pause / resume / stop.
-Everyone else falls through this router untouched. Also the outbox job that edits the progress
-message with the current numbers."""
+Everyone else falls through this router untouched."""
 
 from __future__ import annotations
 
 import contextlib
 import secrets
-from html import escape
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
@@ -39,35 +37,19 @@ from bot.services.broadcasts import (
     AudienceKind,
     BroadcastError,
     BroadcastService,
-    BroadcastStatus,
     Content,
     ContentKind,
     Progress,
     Refusal,
 )
-from bot.services.outbox import OutboxJob
+from bot.views import audience_text, progress_text
 
-STATUS_KEYS = {
-    BroadcastStatus.SENDING: N_("broadcast.status_sending"),
-    BroadcastStatus.PAUSED: N_("broadcast.status_paused"),
-    BroadcastStatus.CANCELLED: N_("broadcast.status_cancelled"),
-    BroadcastStatus.DONE: N_("broadcast.status_done"),
-}
-AUDIENCE_KEYS = {
-    AudienceKind.ALL: N_("broadcast.audience_all"),
-    AudienceKind.REGION: N_("broadcast.audience_region"),
-    AudienceKind.CENTER: N_("broadcast.audience_center"),
-    AudienceKind.REGISTERED: N_("broadcast.audience_registered"),
-    AudienceKind.APPLIED: N_("broadcast.audience_applied"),
-    AudienceKind.UPCOMING: N_("broadcast.audience_upcoming"),
-}
 REFUSAL_KEYS = {
     Refusal.NOT_FOUND: N_("broadcast.not_found"),
     Refusal.FINISHED: N_("broadcast.already_finished"),
     Refusal.NOT_PAUSED: N_("broadcast.not_paused"),
     Refusal.NOT_SENDING: N_("broadcast.not_sending"),
 }
-BAR_WIDTH = 10
 
 
 class BroadcastDraft(BaseModel):
@@ -430,75 +412,7 @@ async def ask_confirm(
         await flow.send(text, reply_markup=markup)
 
 
-def audience_text(audience: Audience, catalog: Catalog, locale: str) -> str:
-    key = AUDIENCE_KEYS[audience.kind]
-    if audience.kind is AudienceKind.REGION:
-        region = catalog.region(int(audience.value or 0))
-        name = region.name.get(locale) if region else str(audience.value)
-        return _(key).format(region=escape(name))
-    if audience.kind is AudienceKind.CENTER:
-        center = catalog.center(str(audience.value))
-        name = center.short_name.get(locale) if center else str(audience.value)
-        return _(key).format(center=escape(name))
-    if audience.kind is AudienceKind.UPCOMING:
-        return _(key).format(days=audience.value)
-    return _(key)
-
-
-def bar(done: int, total: int) -> str:
-    filled = BAR_WIDTH if not total else round(BAR_WIDTH * done / total)
-    return "▓" * filled + "░" * (BAR_WIDTH - filled)
-
-
-def progress_text(progress: Progress, catalog: Catalog, locale: str) -> str:
-    total = progress.sent + progress.failed + progress.blocked + progress.skipped + progress.left
-    done = total - progress.left
-    percent = 100 if not total else done * 100 // total
-    lines = [
-        _("broadcast.progress").format(
-            id=progress.id,
-            status=_(STATUS_KEYS[progress.status]),
-            audience=audience_text(progress.audience, catalog, locale),
-            bar=bar(done, total),
-            percent=percent,
-            sent=progress.sent,
-            failed=progress.failed,
-            blocked=progress.blocked,
-            left=progress.left,
-        )
-    ]
-    if progress.skipped:
-        lines.append(_("broadcast.progress_skipped").format(count=progress.skipped))
-    return "\n".join(lines)
-
-
 async def show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None) -> None:
     """Edit the message the button was on (unchanged content is fine: a second press of the
     same button); a message too old to edit gets a new one."""
     await edit_or_send(query, text, markup)
-
-
-class BroadcastProgressNotifier:
-    """Outbox job ``broadcast_progress``: edit the progress message with the numbers as they
-    are at delivery (an edit repeated after a crash does no harm)."""
-
-    def __init__(
-        self, broadcasts: BroadcastService, catalog: Catalog, i18n: I18n, locale: str
-    ) -> None:
-        self._broadcasts = broadcasts
-        self._catalog = catalog
-        self._i18n = i18n
-        self._locale = locale
-
-    async def notify(self, row: OutboxJob, bot: Bot) -> int | None:
-        found = await self._broadcasts.progress(int(row.payload["broadcast_id"]))
-        if found is None or found.message_id is None:
-            return None
-        with self._i18n.context(), self._i18n.use_locale(self._locale):
-            await bot.edit_message_text(
-                text=progress_text(found, self._catalog, self._locale),
-                chat_id=found.chat_id,
-                message_id=found.message_id,
-                reply_markup=kb.progress(found),
-            )
-        return found.message_id

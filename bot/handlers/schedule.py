@@ -1,7 +1,6 @@
 """The duty schedule for coordinators (COORDINATOR_IDS) in a private chat: /schedule, duty
 doctors, slots made by a dialogue or from a CSV, listing and removal of slots. Everyone else
-falls through this router untouched. Also the outbox job that tells a patient their booked
-slot was removed."""
+falls through this router untouched."""
 
 from __future__ import annotations
 
@@ -29,7 +28,6 @@ from bot.i18n import N_, menu_texts
 from bot.keyboards import schedule as kb
 from bot.services.audit import Actor, Role
 from bot.services.booking import SPECIALTIES
-from bot.services.outbox import OutboxJob
 from bot.services.schedule import (
     DEFAULT_TIME_ZONE,
     MAX_CSV_BYTES,
@@ -854,37 +852,3 @@ def csv_report_text(report: CsvReport) -> str:
                 _("schedule.csv_more_errors").format(count=len(report.errors) - MAX_ERRORS_SHOWN)
             )
     return "\n".join(lines)
-
-
-# --- the patient's notice --------------------------------------------------------------------
-
-
-class SlotRemovedNotifier:
-    """Outbox job ``duty_slot_removed``: the patient is told (in their language) that the
-    doctor's time was cancelled and is offered another time."""
-
-    def __init__(self, schedule: ScheduleService, i18n: I18n, default_locale: str) -> None:
-        self._schedule = schedule
-        self._i18n = i18n
-        self._default_locale = default_locale
-
-    async def notify(self, row: OutboxJob, bot: Bot) -> int | None:
-        notice = await self._schedule.removal_notice(int(row.payload["consultation_id"]))
-        if notice is None:
-            return None  # the patient erased their data meanwhile
-        locale = notice.locale or self._default_locale
-        if locale not in self._i18n.available_locales:
-            locale = self._default_locale
-        local = notice.starts_at.astimezone(ZoneInfo(notice.time_zone))
-        with self._i18n.context(), self._i18n.use_locale(locale):
-            text = _("schedule.notice_slot_removed").format(
-                doctor=escape(notice.doctor_name or "—"),
-                time=f"{local:%d.%m.%Y %H:%M}",
-                zone=notice.time_zone,
-            )
-            message = await bot.send_message(
-                notice.telegram_id,
-                text,
-                reply_markup=kb.another_time(notice.doctor_id if notice.doctor_active else None),
-            )
-        return message.message_id

@@ -21,7 +21,6 @@ from bot.fsm.states import StaffFlow
 from bot.handlers.utils import drop_buttons, edit_or_send
 from bot.i18n import N_
 from bot.keyboards import applications as kb
-from bot.notifications import status_name
 from bot.services.applications import (
     ActionRefusedError,
     ApplicationDTO,
@@ -35,6 +34,7 @@ from bot.services.documents import DocumentService
 from bot.services.filetypes import FileKind, detect
 from bot.services.validation import InputProblem, parse_staff_time
 from bot.staff_access import StaffAccess
+from bot.views import status_name
 
 STEPS = {
     StaffAction.ASSIGN: StaffStep.ASSIGN,

@@ -35,7 +35,7 @@ from bot.services.applications import (
     ConclusionDTO,
     Status,
 )
-from bot.views import format_local_date
+from bot.views import format_local_date, status_name
 
 SLOT_START_MINUTES = 8 * 60
 SLOT_END_MINUTES = 20 * 60
@@ -103,8 +103,6 @@ def summary() -> InlineKeyboardMarkup:
 def my_applications(
     items: list[ApplicationDTO], catalog: Catalog, locale: str, page: int = 0
 ) -> InlineKeyboardMarkup:
-    from bot.notifications import status_name
-
     kb = InlineKeyboardBuilder()
     shown = page_of(items, page)
     for item in shown.items:

@@ -188,7 +188,7 @@ def _consultation_dto(c: Consultation) -> ConsultationDTO:
     )
 
 
-# Outbox job kinds rendered and sent by bot.notifications.
+# Outbox job kinds rendered and sent by bot.delivery.applications.
 CARD = "application_card"
 CARD_REFRESH = "application_card_refresh"
 PATIENT_NOTICE = "application_patient_notice"

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.applications import ConsultationStatus
 from bot.services.clock import Clock
@@ -89,6 +90,24 @@ class PatientCard:
 
 
 @dataclass(frozen=True, slots=True)
+class Inbound:
+    """What is decided about a patient's message to the doctors before anything is sent."""
+
+    chat_id: int  # the duty chat
+    allowed: bool  # within the patient's rate limit; else refused, with an answer
+    reply_to: int | None  # the duty-chat message it answers (a reply to a relayed message)
+    thread: ThreadDTO | None  # the patient's topic there, as last recorded
+
+
+@dataclass(frozen=True, slots=True)
+class Addressee:
+    """The patient a duty-chat message is for, and which of their messages it answers."""
+
+    patient: PatientRef
+    reply_to: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class NewPair:
     patient_message_id: int
     staff_message_id: int
@@ -116,17 +135,68 @@ class RelayService:
 
     async def within_rate(self, patient_id: int) -> bool:
         """Whether one more message fits the patient's limit (delivered messages count)."""
-        since = self._clock() - self.rate_window
         async with self._sessions() as session:
-            sent = await session.scalar(
-                select(func.count(RelayMessage.id)).where(
-                    RelayMessage.patient_id == patient_id,
-                    RelayMessage.direction == Direction.IN,
-                    RelayMessage.kind != PairKind.HEADER,
-                    RelayMessage.created_at > since,
-                )
+            return await self._within_rate(session, patient_id)
+
+    async def _within_rate(self, session: AsyncSession, patient_id: int) -> bool:
+        since = self._clock() - self.rate_window
+        sent = await session.scalar(
+            select(func.count(RelayMessage.id)).where(
+                RelayMessage.patient_id == patient_id,
+                RelayMessage.direction == Direction.IN,
+                RelayMessage.kind != PairKind.HEADER,
+                RelayMessage.created_at > since,
             )
+        )
         return (sent or 0) < self.rate_limit
+
+    # --- one decision per message ------------------------------------------------------------
+
+    async def inbound(self, patient_id: int, reply_to_message_id: int | None) -> Inbound | None:
+        """Whether and where a patient's message goes (None: there is no duty chat), read at
+        once: the rate limit, the duty-chat message it answers, the patient's topic."""
+        chat_id = self.duty_chat_id
+        if chat_id is None:
+            return None
+        async with self._sessions() as session:
+            if not await self._within_rate(session, patient_id):
+                return Inbound(chat_id, allowed=False, reply_to=None, thread=None)
+            reply_to = None
+            if reply_to_message_id is not None:
+                pairs = await self._by_patient_message(
+                    session, patient_id, reply_to_message_id, chat_id
+                )
+                reply_to = pairs[0].staff_message_id if pairs else None
+            thread = await self._thread(session, patient_id, chat_id)
+        return Inbound(chat_id, allowed=True, reply_to=reply_to, thread=thread)
+
+    async def addressee(
+        self, chat_id: int, reply_to_message_id: int | None, thread_id: int | None
+    ) -> Addressee | None:
+        """The patient a message in the duty chat is for: the one of the relayed message it
+        replies to (either direction, or a header), else the one whose topic it is in. None:
+        doctors talking among themselves."""
+        async with self._sessions() as session:
+            if reply_to_message_id is not None:
+                pair = await self._by_staff_message(session, chat_id, reply_to_message_id)
+                if pair is not None:
+                    return Addressee(pair.patient, pair.patient_message_id)
+            if thread_id is not None:
+                patient = await self._patient_of_thread(session, chat_id, thread_id)
+                if patient is not None:
+                    return Addressee(patient, None)
+        return None
+
+    async def topic_of(self, patient_id: int) -> tuple[PatientRef, ThreadDTO | None] | None:
+        """The patient and their topic in the duty chat (None: no duty chat, or no patient)."""
+        chat_id = self.duty_chat_id
+        if chat_id is None:
+            return None
+        async with self._sessions() as session:
+            patient = await session.get(Patient, patient_id)
+            if patient is None:
+                return None
+            return _ref(patient), await self._thread(session, patient_id, chat_id)
 
     # --- is the duty chat a forum (asked of Telegram, remembered a few minutes) ----------------
 
@@ -143,12 +213,17 @@ class RelayService:
 
     async def thread(self, patient_id: int, chat_id: int) -> ThreadDTO | None:
         async with self._sessions() as session:
-            row = await session.scalar(
-                select(RelayThread).where(
-                    RelayThread.patient_id == patient_id, RelayThread.chat_id == chat_id
-                )
+            return await self._thread(session, patient_id, chat_id)
+
+    async def _thread(
+        self, session: AsyncSession, patient_id: int, chat_id: int
+    ) -> ThreadDTO | None:
+        row = await session.scalar(
+            select(RelayThread).where(
+                RelayThread.patient_id == patient_id, RelayThread.chat_id == chat_id
             )
-            return _thread_dto(row) if row else None
+        )
+        return _thread_dto(row) if row else None
 
     async def attach_thread(
         self, patient_id: int, chat_id: int, thread_id: int | None, *, replaces: int | None
@@ -195,14 +270,15 @@ class RelayService:
                 row.closed = closed
                 row.updated_at = self._clock()
 
-    async def patient_of_thread(self, chat_id: int, thread_id: int) -> PatientRef | None:
-        async with self._sessions() as session:
-            patient = await session.scalar(
-                select(Patient)
-                .join(RelayThread, RelayThread.patient_id == Patient.id)
-                .where(RelayThread.chat_id == chat_id, RelayThread.thread_id == thread_id)
-            )
-            return _ref(patient) if patient else None
+    async def _patient_of_thread(
+        self, session: AsyncSession, chat_id: int, thread_id: int
+    ) -> PatientRef | None:
+        patient = await session.scalar(
+            select(Patient)
+            .join(RelayThread, RelayThread.patient_id == Patient.id)
+            .where(RelayThread.chat_id == chat_id, RelayThread.thread_id == thread_id)
+        )
+        return _ref(patient) if patient else None
 
     # --- message pairs -----------------------------------------------------------------------
 
@@ -227,23 +303,38 @@ class RelayService:
     async def by_staff_message(self, chat_id: int, staff_message_id: int) -> Counterpart | None:
         """The patient's side of a message in the duty chat."""
         async with self._sessions() as session:
-            row = (
-                await session.execute(
-                    select(RelayMessage, Patient)
-                    .join(Patient, Patient.id == RelayMessage.patient_id)
-                    .where(
-                        RelayMessage.chat_id == chat_id,
-                        RelayMessage.staff_message_id == staff_message_id,
-                    )
+            return await self._by_staff_message(session, chat_id, staff_message_id)
+
+    async def _by_staff_message(
+        self, session: AsyncSession, chat_id: int, staff_message_id: int
+    ) -> Counterpart | None:
+        row = (
+            await session.execute(
+                select(RelayMessage, Patient)
+                .join(Patient, Patient.id == RelayMessage.patient_id)
+                .where(
+                    RelayMessage.chat_id == chat_id,
+                    RelayMessage.staff_message_id == staff_message_id,
                 )
-            ).first()
-            return _counterpart(*row) if row else None
+            )
+        ).first()
+        return _counterpart(*row) if row else None
 
     async def by_patient_message(
         self, patient_id: int, patient_message_id: int, chat_id: int | None = None
     ) -> list[Counterpart]:
         """The duty-chat side of a message in the patient's chat (headers left out), newest
         first; in ``chat_id`` only when given."""
+        async with self._sessions() as session:
+            return await self._by_patient_message(session, patient_id, patient_message_id, chat_id)
+
+    async def _by_patient_message(
+        self,
+        session: AsyncSession,
+        patient_id: int,
+        patient_message_id: int,
+        chat_id: int | None = None,
+    ) -> list[Counterpart]:
         query = (
             select(RelayMessage, Patient)
             .join(Patient, Patient.id == RelayMessage.patient_id)
@@ -256,8 +347,7 @@ class RelayService:
         )
         if chat_id is not None:
             query = query.where(RelayMessage.chat_id == chat_id)
-        async with self._sessions() as session:
-            return [_counterpart(*row) for row in (await session.execute(query)).all()]
+        return [_counterpart(*row) for row in (await session.execute(query)).all()]
 
     # --- what the doctors see ----------------------------------------------------------------
 

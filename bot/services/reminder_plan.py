@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.services.outbox import Outbox
 from bot.storage.models import Consultation, Patient
 
-# Outbox job kinds, delivered by bot.consultation_day.
+# Outbox job kinds, delivered by bot.delivery.consultation_day.
 CALENDAR = "consultation_calendar"
 REMINDER = "consultation_reminder"
 HEADSUP = "consultation_headsup"

@@ -6,8 +6,8 @@ assigns the consultation and grouped by ``group_key(consultation_id)``: cancelli
 closing the consultation cancels the group in the same transaction. Each row also carries an
 ``expires_at`` (the start for the questions, the end for the video link), so a reminder the bot
 could not send in time (it was down) is recorded as missed instead of arriving late. The texts
-are rendered at delivery (bot.consultation_day), in the recipient's language, from the current
-state; a row whose consultation is no longer live by then is skipped."""
+are rendered at delivery (bot.delivery.consultation_day), in the recipient's language, from the
+current state; a row whose consultation is no longer live by then is skipped."""
 
 from __future__ import annotations
 

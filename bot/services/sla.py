@@ -31,7 +31,7 @@ from bot.storage.scheduler_models import SlaEscalation
 
 log = logging.getLogger(__name__)
 
-#: Outbox job kinds (rendered at delivery by ``bot.sla_notifier.SlaNotifier``).
+#: Outbox job kinds (rendered at delivery by ``bot.delivery.sla.SlaNotifier``).
 SLA_ESCALATION = "sla_escalation"
 DIGEST = "coordinator_digest"
 

@@ -19,10 +19,11 @@ from aiogram.utils.i18n import gettext as _
 from icalendar import Alarm, Calendar, Event
 
 from bot.catalog import Catalog
-from bot.handlers.relay import DutyDesk
+from bot.delivery import JobRow
+from bot.delivery.documents import send_patient_documents
+from bot.delivery.relay import DutyDesk
 from bot.i18n import N_
 from bot.keyboards import reminders as kb
-from bot.notifications import JobRow, send_patient_documents
 from bot.services.clock import Clock, local_date
 from bot.services.documents import DocumentService
 from bot.services.outbox import SkipDelivery

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from html import escape
-from typing import Any, Protocol
+from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.utils.i18n import I18n
 
 from bot.catalog import Catalog
+from bot.delivery import JobRow
 from bot.i18n import N_
 from bot.services.sla import (
     DIGEST,
@@ -29,11 +30,6 @@ from bot.views import region_name
 DIGEST_LINES = 25
 
 
-class JobRow(Protocol):
-    payload: dict[str, Any]
-    chat_id: int
-
-
 class SlaNotifier:
     def __init__(self, sla: SlaService, catalog: Catalog, i18n: I18n, locale: str) -> None:
         self._sla = sla
@@ -48,7 +44,7 @@ class SlaNotifier:
         return self._i18n.gettext(key, locale=self._locale)
 
     def _status(self, status: str) -> str:
-        key = f"status.{status}"  # the ids are marked where notifications.py lists the statuses
+        key = f"status.{status}"  # the ids are marked where bot.views.status_name lists them
         return self._(key)
 
     async def escalate(self, row: JobRow, bot: Bot) -> int | None:

@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from html import escape
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import InputMediaDocument, InputMediaPhoto
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy import select
 
 from bot.catalog import Catalog
-from bot.config import Settings
+from bot.delivery import JobRow
+from bot.delivery.documents import send_patient_documents
 from bot.i18n import N_
 from bot.keyboards import applications as kb
 from bot.services import applications as apps
@@ -29,7 +28,6 @@ from bot.services.applications import (
     ConsultationStatus,
     Status,
 )
-from bot.services.booking import BookingService
 from bot.services.clock import Clock, local_date
 from bot.services.documents import DocumentService
 from bot.services.staff_alerts import NO_TOPIC, StaffAlerts
@@ -37,14 +35,9 @@ from bot.services.validation import age_on
 from bot.storage.db import SessionFactory
 from bot.storage.models import Patient
 from bot.storage.referral_models import Referral
-from bot.views import MOSCOW, format_local_date, format_local_moment, polite_name, region_name
+from bot.views import MOSCOW, format_local_moment, polite_name, region_name, status_name
 
-logger = logging.getLogger("bot.notifications")
-
-
-class JobRow(Protocol):
-    payload: dict[str, Any]
-    chat_id: int
+logger = logging.getLogger(__name__)
 
 
 class ApplicationNotifier:
@@ -335,122 +328,4 @@ class ApplicationNotifier:
             message = await bot.send_message(
                 patient.telegram_id, header + "\n" + body, reply_markup=markup
             )
-            return message.message_id
-
-
-async def send_patient_documents(
-    bot: Bot,
-    documents: DocumentService,
-    catalog: Catalog,
-    locale: str,
-    patient_id: int,
-    chat_id: int,
-    thread_id: int | None,
-    *,
-    only: int | None = None,
-    zone: str = MOSCOW.key,
-) -> int:
-    """Post a patient's documents (by their Telegram file ids) into a staff chat's topic, each
-    captioned with its type and date (in ``zone``, the doctors'); an album of up to ten at a
-    time. Returns how many."""
-    sent = 0
-    for summary in await documents.list_documents(patient_id):
-        if only is not None and summary.id != only:
-            continue
-        detail = await documents.get(patient_id, summary.id)
-        if detail is None:
-            continue
-        doc_type = catalog.document_type(detail.type_code)
-        name = escape(doc_type.name.get(locale) if doc_type else detail.type_code)
-        caption = name + ", " + format_local_date(detail.created_at, zone)
-        photos = [f for f in detail.files if f.sent_as_photo]
-        others = [f for f in detail.files if not f.sent_as_photo]
-        for group, make in ((photos, InputMediaPhoto), (others, InputMediaDocument)):
-            for start in range(0, len(group), 10):
-                chunk = group[start : start + 10]
-                if len(chunk) == 1:
-                    if make is InputMediaPhoto:
-                        await bot.send_photo(
-                            chat_id,
-                            chunk[0].telegram_file_id,
-                            caption=caption,
-                            message_thread_id=thread_id,
-                        )
-                    else:
-                        await bot.send_document(
-                            chat_id,
-                            chunk[0].telegram_file_id,
-                            caption=caption,
-                            message_thread_id=thread_id,
-                        )
-                    continue
-                media = [
-                    make(media=f.telegram_file_id, caption=caption if i == 0 else None)
-                    for i, f in enumerate(chunk)
-                ]
-                await bot.send_media_group(
-                    chat_id,
-                    media,  # type: ignore[arg-type]
-                    message_thread_id=thread_id,
-                )
-        sent += 1
-    return sent
-
-
-def status_name(status: Status) -> str:
-    names = {
-        Status.SUBMITTED: _("status.submitted"),
-        Status.UNDER_REVIEW: _("status.under_review"),
-        Status.DOCUMENTS_REQUESTED: _("status.documents_requested"),
-        Status.TIME_ASSIGNED: _("status.time_assigned"),
-        Status.DECLINED: _("status.declined"),
-        Status.INVITED: _("status.invited"),
-        Status.WITHDRAWN: _("status.withdrawn"),
-        Status.COMPLETED: _("status.completed"),
-    }
-    return names[status]
-
-
-#: Posts a text about a patient in their duty-chat topic: (bot, patient id, text) -> message id.
-TopicPoster = Callable[[Bot, int, str], Awaitable[int | None]]
-
-
-class BookingNotifier:
-    """Tells the duty doctors' chat about bookings, moves and cancellations."""
-
-    def __init__(
-        self,
-        booking: BookingService,
-        catalog: Catalog,
-        i18n: I18n,
-        settings: Settings,
-        post: TopicPoster | None = None,
-    ) -> None:
-        self._booking = booking
-        self._catalog = catalog
-        self._i18n = i18n
-        self._locale = settings.default_locale
-        self._post = post
-
-    async def notify(self, row: JobRow, bot: Bot) -> int | None:
-        found = await self._booking.booking_notice_data(int(row.payload["consultation_id"]))
-        if found is None:
-            return None
-        consultation, patient = found
-        keys = {
-            "booked": N_("duty_notice.booked"),
-            "rescheduled": N_("duty_notice.rescheduled"),
-            "cancelled": N_("duty_notice.cancelled"),
-        }
-        with self._i18n.context(), self._i18n.use_locale(self._locale):
-            text = _(keys.get(str(row.payload["event"]), N_("duty_notice.booked"))).format(
-                patient=escape(polite_name(patient.full_name)),
-                id=patient.id,
-                doctor=escape(consultation.doctor_name or "—"),
-                time=f"{consultation.starts_at.astimezone(MOSCOW):%d.%m.%Y %H:%M}",
-            )
-            if self._post is not None:
-                # In the patient's topic, next to their questions, so the doctor sees it all.
-                return await self._post(bot, patient.id, text)
-            message = await bot.send_message(row.chat_id, text)
             return message.message_id
