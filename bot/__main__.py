@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.config import Settings, SettingsError, load_settings
-from bot.logging_setup import configure_logging
+from bot import process
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog
+    from bot.config import Settings
 
 logger = logging.getLogger("bot")
 
@@ -94,108 +93,72 @@ async def check_config(settings: Settings, catalog: Catalog) -> int:
 
 async def run(settings: Settings, catalog: Catalog) -> None:
     from bot import observability
-    from bot.app import Services, create_bot
     from bot.dispatcher import create_dispatcher, set_commands
     from bot.fsm.backends import create_dialogue_backend
-    from bot.i18n import create_i18n
     from bot.runner import health_check, serve
-    from bot.services.clock import utc_now
     from bot.startup import log_staff_chats, set_descriptions
-    from bot.storage.db import create_engine, migrate
     from scheduler.runner import build_runner
 
-    engine = create_engine(settings.database_url)
-    await migrate(engine)
     settings.files_dir.mkdir(parents=True, exist_ok=True)
-    i18n = create_i18n(settings.default_locale)
-    services = Services.create(settings, catalog, engine, i18n, utc_now)
-    bot = create_bot(settings)
-    metrics = observability.Metrics()
-    metrics.instrument_bot(bot)
-    dialogues = create_dialogue_backend(settings, services.sessions)
-    dp = create_dispatcher(services, bot, dialogues.storage, dialogues.isolation)
-    metrics.instrument_dispatcher(dp)
-    in_flight = dp["in_flight"]
-
-    # The scheduler runs here only while this process holds the database lease (a standby
-    # otherwise); with SCHEDULER_EMBEDDED=false a `python -m scheduler` process runs it.
-    scheduler = build_runner(services, dp["outbox"]) if settings.scheduler_embedded else None
-    if scheduler is not None:
-        metrics.watch_scheduler(scheduler)
-    mode = "webhook" if settings.webhook else "polling"
-    metrics_server = await observability.start_observability(
-        metrics,
-        services.sessions,
-        observability.process_health(services.sessions, dialogues.redis, mode=mode),
-        settings.metrics_host,
-        settings.metrics_port,
-    )
-
-    async def on_startup() -> None:
-        if scheduler is not None:
-            scheduler.start()
-
-    async def on_shutdown() -> None:
-        if not await in_flight.drained(settings.shutdown_grace_seconds):
-            logger.warning("stopping with %s updates still in flight", in_flight.in_flight)
-        if scheduler is not None:
-            await scheduler.stop()
-
-    dp.startup.register(on_startup)
-    dp.shutdown.register(on_shutdown)
     try:
-        me = await bot.get_me()
-        logger.info("bot id=%s started (%s)", me.id, mode)
-        await set_commands(bot, i18n, settings.coordinator_ids)
-        await set_descriptions(bot, i18n)
-        await log_staff_chats(bot, catalog, settings, i18n)
-        settle_memory()
-        await serve(
-            settings, bot, dp, services.sessions, health_check(services.sessions, dialogues.redis)
-        )
+        async with process.open_runtime(settings, catalog) as runtime:
+            services, bot, metrics = runtime.services, runtime.bot, runtime.metrics
+            dialogues = create_dialogue_backend(settings, services.sessions)
+            dp = create_dispatcher(services, bot, dialogues.storage, dialogues.isolation)
+            metrics.instrument_dispatcher(dp)
+            in_flight = dp["in_flight"]
+
+            # The scheduler runs here only while this process holds the database lease (a
+            # standby otherwise); with SCHEDULER_EMBEDDED=false `python -m scheduler` runs it.
+            scheduler = (
+                build_runner(services, dp["outbox"]) if settings.scheduler_embedded else None
+            )
+            if scheduler is not None:
+                metrics.watch_scheduler(scheduler)
+            mode = "webhook" if settings.webhook else "polling"
+
+            async def on_startup() -> None:
+                if scheduler is not None:
+                    scheduler.start()
+
+            async def on_shutdown() -> None:
+                if not await in_flight.drained(settings.shutdown_grace_seconds):
+                    logger.warning("stopping with %s updates still in flight", in_flight.in_flight)
+                if scheduler is not None:
+                    await scheduler.stop()
+
+            dp.startup.register(on_startup)
+            dp.shutdown.register(on_shutdown)
+            health = observability.process_health(services.sessions, dialogues.redis, mode=mode)
+            async with process.observed(runtime, health):
+                me = await bot.get_me()
+                logger.info("bot id=%s started (%s)", me.id, mode)
+                await set_commands(bot, runtime.i18n, settings.coordinator_ids)
+                await set_descriptions(bot, runtime.i18n)
+                await log_staff_chats(bot, catalog, settings, runtime.i18n)
+                settle_memory()
+                await serve(
+                    settings,
+                    bot,
+                    dp,
+                    services.sessions,
+                    health_check(services.sessions, dialogues.redis),
+                )
     finally:
-        if metrics_server is not None:
-            await metrics_server.stop()
-        await bot.session.close()
-        await engine.dispose()
         logger.info("bot stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    overrides: dict[str, object] = {"log_level": args.log_level} if args.log_level else {}
-    if args.webhook:
-        overrides["webhook"] = True
     try:
-        settings = load_settings(**overrides)
-        if settings.webhook:
-            settings.check_webhook()
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    configure_logging(
-        settings.log_level,
-        pseudonym_key=settings.pseudonym_secret,
-        plain_ids=settings.log_plain_ids,
-    )
-    from bot.catalog import CatalogError, default_catalog_path, load_catalog
-
-    if args.backup is not None:
-        return make_backup(settings, args.backup)
-    try:
-        catalog = load_catalog(settings.catalog_path or default_catalog_path())
-    except CatalogError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    from bot.i18n import create_i18n
-    from bot.startup import configured_catalog, refuse_placeholders
-
-    try:
-        catalog = configured_catalog(catalog, settings)
-        refuse_placeholders(catalog, settings, create_i18n(settings.default_locale))
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        settings = process.configure(
+            log_level=args.log_level, webhook=args.webhook, check_webhook=True
+        )
+        if args.backup is not None:
+            return make_backup(settings, args.backup)
+        catalog = process.load_catalog_for(settings)
+    except process.StartRefused as refused:
+        return refused.report()
     if args.check_config:
         if asyncio.run(check_config(settings, catalog)):
             return 1
@@ -204,9 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             f"database {settings.database_url.split('://')[0]}"
         )
         return 0
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(settings, catalog))
-    return 0
+    return process.run_until_stopped(run(settings, catalog))
 
 
 def make_backup(settings: Settings, destination: Path) -> int:

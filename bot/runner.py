@@ -14,7 +14,6 @@ import hmac
 import logging
 import os
 import secrets
-import signal
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +30,7 @@ from bot.fsm.storage import SQLStorage
 from bot.fsm.unit import DialogueUnit, WriteBehindStorage, dialogue_unit
 from bot.logging_setup import safe_exc_info
 from bot.observability import HealthCheck, reachability
+from bot.process import stop_on_signals
 from bot.services.inbox import InboxService, StoredUpdate, stable_worker_name
 from bot.storage.db import SessionFactory
 
@@ -320,12 +320,6 @@ def webhook_app(
     return app
 
 
-def _stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-
 async def serve(
     settings: Settings,
     bot: Bot,
@@ -339,7 +333,7 @@ async def serve(
     """Run until SIGINT/SIGTERM (or ``stop``): startup, receive and handle, graceful shutdown."""
     stop = stop or asyncio.Event()
     if handle_signals:
-        _stop_on_signals(stop)
+        stop_on_signals(stop)
     name = settings.worker_name or stable_worker_name(
         settings.webhook_port if settings.webhook else None
     )

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from typing import TYPE_CHECKING
 
-from bot.config import Settings, SettingsError, load_settings
-from bot.logging_setup import configure_logging
+from bot import process
 
 if TYPE_CHECKING:
     from bot.catalog import Catalog
+    from bot.config import Settings
 
 logger = logging.getLogger("scheduler")
 
@@ -42,80 +40,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def run(settings: Settings, catalog: Catalog) -> None:
-    from bot.app import Services, build_outbox, create_bot
-    from bot.i18n import create_i18n
-    from bot.observability import Metrics, process_health, start_observability
-    from bot.services.clock import utc_now
+    from bot.app import build_outbox
+    from bot.observability import process_health
     from bot.startup import log_staff_chats
-    from bot.storage.db import create_engine, migrate
     from scheduler.runner import build_runner
 
-    engine = create_engine(settings.database_url)
-    await migrate(engine)
-    i18n = create_i18n(settings.default_locale)
-    services = Services.create(settings, catalog, engine, i18n, utc_now)
-    bot = create_bot(settings)
-    metrics = Metrics()
-    metrics.instrument_bot(bot)
-    runner = build_runner(services, build_outbox(services, bot))
-    metrics.watch_scheduler(runner)
-    observability = await start_observability(
-        metrics,
-        services.sessions,
-        process_health(services.sessions, mode="scheduler"),
-        settings.metrics_host,
-        settings.metrics_port,
-    )
-
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
     try:
-        logger.info("scheduler %s started (standby until it holds the lease)", runner.lease.holder)
-        await log_staff_chats(bot, catalog, settings, i18n)
-        runner.start()
-        await stopping.wait()
+        async with process.open_runtime(settings, catalog) as runtime:
+            services = runtime.services
+            runner = build_runner(services, build_outbox(services, runtime.bot))
+            runtime.metrics.watch_scheduler(runner)
+            health = process_health(services.sessions, mode="scheduler")
+            async with process.observed(runtime, health):
+                stopping = asyncio.Event()
+                process.stop_on_signals(stopping)
+                try:
+                    logger.info(
+                        "scheduler %s started (standby until it holds the lease)",
+                        runner.lease.holder,
+                    )
+                    await log_staff_chats(runtime.bot, catalog, settings, runtime.i18n)
+                    runner.start()
+                    await stopping.wait()
+                finally:
+                    await runner.stop()
     finally:
-        if observability is not None:
-            await observability.stop()
-        await runner.stop()
-        await bot.session.close()
-        await engine.dispose()
         logger.info("scheduler stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = load_settings(**({"log_level": args.log_level} if args.log_level else {}))
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    configure_logging(
-        settings.log_level,
-        pseudonym_key=settings.pseudonym_secret,
-        plain_ids=settings.log_plain_ids,
-    )
-    from bot.catalog import CatalogError, default_catalog_path, load_catalog
-
-    try:
-        catalog = load_catalog(settings.catalog_path or default_catalog_path())
-    except CatalogError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    from bot.i18n import create_i18n
-    from bot.startup import configured_catalog, refuse_placeholders
-
-    try:
-        catalog = configured_catalog(catalog, settings)
-        refuse_placeholders(catalog, settings, create_i18n(settings.default_locale))
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(settings, catalog))
-    return 0
+        settings = process.configure(log_level=args.log_level)
+        catalog = process.load_catalog_for(settings)
+    except process.StartRefused as refused:
+        return refused.report()
+    return process.run_until_stopped(run(settings, catalog))
 
 
 if __name__ == "__main__":

@@ -286,3 +286,16 @@ async def test_a_scheduler_killed_just_before_a_reminder_sends_it_once_after_res
     assert await world.statuses() == Counter({"sent": 1})
     log = again.text()
     assert re.search(rf"scheduler lease taken by \S+:{again.pid}:", log)
+
+
+async def test_the_scheduler_process_imports_no_handlers(world: World) -> None:
+    """``python -m scheduler`` delivers the outbox without the bot's handlers: no module of
+    ``bot.handlers`` is imported, nor ``bot.dispatcher``, the only builder of their routers.
+    Python's own import profile (PYTHONPROFILEIMPORTTIME) lists every module it imported."""
+    scheduler = world.process("scheduler")
+    await scheduler.start("started (standby", PYTHONPROFILEIMPORTTIME="1")
+    await scheduler.wait_log("jobs start", timeout=30)  # the outbox and every job built
+    assert await scheduler.stop() == 0
+    imported = set(re.findall(r"^import time:.*\|\s+([\w.]+)\s*$", scheduler.text(), re.M))
+    assert {"scheduler.runner", "bot.delivery.applications", "bot.delivery.relay"} <= imported
+    assert not {m for m in imported if m.startswith(("bot.handlers", "bot.dispatcher"))}

@@ -133,12 +133,8 @@ class RelayService:
 
     # --- limits ------------------------------------------------------------------------------
 
-    async def within_rate(self, patient_id: int) -> bool:
-        """Whether one more message fits the patient's limit (delivered messages count)."""
-        async with self._sessions() as session:
-            return await self._within_rate(session, patient_id)
-
     async def _within_rate(self, session: AsyncSession, patient_id: int) -> bool:
+        """Whether one more message fits the patient's limit (delivered messages count)."""
         since = self._clock() - self.rate_window
         sent = await session.scalar(
             select(func.count(RelayMessage.id)).where(
@@ -350,11 +346,6 @@ class RelayService:
         return [_counterpart(*row) for row in (await session.execute(query)).all()]
 
     # --- what the doctors see ----------------------------------------------------------------
-
-    async def patient(self, patient_id: int) -> PatientRef | None:
-        async with self._sessions() as session:
-            patient = await session.get(Patient, patient_id)
-            return _ref(patient) if patient else None
 
     async def upcoming(self, patient_id: int) -> tuple[Upcoming, ...]:
         """The patient's consultations still ahead or under way (scheduled or confirmed, not
