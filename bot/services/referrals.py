@@ -157,6 +157,7 @@ class LinkRefused(StrEnum):
     NOT_FOUND = "not_found"
     USED = "used"
     EXPIRED = "expired"
+    PHONE_MISMATCH = "phone_mismatch"  # the shared contact's phone is not the referral's
 
 
 class LinkError(Exception):
@@ -669,6 +670,17 @@ class ReferralService:
             referral = await session.get(Referral, referral_id)
             return _dto(referral) if referral else None
 
+    async def check_contact(self, referral_id: int | None, phone: str) -> ReferralDTO:
+        """The waiting referral whose phone the person's shared contact has: USED when it no
+        longer waits (or is gone), PHONE_MISMATCH when the phone is another one."""
+        referral = await self.get(referral_id) if referral_id is not None else None
+        if referral is None or referral.status != PENDING:
+            raise LinkError(LinkRefused.USED)
+        if _digits(phone) != _digits(referral.phone):
+            logger.info("referral %s: the contact's phone does not match", referral.id)
+            raise LinkError(LinkRefused.PHONE_MISMATCH)
+        return referral
+
     async def activate_new_patient(
         self, referral_id: int, telegram_id: int, new: NewPatient
     ) -> PatientDTO:
@@ -780,3 +792,7 @@ def _activated(referral: Referral, patient_id: int, now: datetime) -> None:
     referral.patient_id = patient_id
     referral.activated_at = now
     referral.updated_at = now
+
+
+def _digits(phone: str) -> str:
+    return "".join(ch for ch in phone if ch.isdigit())
