@@ -5,15 +5,16 @@ booked slot was removed."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time
 from html import escape
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.filters.callback_data import CallbackQueryFilter
 from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
@@ -95,7 +96,7 @@ SLOT_REFUSED_KEYS = {
 MAX_ERRORS_SHOWN = 30
 
 # Where "back" goes from each step; None: out of the dialogue, to the menu.
-BACK: dict[str | None, Any] = {
+BACK: dict[str | None, State | None] = {
     Schedule.doctor_name.state: None,
     Schedule.doctor_specialty.state: Schedule.doctor_name,
     Schedule.doctor_about.state: Schedule.doctor_specialty,
@@ -714,49 +715,81 @@ async def show(query: CallbackQuery, text: str, markup: InlineKeyboardMarkup | N
 
 
 async def ask(
-    flow: Flow, schedule: ScheduleService, step: object, query: CallbackQuery | None
+    flow: Flow, schedule: ScheduleService, step: State | str | None, query: CallbackQuery | None
 ) -> None:
     """Ask for ``step`` and make it the current state (editing the message of the button
-    pressed, if any)."""
-    name = getattr(step, "state", step)
-    await flow.state.set_state(name)  # type: ignore[arg-type]
-    draft = await load_draft(flow.state)
+    pressed, if any); a step that is no dialogue's goes back to the menu."""
+    name = step.state if isinstance(step, State) else step
+    await flow.state.set_state(name)
+    prompt = PROMPTS.get(name)
     markup: InlineKeyboardMarkup | None
-    if name == Schedule.doctor_name.state:
-        text, markup = _("schedule.ask_doctor_name"), kb.step_nav()
-    elif name == Schedule.doctor_specialty.state:
-        text, markup = _("schedule.ask_specialty"), kb.specialties()
-    elif name == Schedule.doctor_about.state:
-        text, markup = _("schedule.ask_about"), kb.about_step()
-    elif name == Schedule.doctor_confirm.state:
-        text, markup = doctor_summary(draft), kb.doctor_summary()
-    elif name == Schedule.slots_doctor.state:
-        active = await schedule.doctors(active_only=True)
-        text = _("schedule.ask_doctor") if active else _("schedule.no_active_doctors")
-        markup = kb.pick_doctor(active)
-    elif name == Schedule.slots_dates.state:
-        text = _("schedule.ask_dates").format(days=MAX_RANGE_DAYS)
-        markup = kb.step_nav()
-    elif name == Schedule.slots_weekdays.state:
-        text, markup = _("schedule.ask_weekdays"), kb.weekdays(set(draft.weekdays))
-    elif name == Schedule.slots_hours.state:
-        text, markup = _("schedule.ask_hours"), kb.step_nav()
-    elif name == Schedule.slots_length.state:
-        text, markup = _("schedule.ask_length"), kb.lengths()
-    elif name == Schedule.slots_time_zone.state:
-        text, markup = _("schedule.ask_time_zone"), kb.time_zones()
-    elif name == Schedule.slots_preview.state:
-        text, markup = await preview(flow, draft, schedule)
-    elif name == Schedule.csv_upload.state:
-        text = _("schedule.ask_csv").format(limit=MAX_CSV_BYTES // 1024)
-        markup = kb.csv_step()
-    else:
+    if prompt is None:
         await flow.state.clear()
         text, markup = _("schedule.menu"), kb.menu()
+    else:
+        text, markup = await prompt(flow, schedule, await load_draft(flow.state))
     if query is not None:
         await show(query, text, markup)
     else:
         await flow.send(text, reply_markup=markup)
+
+
+Prompt = tuple[str, InlineKeyboardMarkup | None]
+Asker = Callable[[Flow, ScheduleService, ScheduleDraft], Awaitable[Prompt]]
+
+
+def plain(key: str, markup: Callable[[], InlineKeyboardMarkup]) -> Asker:
+    """A step asked by a text and a keyboard that do not depend on the dialogue."""
+
+    async def prompt(_flow: Flow, _schedule: ScheduleService, _draft: ScheduleDraft) -> Prompt:
+        return _(key), markup()
+
+    return prompt
+
+
+async def ask_doctor_confirm(
+    _flow: Flow, _schedule: ScheduleService, draft: ScheduleDraft
+) -> Prompt:
+    return doctor_summary(draft), kb.doctor_summary()
+
+
+async def ask_slots_doctor(_flow: Flow, schedule: ScheduleService, _draft: ScheduleDraft) -> Prompt:
+    active = await schedule.doctors(active_only=True)
+    text = _("schedule.ask_doctor") if active else _("schedule.no_active_doctors")
+    return text, kb.pick_doctor(active)
+
+
+async def ask_dates(_flow: Flow, _schedule: ScheduleService, _draft: ScheduleDraft) -> Prompt:
+    return _("schedule.ask_dates").format(days=MAX_RANGE_DAYS), kb.step_nav()
+
+
+async def ask_weekdays(_flow: Flow, _schedule: ScheduleService, draft: ScheduleDraft) -> Prompt:
+    return _("schedule.ask_weekdays"), kb.weekdays(set(draft.weekdays))
+
+
+async def ask_preview(flow: Flow, schedule: ScheduleService, draft: ScheduleDraft) -> Prompt:
+    return await preview(flow, draft, schedule)
+
+
+async def ask_csv(_flow: Flow, _schedule: ScheduleService, _draft: ScheduleDraft) -> Prompt:
+    return _("schedule.ask_csv").format(limit=MAX_CSV_BYTES // 1024), kb.csv_step()
+
+
+#: What each step of the dialogues asks.
+PROMPTS: dict[str | None, Asker] = {
+    Schedule.doctor_name.state: plain("schedule.ask_doctor_name", kb.step_nav),
+    Schedule.doctor_specialty.state: plain("schedule.ask_specialty", kb.specialties),
+    Schedule.doctor_about.state: plain("schedule.ask_about", kb.about_step),
+    Schedule.doctor_confirm.state: ask_doctor_confirm,
+    Schedule.slots_doctor.state: ask_slots_doctor,
+    Schedule.slots_dates.state: ask_dates,
+    Schedule.slots_weekdays.state: ask_weekdays,
+    Schedule.slots_hours.state: plain("schedule.ask_hours", kb.step_nav),
+    Schedule.slots_length.state: plain("schedule.ask_length", kb.lengths),
+    Schedule.slots_time_zone.state: plain("schedule.ask_time_zone", kb.time_zones),
+    Schedule.slots_preview.state: ask_preview,
+    Schedule.csv_upload.state: ask_csv,
+}
 
 
 async def refuse(flow: Flow, schedule: ScheduleService, problem: ScheduleInputError) -> None:
