@@ -192,26 +192,26 @@ def router(i18n: I18n) -> Router:
     message, button = r.message.register, r.callback_query.register
     message(open_menu, Command("schedule"))
     # the menu, doctors, slots (buttons outside the dialogues)
-    button(menu, on(ScheduleAction.MENU))
-    button(doctors, on(ScheduleAction.DOCTORS))
-    button(doctor, on(ScheduleAction.DOCTOR))
+    button(back_to_menu, on(ScheduleAction.MENU))
+    button(list_doctors, on(ScheduleAction.DOCTORS))
+    button(open_doctor, on(ScheduleAction.DOCTOR))
     button(deactivate_ask, on(ScheduleAction.DEACTIVATE))
     button(deactivate, on(ScheduleAction.DEACTIVATE_YES))
     button(activate, on(ScheduleAction.ACTIVATE))
     button(add_doctor, on(ScheduleAction.ADD_DOCTOR))
-    button(create, on(ScheduleAction.CREATE))
-    button(upload, on(ScheduleAction.UPLOAD))
+    button(start_slots, on(ScheduleAction.CREATE))
+    button(start_upload, on(ScheduleAction.UPLOAD))
     button(slots_of_whom, on(ScheduleAction.SLOTS))
     button(slot_list, on(ScheduleAction.SLOT_LIST))
-    button(remove_ask, on(ScheduleAction.REMOVE))
-    button(remove, on(ScheduleAction.REMOVE_YES))
+    button(ask_removal, on(ScheduleAction.REMOVE))
+    button(remove_slot, on(ScheduleAction.REMOVE_YES))
     # dialogue buttons
     in_dialogue = StateFilter(Schedule)
-    button(cancel, in_dialogue, pressed(ScheduleStep.CANCEL))
+    button(cancel_dialogue, in_dialogue, pressed(ScheduleStep.CANCEL))
     from_sub_list = ScheduleStepCb.filter((F.step == ScheduleStep.BACK) & (F.value == 1))
     button(back_to_step, in_dialogue, from_sub_list)
-    button(back, in_dialogue, pressed(ScheduleStep.BACK))
-    button(specialty, Schedule.doctor_specialty, pressed(ScheduleStep.SPECIALTY))
+    button(step_back, in_dialogue, pressed(ScheduleStep.BACK))
+    button(choose_specialty, Schedule.doctor_specialty, pressed(ScheduleStep.SPECIALTY))
     button(skip_about, Schedule.doctor_about, pressed(ScheduleStep.SKIP))
     button(save_doctor, Schedule.doctor_confirm, pressed(ScheduleStep.SAVE))
     button(slots_doctor_page, Schedule.slots_doctor, pressed(ScheduleStep.DOCTOR_PAGE))
@@ -220,17 +220,17 @@ def router(i18n: I18n) -> Router:
     button(workdays, Schedule.slots_weekdays, pressed(ScheduleStep.WORKDAYS))
     button(every_day, Schedule.slots_weekdays, pressed(ScheduleStep.EVERY_DAY))
     button(weekdays_done, Schedule.slots_weekdays, pressed(ScheduleStep.NEXT))
-    button(length, Schedule.slots_length, pressed(ScheduleStep.LENGTH))
-    button(moscow, Schedule.slots_time_zone, pressed(ScheduleStep.MOSCOW))
+    button(choose_length, Schedule.slots_length, pressed(ScheduleStep.LENGTH))
+    button(choose_moscow, Schedule.slots_time_zone, pressed(ScheduleStep.MOSCOW))
     button(region_list, Schedule.slots_time_zone, pressed(ScheduleStep.REGIONS))
-    button(region, Schedule.slots_time_zone, pressed(ScheduleStep.REGION))
-    button(region_zone, Schedule.slots_time_zone, pressed(ScheduleStep.ZONE))
+    button(choose_region, Schedule.slots_time_zone, pressed(ScheduleStep.REGION))
+    button(choose_zone, Schedule.slots_time_zone, pressed(ScheduleStep.ZONE))
     button(create_slots, Schedule.slots_preview, pressed(ScheduleStep.CREATE))
     # dialogue texts
-    message(doctor_name, Schedule.doctor_name, F.text, not_menu)
-    message(doctor_about, Schedule.doctor_about, F.text, not_menu)
-    message(dates, Schedule.slots_dates, F.text, not_menu)
-    message(hours, Schedule.slots_hours, F.text, not_menu)
+    message(typed_doctor_name, Schedule.doctor_name, F.text, not_menu)
+    message(typed_about, Schedule.doctor_about, F.text, not_menu)
+    message(typed_dates, Schedule.slots_dates, F.text, not_menu)
+    message(typed_hours, Schedule.slots_hours, F.text, not_menu)
     message(typed_zone, Schedule.slots_time_zone, F.text, not_menu)
     message(csv_file, Schedule.csv_upload, F.document)
     message(csv_not_a_file, Schedule.csv_upload, not_menu)
@@ -247,12 +247,12 @@ async def open_menu(_message: Message, flow: Flow) -> None:
     await flow.send(_("schedule.menu"), reply_markup=kb.menu())
 
 
-async def menu(query: CallbackQuery, flow: Flow) -> None:
+async def back_to_menu(query: CallbackQuery, flow: Flow) -> None:
     await flow.state.clear()
     await show(query, _("schedule.menu"), kb.menu())
 
 
-async def doctors(
+async def list_doctors(
     query: CallbackQuery, callback_data: ScheduleCb, schedule: ScheduleService
 ) -> None:
     items = await schedule.doctors()
@@ -260,7 +260,7 @@ async def doctors(
     await show(query, text, kb.doctors(items, callback_data.page))
 
 
-async def doctor(
+async def open_doctor(
     query: CallbackQuery,
     callback_data: ScheduleCb,
     schedule: ScheduleService,
@@ -333,7 +333,7 @@ async def add_doctor(query: CallbackQuery, flow: Flow, schedule: ScheduleService
     await ask(flow, schedule, Schedule.doctor_name, query)
 
 
-async def create(
+async def start_slots(
     query: CallbackQuery, callback_data: ScheduleCb, flow: Flow, schedule: ScheduleService
 ) -> None:
     await flow.state.clear()
@@ -344,7 +344,7 @@ async def create(
     await ask(flow, schedule, step, query)
 
 
-async def upload(query: CallbackQuery, flow: Flow, schedule: ScheduleService) -> None:
+async def start_upload(query: CallbackQuery, flow: Flow, schedule: ScheduleService) -> None:
     await flow.state.clear()
     await ask(flow, schedule, Schedule.csv_upload, query)
 
@@ -370,7 +370,7 @@ async def slot_list(
     await show_slots(query, found, callback_data.page, schedule)
 
 
-async def remove_ask(
+async def ask_removal(
     query: CallbackQuery,
     callback_data: ScheduleCb,
     schedule: ScheduleService,
@@ -384,7 +384,7 @@ async def remove_ask(
     await show_remove_question(query, slot, callback_data.page)
 
 
-async def remove(
+async def remove_slot(
     query: CallbackQuery,
     callback_data: ScheduleCb,
     schedule: ScheduleService,
@@ -413,7 +413,7 @@ async def remove(
 # --- dialogue buttons ------------------------------------------------------------------------
 
 
-async def cancel(query: CallbackQuery, flow: Flow) -> None:
+async def cancel_dialogue(query: CallbackQuery, flow: Flow) -> None:
     await flow.state.clear()
     await show(query, _("schedule.cancelled"), kb.to_menu())
 
@@ -423,7 +423,7 @@ async def back_to_step(query: CallbackQuery, flow: Flow, schedule: ScheduleServi
     await ask(flow, schedule, await flow.state.get_state(), query)
 
 
-async def back(query: CallbackQuery, flow: Flow, schedule: ScheduleService) -> None:
+async def step_back(query: CallbackQuery, flow: Flow, schedule: ScheduleService) -> None:
     target = BACK.get(await flow.state.get_state() or "")
     if target is None:
         await flow.state.clear()
@@ -432,7 +432,7 @@ async def back(query: CallbackQuery, flow: Flow, schedule: ScheduleService) -> N
     await ask(flow, schedule, target, query)
 
 
-async def specialty(
+async def choose_specialty(
     query: CallbackQuery,
     callback_data: ScheduleStepCb,
     flow: Flow,
@@ -522,7 +522,7 @@ async def weekdays_done(
     await ask(flow, schedule, Schedule.slots_hours, query)
 
 
-async def length(
+async def choose_length(
     query: CallbackQuery,
     callback_data: ScheduleStepCb,
     flow: Flow,
@@ -538,7 +538,7 @@ async def length(
     await ask(flow, schedule, Schedule.slots_time_zone, query)
 
 
-async def moscow(query: CallbackQuery, flow: Flow, schedule: ScheduleService) -> None:
+async def choose_moscow(query: CallbackQuery, flow: Flow, schedule: ScheduleService) -> None:
     await zone_chosen(flow, schedule, DEFAULT_TIME_ZONE, query)
 
 
@@ -549,7 +549,7 @@ async def region_list(query: CallbackQuery, callback_data: ScheduleStepCb, flow:
     )
 
 
-async def region(
+async def choose_region(
     query: CallbackQuery,
     callback_data: ScheduleStepCb,
     flow: Flow,
@@ -566,7 +566,7 @@ async def region(
         await zone_chosen(flow, schedule, chosen.time_zones[callback_data.index].tz, query)
 
 
-async def region_zone(
+async def choose_zone(
     query: CallbackQuery,
     callback_data: ScheduleStepCb,
     flow: Flow,
@@ -611,7 +611,7 @@ async def create_slots(
 # --- dialogue texts --------------------------------------------------------------------------
 
 
-async def doctor_name(message: Message, flow: Flow, schedule: ScheduleService) -> None:
+async def typed_doctor_name(message: Message, flow: Flow, schedule: ScheduleService) -> None:
     draft = await load_draft(flow.state)
     try:
         draft.name = clean_name(message.text or "")
@@ -622,7 +622,7 @@ async def doctor_name(message: Message, flow: Flow, schedule: ScheduleService) -
     await ask(flow, schedule, Schedule.doctor_specialty, None)
 
 
-async def doctor_about(message: Message, flow: Flow, schedule: ScheduleService) -> None:
+async def typed_about(message: Message, flow: Flow, schedule: ScheduleService) -> None:
     draft = await load_draft(flow.state)
     try:
         draft.about = clean_about(message.text or "")
@@ -633,7 +633,7 @@ async def doctor_about(message: Message, flow: Flow, schedule: ScheduleService) 
     await ask(flow, schedule, Schedule.doctor_confirm, None)
 
 
-async def dates(message: Message, flow: Flow, schedule: ScheduleService) -> None:
+async def typed_dates(message: Message, flow: Flow, schedule: ScheduleService) -> None:
     draft = await load_draft(flow.state)
     try:
         draft.first_day, draft.last_day = parse_date_range(message.text or "", schedule.today())
@@ -644,7 +644,7 @@ async def dates(message: Message, flow: Flow, schedule: ScheduleService) -> None
     await ask(flow, schedule, Schedule.slots_weekdays, None)
 
 
-async def hours(message: Message, flow: Flow, schedule: ScheduleService) -> None:
+async def typed_hours(message: Message, flow: Flow, schedule: ScheduleService) -> None:
     draft = await load_draft(flow.state)
     try:
         draft.start, draft.end = parse_hours(message.text or "")
