@@ -11,6 +11,7 @@ from aiogram.filters import Command, Filter
 from aiogram.types import Message, TelegramObject
 from aiogram.utils.i18n import I18n
 
+from bot.filters.coordinator import Coordinator
 from bot.handlers import (
     applications,
     booking,
@@ -60,13 +61,21 @@ def build_root_router(i18n: I18n) -> Router:
         relay.router(i18n),
     )
 
+    # everyone else falls through to registration and the patients' routers
+    coordinators = Router(name="coordinators")
+    coordinators.message.filter(Coordinator())
+    coordinators.callback_query.filter(Coordinator())
+    coordinators.include_routers(
+        schedule.router(i18n),
+        broadcasts.router(i18n),
+        stats.router(i18n),
+        referrals.coordinator_router(i18n),
+    )
+
     private.include_routers(
         referrals.activation_router(i18n),  # /start ref_<code> before the plain /start
         common.router(i18n),
-        schedule.router(i18n),  # coordinators only (its own filter); others fall through
-        broadcasts.router(i18n),  # coordinators only, as above
-        stats.router(i18n),  # coordinators only, as above
-        referrals.coordinator_router(i18n),  # coordinators only (its own filter)
+        coordinators,
         registration.router(i18n),
         patients_only,
         fallback.router(),

@@ -1,6 +1,6 @@
-"""Statistics and the applications export for coordinators (COORDINATOR_IDS): /stats and
-/export (a date range typed or chosen by buttons, answered with an .xlsx). Everyone else falls
-through this router untouched."""
+"""Statistics, the applications export and the audit trail for coordinators: /stats, /export
+(a date range typed or chosen by buttons, answered with an .xlsx) and /audit. The coordinators'
+parent router lets only them in."""
 
 from __future__ import annotations
 
@@ -16,12 +16,11 @@ from aiogram.utils.i18n import gettext as _
 from bot.callbacks import ExportCb, ExportPeriod
 from bot.catalog import Catalog
 from bot.fsm.states import ExportForm
-from bot.handlers.broadcasts import show
 from bot.handlers.flow import Flow
-from bot.handlers.schedule import Coordinator
+from bot.handlers.utils import edit_or_send
 from bot.i18n import N_, menu_texts
-from bot.keyboards import broadcasts as kb
-from bot.services.audit import MAX_AUDIT_ROWS, Actor, AuditRow, AuditService, Role, day_range
+from bot.keyboards import stats as kb
+from bot.services.audit import MAX_AUDIT_ROWS, Actor, AuditRow, AuditService, day_range
 from bot.services.stats import (
     MAX_EXPORT_DAYS,
     PROGRAMME_ZONE,
@@ -88,72 +87,85 @@ AUDIT_HEADERS = (
 
 
 def router(i18n: I18n) -> Router:
+    """Only registration; the coordinators' parent router carries the role filter."""
     r = Router(name="stats")
-    r.message.filter(Coordinator())
-    r.callback_query.filter(Coordinator())
     # a menu button or another command leaves the dialogue (to the router that has it)
     not_menu = ~F.text.in_(menu_texts(i18n)) & ~F.text.startswith("/")
-
-    @r.message(Command("stats"))
-    async def stats(_message: Message, flow: Flow, statistics: StatsService) -> None:
-        await flow.state.clear()
-        await flow.send(stats_text(await statistics.stats(), flow.catalog, flow.locale))
-
-    @r.message(Command("audit"))
-    async def audit_trail(
-        _message: Message, command: CommandObject, flow: Flow, audit: AuditService
-    ) -> None:
-        await flow.state.clear()
-        try:
-            first, last = parse_range(command.args or "")
-        except RangeError as problem:
-            if problem.problem is RangeProblem.FORMAT:
-                await flow.send(_("audit.usage"))
-            else:
-                await flow.send(_(RANGE_KEYS[problem.problem]).format(days=MAX_EXPORT_DAYS))
-            return
-        await send_audit(flow, audit, first, last)
-
-    @r.message(Command("export"))
-    async def export(_message: Message, flow: Flow) -> None:
-        await flow.state.clear()
-        await flow.state.set_state(ExportForm.period)
-        await flow.send(_("export.ask_period"), reply_markup=kb.export_periods())
-
-    @r.message(ExportForm.period, F.text, not_menu)
-    async def typed_period(message: Message, flow: Flow, statistics: StatsService) -> None:
-        try:
-            first, last = parse_range(message.text or "")
-        except RangeError as problem:
-            text = _(RANGE_KEYS[problem.problem]).format(days=MAX_EXPORT_DAYS)
-            await flow.send(text, reply_markup=kb.export_periods())
-            return
-        await send_export(flow, statistics, first, last)
-
-    @r.message(ExportForm.period, not_menu)
-    async def not_a_period(_message: Message, flow: Flow) -> None:
-        await flow.send(_("export.need_text"), reply_markup=kb.export_periods())
-
-    @r.callback_query(ExportForm.period, ExportCb.filter())
-    async def chosen_period(
-        query: CallbackQuery, callback_data: ExportCb, flow: Flow, statistics: StatsService
-    ) -> None:
-        if callback_data.period is ExportPeriod.CANCEL:
-            await flow.state.clear()
-            await show(query, _("export.cancelled"), None)
-            return
-        previous = callback_data.period is ExportPeriod.LAST_MONTH
-        first, last = month_of(statistics.today(), previous=previous)
-        await show(query, _("export.ask_period"), None)
-        await send_export(flow, statistics, first, last)
-
+    r.message.register(show_stats, Command("stats"))
+    r.message.register(audit_trail, Command("audit"))
+    r.message.register(export, Command("export"))
+    r.message.register(typed_period, ExportForm.period, F.text, not_menu)
+    r.message.register(not_a_period, ExportForm.period, not_menu)
+    cancelled = ExportCb.filter(F.period == ExportPeriod.CANCEL)
+    r.callback_query.register(cancel_export, ExportForm.period, cancelled)
+    r.callback_query.register(month_chosen, ExportForm.period, ExportCb.filter())
     return r
 
 
-async def send_audit(flow: Flow, audit: AuditService, first: date, last: date) -> None:
+async def show_stats(_message: Message, flow: Flow, statistics: StatsService) -> None:
+    await flow.state.clear()
+    await flow.send(stats_text(await statistics.stats(), flow.catalog, flow.locale))
+
+
+async def audit_trail(
+    _message: Message, command: CommandObject, flow: Flow, audit: AuditService, coordinator: Actor
+) -> None:
+    await flow.state.clear()
+    try:
+        first, last = parse_range(command.args or "")
+    except RangeError as problem:
+        if problem.problem is RangeProblem.FORMAT:
+            await flow.send(_("audit.usage"))
+        else:
+            await flow.send(_(RANGE_KEYS[problem.problem]).format(days=MAX_EXPORT_DAYS))
+        return
+    await send_audit(flow, audit, first, last, coordinator)
+
+
+async def export(_message: Message, flow: Flow) -> None:
+    await flow.state.clear()
+    await flow.state.set_state(ExportForm.period)
+    await flow.send(_("export.ask_period"), reply_markup=kb.export_periods())
+
+
+async def typed_period(
+    message: Message, flow: Flow, statistics: StatsService, coordinator: Actor
+) -> None:
+    try:
+        first, last = parse_range(message.text or "")
+    except RangeError as problem:
+        text = _(RANGE_KEYS[problem.problem]).format(days=MAX_EXPORT_DAYS)
+        await flow.send(text, reply_markup=kb.export_periods())
+        return
+    await send_export(flow, statistics, first, last, coordinator)
+
+
+async def not_a_period(_message: Message, flow: Flow) -> None:
+    await flow.send(_("export.need_text"), reply_markup=kb.export_periods())
+
+
+async def cancel_export(query: CallbackQuery, flow: Flow) -> None:
+    await flow.state.clear()
+    await edit_or_send(query, _("export.cancelled"), None)
+
+
+async def month_chosen(
+    query: CallbackQuery,
+    callback_data: ExportCb,
+    flow: Flow,
+    statistics: StatsService,
+    coordinator: Actor,
+) -> None:
+    """This month or the last one (Moscow days)."""
+    previous = callback_data.period is ExportPeriod.LAST_MONTH
+    first, last = month_of(statistics.today(), previous=previous)
+    await edit_or_send(query, _("export.ask_period"), None)
+    await send_export(flow, statistics, first, last, coordinator)
+
+
+async def send_audit(flow: Flow, audit: AuditService, first: date, last: date, by: Actor) -> None:
     """The audit rows of a period (Moscow days) as an .xlsx; the export is audited too."""
     start, end = day_range(first, last, PROGRAMME_ZONE)
-    by = Actor(telegram_id=flow.user_id, role=Role.COORDINATOR, chat_id=flow.chat_id)
     rows = await audit.export(start, end, by)
     period = f"{first:%d.%m.%Y}–{last:%d.%m.%Y}"
     if not rows:
@@ -186,8 +198,9 @@ def audit_cells(row: AuditRow) -> list[object]:
     ]
 
 
-async def send_export(flow: Flow, statistics: StatsService, first: date, last: date) -> None:
-    by = Actor(telegram_id=flow.user_id, role=Role.COORDINATOR, chat_id=flow.chat_id)
+async def send_export(
+    flow: Flow, statistics: StatsService, first: date, last: date, by: Actor
+) -> None:
     rows = await statistics.export_rows(first, last, by=by)
     await flow.state.clear()
     period = f"{first:%d.%m.%Y}–{last:%d.%m.%Y}"

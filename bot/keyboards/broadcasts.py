@@ -1,4 +1,4 @@
-"""Keyboards of coordinators' broadcasts (the dialogue and the progress message) and export."""
+"""Keyboards of coordinators' broadcasts (the dialogue and the progress message)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from bot.callbacks import (
     BroadcastCb,
     BroadcastStep,
     BroadcastStepCb,
-    ExportCb,
-    ExportPeriod,
 )
 from bot.catalog import Catalog
 from bot.i18n import N_
@@ -153,17 +151,4 @@ def stop_confirm(broadcast_id: int) -> InlineKeyboardMarkup:
         callback_data=BroadcastCb(action=BroadcastAction.KEEP, broadcast=broadcast_id),
     )
     kb.adjust(1)
-    return kb.as_markup()
-
-
-def export_periods() -> InlineKeyboardMarkup:
-    kb = InlineKeyboardBuilder()
-    kb.button(
-        text=_("export.btn_this_month"), callback_data=ExportCb(period=ExportPeriod.THIS_MONTH)
-    )
-    kb.button(
-        text=_("export.btn_last_month"), callback_data=ExportCb(period=ExportPeriod.LAST_MONTH)
-    )
-    kb.button(text=_("export.btn_cancel"), callback_data=ExportCb(period=ExportPeriod.CANCEL))
-    kb.adjust(2, 1)
     return kb.as_markup()

@@ -341,6 +341,18 @@ class BroadcastService:
             broadcast = await session.get(Broadcast, broadcast_id)
             return None if broadcast is None else await _progress(session, broadcast)
 
+    async def own_progress(
+        self, broadcast_id: int, author_id: int, *, live: bool = False
+    ) -> Progress:
+        """The author's broadcast as it is now: NOT_FOUND for anyone else; with ``live``,
+        FINISHED (carrying the progress) once it is over."""
+        found = await self.progress(broadcast_id)
+        if found is None or found.author_id != author_id:
+            raise BroadcastError(Refusal.NOT_FOUND)
+        if live and found.status in FINISHED:
+            raise BroadcastError(Refusal.FINISHED, found)
+        return found
+
     async def tick(self) -> int:
         """Finish broadcasts with nothing left and queue an edit of each progress message
         whose numbers changed (at most once per ``progress_every``). Returns how many edits

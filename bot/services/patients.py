@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.services.audit import Action, Actor, AuditService, Role, record
 from bot.services.clock import Clock, local_date, utc_now
@@ -120,6 +120,48 @@ def patient_actor(telegram_id: int) -> Actor:
     return Actor(telegram_id=telegram_id, role=Role.PATIENT, chat_id=telegram_id)
 
 
+async def create_patient(
+    session: AsyncSession,
+    telegram_id: int,
+    new: NewPatient,
+    now: datetime,
+    *,
+    referral_id: int | None = None,
+) -> Patient:
+    """The one place a patient is made, inside the caller's transaction: refused when this
+    user is registered already; their consent goes to the audit trail with them (and the
+    referral they came by, if any)."""
+    patients = PatientRepository(session)
+    if await patients.by_telegram_id(telegram_id):
+        raise AlreadyRegisteredError
+    patient = await patients.add(
+        Patient(
+            telegram_id=telegram_id,
+            full_name=new.full_name,
+            birth_date=new.birth_date,
+            phone=new.phone,
+            phone_verified=new.phone_verified,
+            region_code=new.region_code,
+            time_zone=new.time_zone,
+            locale=new.locale,
+            consent_version=new.consent_version,
+            consent_at=new.consent_at,
+            registered_at=now,
+            updated_at=now,
+        )
+    )
+    record(
+        session,
+        patient_actor(telegram_id),
+        Action.CONSENT_GIVEN,
+        new.consent_at,
+        patient_id=patient.id,
+        object_id=referral_id,
+        detail=new.consent_version,
+    )
+    return patient
+
+
 class PatientService:
     def __init__(
         self, sessions: SessionFactory, files_dir: Path, clock: Clock, audit: AuditService
@@ -146,33 +188,7 @@ class PatientService:
         now = self._clock()
         try:
             async with self._sessions.begin() as session:
-                patients = PatientRepository(session)
-                if await patients.by_telegram_id(telegram_id):
-                    raise AlreadyRegisteredError
-                patient = await patients.add(
-                    Patient(
-                        telegram_id=telegram_id,
-                        full_name=new.full_name,
-                        birth_date=new.birth_date,
-                        phone=new.phone,
-                        phone_verified=new.phone_verified,
-                        region_code=new.region_code,
-                        time_zone=new.time_zone,
-                        locale=new.locale,
-                        consent_version=new.consent_version,
-                        consent_at=new.consent_at,
-                        registered_at=now,
-                        updated_at=now,
-                    )
-                )
-                record(
-                    session,
-                    patient_actor(telegram_id),
-                    Action.CONSENT_GIVEN,
-                    new.consent_at,
-                    patient_id=patient.id,
-                    detail=new.consent_version,
-                )
+                patient = await create_patient(session, telegram_id, new, now)
                 return patient_dto(patient)
         except IntegrityError:
             # A concurrent confirmation (double click) registered this user first.

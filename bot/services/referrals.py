@@ -2,27 +2,21 @@
 becomes pre-registered patients, each with a personal, single-use deep link; the patient
 activates by the link and confirms their phone with their Telegram contact.
 
-The import streams the file (openpyxl read-only, the csv reader) and writes to the database in
+The import streams the file (bot.services.tables) and writes to the database in
 chunks, so a 10,000-row table costs seconds and memory that does not grow with the rows. The
 code of a link is never stored, only its SHA-256."""
 
 from __future__ import annotations
 
-import codecs
-import csv
 import hashlib
-import io
 import logging
 import secrets
-import zipfile
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -34,8 +28,10 @@ from bot.services.patients import (
     AlreadyRegisteredError,
     NewPatient,
     PatientDTO,
+    create_patient,
     patient_dto,
 )
+from bot.services.tables import Cell, Row, Table, Unreadable, UnreadableTableError, open_table
 from bot.services.validation import InputProblem, parse_birth_date, parse_full_name, parse_phone
 from bot.storage.db import SessionFactory
 from bot.storage.models import Patient
@@ -157,6 +153,7 @@ class LinkRefused(StrEnum):
     NOT_FOUND = "not_found"
     USED = "used"
     EXPIRED = "expired"
+    PHONE_MISMATCH = "phone_mismatch"  # the shared contact's phone is not the referral's
 
 
 class LinkError(Exception):
@@ -230,96 +227,10 @@ def link_payload(code: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading a table: the kind decided by the bytes, rows streamed
+# Reading a table (bot.services.tables): the kind decided by the bytes, rows streamed
 # ---------------------------------------------------------------------------------------------
 
-_BINARY_SIGNATURES = (
-    b"%PDF",
-    b"\x89PNG",
-    b"\xff\xd8\xff",
-    b"GIF8",
-    b"\xd0\xcf\x11\xe0",  # OLE2: an old .xls or .doc
-    b"Rar!",
-    b"\x1f\x8b",
-    b"7z\xbc\xaf",
-    b"RIFF",
-    b"OggS",
-    b"ID3",
-    b"\x00\x00\x00",
-)
-_ZIP = b"PK\x03\x04"
-
-
-Cell = str | int | float | date | datetime | None
-
-
-@dataclass
-class OpenedTable:
-    rows: Iterator[tuple[int, Sequence[Cell]]]  # (line number, cells), header included
-    estimate: int | None  # how many lines there probably are (None: unknown)
-    close: Callable[[], None] = field(default=lambda: None)
-
-
-def open_table(data: bytes) -> OpenedTable:
-    """An .xlsx or a CSV (UTF-8 or Windows-1251, comma, semicolon or tab), whatever the file
-    is called: a ZIP that openpyxl reads is a workbook; text without control characters is a
-    CSV; anything else is not a table."""
-    if not data.strip():
-        raise TableError(TableRefused.EMPTY)
-    if data.startswith(_ZIP):
-        return _open_xlsx(data)
-    if data.startswith(_BINARY_SIGNATURES) or b"\x00" in data[:65536]:
-        raise TableError(TableRefused.NOT_TABLE)
-    return _open_csv(data)
-
-
-def _open_xlsx(data: bytes) -> OpenedTable:
-    try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        sheet = workbook.worksheets[0]
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError, IndexError):
-        raise TableError(TableRefused.NOT_TABLE) from None
-    # The size comes from the sheet's <dimension>, which streaming writers leave out (or write
-    # as just "A1"): then the number of rows is unknown until they are read.
-    estimate = sheet.max_row if isinstance(sheet.max_row, int) and sheet.max_row > 1 else None
-
-    rows = enumerate(sheet.iter_rows(values_only=True), start=1)
-    return OpenedTable(rows, estimate, workbook.close)  # type: ignore[arg-type]
-
-
-def _encoding(data: bytes) -> str:
-    """UTF-8 (with or without BOM) when the bytes are valid UTF-8, else Windows-1251. Checked
-    piece by piece, so the whole text is never held decoded."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    view = memoryview(data)
-    try:
-        for start in range(0, len(data), 65536):
-            decoder.decode(view[start : start + 65536])
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return "cp1251"
-    return "utf-8-sig"
-
-
-def _open_csv(data: bytes) -> OpenedTable:
-    encoding = _encoding(data)
-    head = data[:65536].decode(encoding, errors="replace")
-    if any(ord(ch) < 32 and ch not in "\t\r\n" for ch in head):
-        raise TableError(TableRefused.NOT_TABLE)
-    first = next((line for line in head.splitlines() if line.strip()), "")
-    delimiter = max((";", ",", "\t"), key=first.count)
-    if first.count(delimiter) == 0:
-        raise TableError(TableRefused.NOT_TABLE)
-    # cp1251 leaves one byte (0x98) undefined: replaced rather than refusing the whole file.
-    text = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="replace", newline="")
-    reader = csv.reader(text, delimiter=delimiter)
-
-    def rows() -> Iterator[tuple[int, Sequence[Cell]]]:
-        for values in reader:
-            yield reader.line_num, values
-
-    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-    return OpenedTable(rows(), lines)
+_UNREADABLE = {Unreadable.NOT_TABLE: TableRefused.NOT_TABLE, Unreadable.EMPTY: TableRefused.EMPTY}
 
 
 def _cell_text(value: Cell) -> str:
@@ -471,15 +382,15 @@ class ReferralService:
         progress: Progress | None = None,
     ) -> ImportSummary:
         """Import every row; each gets a RowResult in ``sink`` in the table's order."""
-        table = open_table(data)
         try:
-            return await self._import(table, coordinator_id, sink, progress)
-        finally:
-            table.close()
+            with open_table(data) as table:
+                return await self._import(table, coordinator_id, sink, progress)
+        except UnreadableTableError as unreadable:
+            raise TableError(_UNREADABLE[unreadable.reason]) from None
 
     async def _import(
         self,
-        table: OpenedTable,
+        table: Table,
         coordinator_id: int,
         sink: ReportSink,
         progress: Progress | None,
@@ -493,8 +404,6 @@ class ReferralService:
         chunk: list[_Pending] = []
         today = local_date(self._clock(), EARLIEST_ZONE)  # birth dates: as at registration
         for line, values in table.rows:
-            if all(_cell_text(v) == "" for v in values):
-                continue
             if summary.rows + len(chunk) >= MAX_ROWS:
                 break
             cells = {
@@ -527,12 +436,11 @@ class ReferralService:
         )
         return summary
 
-    def _header(self, rows: Iterator[tuple[int, Sequence[Cell]]]) -> tuple[int, dict[Column, int]]:
-        """The header's line and where each known column is."""
+    def _header(self, rows: Iterator[Row]) -> tuple[int, dict[Column, int]]:
+        """The header's line (the first row with anything in it) and where each known column
+        is."""
         for line, values in rows:
             names = [_cell_text(v) for v in values]
-            if not any(names):
-                continue
             positions: dict[Column, int] = {}
             for index, name in enumerate(names):
                 column = self._headers.get(normalize_text(name))
@@ -669,6 +577,17 @@ class ReferralService:
             referral = await session.get(Referral, referral_id)
             return _dto(referral) if referral else None
 
+    async def check_contact(self, referral_id: int | None, phone: str) -> ReferralDTO:
+        """The waiting referral whose phone the person's shared contact has: USED when it no
+        longer waits (or is gone), PHONE_MISMATCH when the phone is another one."""
+        referral = await self.get(referral_id) if referral_id is not None else None
+        if referral is None or referral.status != PENDING:
+            raise LinkError(LinkRefused.USED)
+        if _digits(phone) != _digits(referral.phone):
+            logger.info("referral %s: the contact's phone does not match", referral.id)
+            raise LinkError(LinkRefused.PHONE_MISMATCH)
+        return referral
+
     async def activate_new_patient(
         self, referral_id: int, telegram_id: int, new: NewPatient
     ) -> PatientDTO:
@@ -677,34 +596,10 @@ class ReferralService:
         try:
             async with self._sessions.begin() as session:
                 referral = await self._pending(session, referral_id, now)
-                if await session.scalar(select(Patient).where(Patient.telegram_id == telegram_id)):
-                    raise AlreadyRegisteredError
-                patient = Patient(
-                    telegram_id=telegram_id,
-                    full_name=new.full_name,
-                    birth_date=new.birth_date,
-                    phone=new.phone,
-                    phone_verified=new.phone_verified,
-                    region_code=new.region_code,
-                    time_zone=new.time_zone,
-                    locale=new.locale,
-                    consent_version=new.consent_version,
-                    consent_at=new.consent_at,
-                    registered_at=now,
-                    updated_at=now,
+                patient = await create_patient(
+                    session, telegram_id, new, now, referral_id=referral_id
                 )
-                session.add(patient)
-                await session.flush()
                 _activated(referral, patient.id, now)
-                record(
-                    session,
-                    Actor(telegram_id, Role.PATIENT, telegram_id),
-                    Action.CONSENT_GIVEN,
-                    new.consent_at,
-                    patient_id=patient.id,
-                    object_id=referral_id,
-                    detail=new.consent_version,
-                )
                 logger.info("referral %s activated by new patient %s", referral_id, patient.id)
                 return patient_dto(patient)
         except IntegrityError:
@@ -780,3 +675,7 @@ def _activated(referral: Referral, patient_id: int, now: datetime) -> None:
     referral.patient_id = patient_id
     referral.activated_at = now
     referral.updated_at = now
+
+
+def _digits(phone: str) -> str:
+    return "".join(ch for ch in phone if ch.isdigit())

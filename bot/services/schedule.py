@@ -5,8 +5,6 @@ patient through the outbox, in the same transaction."""
 from __future__ import annotations
 
 import bisect
-import csv
-import io
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -25,9 +23,9 @@ from bot.services.applications import ConsultationStatus
 from bot.services.audit import Action, Actor, record
 from bot.services.booking import LIVE, SPECIALTIES
 from bot.services.clock import Clock
-from bot.services.filetypes import detect
 from bot.services.outbox import Outbox
 from bot.services.reminder_plan import ReminderPlan
+from bot.services.tables import Unreadable, UnreadableTableError, open_table
 from bot.storage.db import SessionFactory
 from bot.storage.models import Consultation, DutyDoctor, DutySlot, Patient
 
@@ -115,6 +113,9 @@ class CsvError(Exception):
     def __init__(self, reason: CsvRefused) -> None:
         super().__init__(reason.value)
         self.reason = reason
+
+
+_UNREADABLE = {Unreadable.NOT_TABLE: CsvRefused.NOT_CSV, Unreadable.EMPTY: CsvRefused.EMPTY}
 
 
 @dataclass(frozen=True, slots=True)
@@ -697,7 +698,7 @@ class ScheduleService:
 
     async def import_csv(self, data: bytes, *, by: Actor | None = None) -> CsvReport:
         """Rows: doctor (name or id); date dd.mm.yyyy; time hh:mm; duration in minutes; time
-        zone (optional, Moscow when empty). UTF-8 or Windows-1251, comma or semicolon. Good
+        zone (optional, Moscow when empty). UTF-8 or Windows-1251; semicolon, comma or tab. Good
         rows are imported, each bad one is reported with its line number; a header row is
         allowed."""
         rows = read_csv(data)
@@ -773,54 +774,28 @@ class ScheduleService:
 
 
 def read_csv(data: bytes) -> list[tuple[int, list[str]]]:
-    """The non-empty rows of a CSV file with their line numbers, cells stripped.
+    """The non-empty rows of a CSV file with their line numbers, cells stripped (trailing
+    empty ones dropped: a spreadsheet's extra delimiters).
 
-    CsvError when it is not a text table: a known binary format (PDF, images, Office files),
-    NUL bytes or control characters, or no comma or semicolon on its first line."""
+    CsvError when it is too big, has too many rows, or is not a text table by the rules of
+    ``bot.services.tables`` (a workbook is not taken here: the coordinator is asked for CSV)."""
     if len(data) > MAX_CSV_BYTES:
         raise CsvError(CsvRefused.TOO_BIG)
-    if not data.strip():
-        raise CsvError(CsvRefused.EMPTY)
-    if detect(data).ok or b"\x00" in data or data.startswith(b"PK\x03\x04"):
-        raise CsvError(CsvRefused.NOT_CSV)
-    text = _decode(data)
-    if any(ord(c) < 32 and c not in "\t\r\n" for c in text):
-        raise CsvError(CsvRefused.NOT_CSV)
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    delimiter = ";" if ";" in first else "," if "," in first else None
-    if delimiter is None:
-        raise CsvError(CsvRefused.NOT_CSV)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows: list[tuple[int, list[str]]] = []
-    start = 1
     try:
-        for cells in reader:
-            line, start = start, reader.line_num + 1
-            stripped = [c.strip() for c in cells]
-            while stripped and not stripped[-1]:
-                stripped.pop()  # trailing empty cells (a spreadsheet's extra delimiters)
-            if stripped:
+        with open_table(data, workbooks=False) as table:
+            for line, cells in table.rows:
+                stripped = [str(cell).strip() for cell in cells]
+                while not stripped[-1]:
+                    stripped.pop()
                 rows.append((line, stripped))
                 if len(rows) > MAX_CSV_ROWS:
                     raise CsvError(CsvRefused.TOO_MANY_ROWS)
-    except csv.Error:
-        raise CsvError(CsvRefused.NOT_CSV) from None
+    except UnreadableTableError as unreadable:
+        raise CsvError(_UNREADABLE[unreadable.reason]) from None
     if not rows:
         raise CsvError(CsvRefused.EMPTY)
     return rows
-
-
-def _decode(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1251")
-    except UnicodeDecodeError:
-        raise CsvError(CsvRefused.NOT_CSV) from None
 
 
 def _is_header(cells: list[str]) -> bool:
