@@ -4,7 +4,7 @@ passes the staff guard (bot.filters.staff): the handlers get the application alr
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,7 +20,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import CalendarCb, RequestDocCb, StaffAction, StaffCb, TimeSlotCb
 from bot.catalog import Catalog
-from bot.filters.staff import APPLICATION, StaffGuard
+from bot.filters.staff import APPLICATION, Handler, StaffGuard
 from bot.fsm.data import StaffDraft, load_staff, save_staff
 from bot.fsm.states import StaffFlow
 from bot.handlers.utils import drop_buttons, edit_or_send
@@ -40,8 +40,6 @@ from bot.services.clock import Clock
 from bot.services.documents import DocumentService
 from bot.services.filetypes import FileKind, detect
 from bot.services.validation import InputProblem, parse_staff_time
-
-Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 #: Handler flag: the application's status must still allow this step.
 STEP = "staff_step"
