@@ -37,163 +37,177 @@ UNSUPPORTED_CONTENT = (
 def router(i18n: I18n) -> Router:
     """For registered patients (the parent router checks)."""
     r = Router(name="documents")
+    r.message.register(section, F.text.in_(variants(i18n, "menu.documents")))
+    r.callback_query.register(upload, DocMenuCb.filter(F.action == DocMenuAction.UPLOAD))
+    r.callback_query.register(listing, DocMenuCb.filter(F.action == DocMenuAction.LIST))
+    r.callback_query.register(listing_page, DocListPageCb.filter())
+    r.message.register(
+        file_received,
+        StateFilter(None, Documents.upload, ApplicationForm.checklist),
+        F.photo | F.document,
+    )
+    r.message.register(unsupported, Documents.upload, UNSUPPORTED_CONTENT)
+    r.message.register(text_while_uploading, Documents.upload, F.text)
+    r.callback_query.register(type_chosen, DocTypeCb.filter())
+    r.callback_query.register(open_document, DocCb.filter(F.action == DocAction.OPEN))
+    r.callback_query.register(delete_ask, DocCb.filter(F.action == DocAction.DELETE))
+    r.callback_query.register(delete, DocCb.filter(F.action == DocAction.DELETE_YES))
+    return r
 
-    @r.message(F.text.in_(variants(i18n, "menu.documents")))
-    async def section(
-        _message: Message, flow: Flow, patient: PatientDTO, documents: DocumentService
-    ) -> None:
-        await flow.state.clear()
-        count = len(await documents.list_documents(patient.id))
-        await flow.send(_documents_intro(documents), reply_markup=kb.menu(count))
 
-    @r.callback_query(DocMenuCb.filter(F.action == DocMenuAction.UPLOAD))
-    async def upload(query: CallbackQuery, flow: Flow, documents: DocumentService) -> None:
-        await flow.state.set_state(Documents.upload)
-        prompt = _("doc.upload_prompt").format(limit=_limit_mb(documents))
-        if _documents_screen(query):
-            await edit_or_send(query, prompt, None)
-        else:  # e.g. a doctor's request: what it asks for stays in the chat
-            await flow.send(prompt)
+async def section(
+    _message: Message, flow: Flow, patient: PatientDTO, documents: DocumentService
+) -> None:
+    await flow.state.clear()
+    count = len(await documents.list_documents(patient.id))
+    await flow.send(_documents_intro(documents), reply_markup=kb.menu(count))
 
-    @r.callback_query(DocMenuCb.filter(F.action == DocMenuAction.LIST))
-    async def listing(
-        query: CallbackQuery, flow: Flow, documents: DocumentService, patient: PatientDTO
-    ) -> None:
-        await _listing(query, flow, documents, patient, 0)
 
-    @r.callback_query(DocListPageCb.filter())
-    async def listing_page(
-        query: CallbackQuery,
-        callback_data: DocListPageCb,
-        flow: Flow,
-        documents: DocumentService,
-        patient: PatientDTO,
-    ) -> None:
-        await _listing(query, flow, documents, patient, callback_data.page)
+async def upload(query: CallbackQuery, flow: Flow, documents: DocumentService) -> None:
+    await flow.state.set_state(Documents.upload)
+    prompt = _("doc.upload_prompt").format(limit=_limit_mb(documents))
+    if _documents_screen(query):
+        await edit_or_send(query, prompt, None)
+    else:  # e.g. a doctor's request: what it asks for stays in the chat
+        await flow.send(prompt)
 
-    # --- receiving files ---------------------------------------------------------------------
-    @r.message(StateFilter(None, Documents.upload, ApplicationForm.checklist), F.photo | F.document)
-    async def file_received(
-        message: Message,
-        flow: Flow,
-        patient: PatientDTO,
-        documents: DocumentService,
-        uploads: UploadCoordinator,
-    ) -> None:
-        incoming = _incoming(message)
-        if incoming.claimed_size is not None and incoming.claimed_size > documents.max_bytes:
-            await flow.send(_("upload.too_big_now").format(limit=_limit_mb(documents)))
-            return
-        received = await documents.receive(patient.id, message.chat.id, flow.locale, incoming)
-        if not received.duplicate_update:
-            uploads.touch(received.batch_id)
 
-    @r.message(Documents.upload, UNSUPPORTED_CONTENT)
-    async def unsupported(_message: Message, flow: Flow, documents: DocumentService) -> None:
-        await flow.send(_("upload.unsupported_content").format(limit=_limit_mb(documents)))
+async def listing(
+    query: CallbackQuery, flow: Flow, documents: DocumentService, patient: PatientDTO
+) -> None:
+    await _listing(query, flow, documents, patient, 0)
 
-    @r.message(Documents.upload, F.text)
-    async def text_while_uploading(
-        _message: Message, flow: Flow, documents: DocumentService
-    ) -> None:
-        await flow.send(_("upload.need_file").format(limit=_limit_mb(documents)))
 
-    @r.callback_query(DocTypeCb.filter())
-    async def type_chosen(
-        query: CallbackQuery,
-        callback_data: DocTypeCb,
-        flow: Flow,
-        patient: PatientDTO,
-        documents: DocumentService,
-        uploads: UploadCoordinator,
-        callback_answer: CallbackAnswer,
-    ) -> None:
-        if flow.catalog.document_type(
-            callback_data.type
-        ) is None or not await documents.choose_type(
-            patient.id, callback_data.batch, callback_data.type
-        ):
-            callback_answer.text = _("common.stale_button")
-            return
-        await query.answer(_("upload.saving"))
-        callback_answer.disabled = True
-        message = query.message if isinstance(query.message, Message) else None
-        if message is not None:
-            await message.edit_text(_("upload.saving"))
-        await uploads.finish(callback_data.batch, message)
-        if await flow.state.get_state() == ApplicationForm.checklist.state:
-            from bot.handlers.applications import ask
+async def listing_page(
+    query: CallbackQuery,
+    callback_data: DocListPageCb,
+    flow: Flow,
+    documents: DocumentService,
+    patient: PatientDTO,
+) -> None:
+    await _listing(query, flow, documents, patient, callback_data.page)
 
-            await ask(flow, ApplicationForm.checklist, None)
 
-    # --- one document ------------------------------------------------------------------------
-    @r.callback_query(DocCb.filter(F.action == DocAction.OPEN))
-    async def open_document(
-        query: CallbackQuery,
-        callback_data: DocCb,
-        flow: Flow,
-        patient: PatientDTO,
-        documents: DocumentService,
-        callback_answer: CallbackAnswer,
-        bot: Bot,
-    ) -> None:
-        detail = await documents.get(patient.id, callback_data.id)
-        if detail is None:  # not theirs, or deleted meanwhile
-            callback_answer.text = _("doc.not_found")
-            callback_answer.show_alert = True
-            return
-        await _send_files(bot, flow.chat_id, detail.files)
-        await flow.send(
-            _document_title(
-                flow.catalog,
-                flow.locale,
-                detail.type_code,
-                format_local_date(detail.created_at, patient.time_zone),
-                len(detail.files),
-            ),
-            reply_markup=kb.document(detail.id),
-        )
+# --- receiving files ----------------------------------------------------------------------------
 
-    @r.callback_query(DocCb.filter(F.action == DocAction.DELETE))
-    async def delete_ask(
-        query: CallbackQuery,
-        callback_data: DocCb,
-        flow: Flow,
-        patient: PatientDTO,
-        documents: DocumentService,
-        callback_answer: CallbackAnswer,
-    ) -> None:
-        detail = await documents.get(patient.id, callback_data.id)
-        if detail is None:
-            callback_answer.text = _("doc.not_found")
-            callback_answer.show_alert = True
-            return
-        title = _document_title(
+
+async def file_received(
+    message: Message,
+    flow: Flow,
+    patient: PatientDTO,
+    documents: DocumentService,
+    uploads: UploadCoordinator,
+) -> None:
+    incoming = _incoming(message)
+    if incoming.claimed_size is not None and incoming.claimed_size > documents.max_bytes:
+        await flow.send(_("upload.too_big_now").format(limit=_limit_mb(documents)))
+        return
+    received = await documents.receive(patient.id, message.chat.id, flow.locale, incoming)
+    if not received.duplicate_update:
+        uploads.touch(received.batch_id)
+
+
+async def unsupported(_message: Message, flow: Flow, documents: DocumentService) -> None:
+    await flow.send(_("upload.unsupported_content").format(limit=_limit_mb(documents)))
+
+
+async def text_while_uploading(_message: Message, flow: Flow, documents: DocumentService) -> None:
+    await flow.send(_("upload.need_file").format(limit=_limit_mb(documents)))
+
+
+async def type_chosen(
+    query: CallbackQuery,
+    callback_data: DocTypeCb,
+    flow: Flow,
+    patient: PatientDTO,
+    documents: DocumentService,
+    uploads: UploadCoordinator,
+    callback_answer: CallbackAnswer,
+) -> None:
+    if flow.catalog.document_type(callback_data.type) is None or not await documents.choose_type(
+        patient.id, callback_data.batch, callback_data.type
+    ):
+        callback_answer.text = _("common.stale_button")
+        return
+    await query.answer(_("upload.saving"))
+    callback_answer.disabled = True
+    message = query.message if isinstance(query.message, Message) else None
+    if message is not None:
+        await message.edit_text(_("upload.saving"))
+    await uploads.finish(callback_data.batch, message)
+    if await flow.state.get_state() == ApplicationForm.checklist.state:
+        from bot.handlers.applications import ask
+
+        await ask(flow, ApplicationForm.checklist, None)
+
+
+# --- one document -------------------------------------------------------------------------------
+
+
+async def open_document(
+    query: CallbackQuery,
+    callback_data: DocCb,
+    flow: Flow,
+    patient: PatientDTO,
+    documents: DocumentService,
+    callback_answer: CallbackAnswer,
+    bot: Bot,
+) -> None:
+    detail = await documents.get(patient.id, callback_data.id)
+    if detail is None:  # not theirs, or deleted meanwhile
+        callback_answer.text = _("doc.not_found")
+        callback_answer.show_alert = True
+        return
+    await _send_files(bot, flow.chat_id, detail.files)
+    await flow.send(
+        _document_title(
             flow.catalog,
             flow.locale,
             detail.type_code,
             format_local_date(detail.created_at, patient.time_zone),
             len(detail.files),
-        )
-        await edit_or_send(
-            query, _("doc.delete_question").format(title=title), kb.delete_confirm(detail.id)
-        )
+        ),
+        reply_markup=kb.document(detail.id),
+    )
 
-    @r.callback_query(DocCb.filter(F.action == DocAction.DELETE_YES))
-    async def delete(
-        query: CallbackQuery,
-        callback_data: DocCb,
-        patient: PatientDTO,
-        documents: DocumentService,
-        callback_answer: CallbackAnswer,
-    ) -> None:
-        if not await documents.delete(patient.id, callback_data.id):
-            callback_answer.text = _("doc.not_found")
-            callback_answer.show_alert = True
-            return
-        await edit_or_send(query, _("doc.deleted"), kb.upload_back())
 
-    return r
+async def delete_ask(
+    query: CallbackQuery,
+    callback_data: DocCb,
+    flow: Flow,
+    patient: PatientDTO,
+    documents: DocumentService,
+    callback_answer: CallbackAnswer,
+) -> None:
+    detail = await documents.get(patient.id, callback_data.id)
+    if detail is None:
+        callback_answer.text = _("doc.not_found")
+        callback_answer.show_alert = True
+        return
+    title = _document_title(
+        flow.catalog,
+        flow.locale,
+        detail.type_code,
+        format_local_date(detail.created_at, patient.time_zone),
+        len(detail.files),
+    )
+    await edit_or_send(
+        query, _("doc.delete_question").format(title=title), kb.delete_confirm(detail.id)
+    )
+
+
+async def delete(
+    query: CallbackQuery,
+    callback_data: DocCb,
+    patient: PatientDTO,
+    documents: DocumentService,
+    callback_answer: CallbackAnswer,
+) -> None:
+    if not await documents.delete(patient.id, callback_data.id):
+        callback_answer.text = _("doc.not_found")
+        callback_answer.show_alert = True
+        return
+    await edit_or_send(query, _("doc.deleted"), kb.upload_back())
 
 
 async def _listing(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware, Bot, F, Router
+from aiogram import BaseMiddleware, F, Router
 from aiogram.filters import Command, Filter
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import Message, TelegramObject
@@ -17,13 +17,13 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.delivery.relay import DutyDesk
+from bot.filters.staff import StaffMember
 from bot.fsm.states import Relay
 from bot.handlers.flow import Flow
 from bot.i18n import variants
 from bot.keyboards import menu as menu_kb
 from bot.services.patients import PatientDTO
 from bot.services.relay import RelayService
-from bot.staff_access import StaffAccess
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -53,16 +53,6 @@ class InDutyChat(Filter):
         return relay is not None and message.chat.id == relay.duty_chat_id
 
 
-class FromDutyDoctor(Filter):
-    """A person (not a bot, not a channel or an anonymous admin) who is a member of the chat."""
-
-    async def __call__(self, message: Message, bot: Bot, access: StaffAccess) -> bool:
-        user = message.from_user
-        if user is None or user.is_bot or message.sender_chat is not None:
-            return False
-        return await access.is_member(bot, message.chat.id, user.id)
-
-
 class DeskMiddleware(BaseMiddleware):
     """Gives the relay handlers a ``desk`` bound to this update's bot and services."""
 
@@ -87,69 +77,82 @@ def router(i18n: I18n) -> Router:
     r = Router(name="relay")
     r.message.middleware(DeskMiddleware())
     r.edited_message.middleware(DeskMiddleware())
-
-    @r.message(F.text.in_(variants(i18n, "menu.ask_doctor")))
-    async def open_chat(_message: Message, flow: Flow, relay: RelayService) -> None:
-        if relay.duty_chat_id is None:
-            await flow.state.clear()
-            await flow.send(_("relay.unavailable"), reply_markup=menu_kb.main_menu())
-            return
-        await flow.state.set_state(Relay.chatting)
-        await flow.send(_("relay.intro"), reply_markup=menu_kb.main_menu())
-
-    @r.message(Relay.chatting, FROM_PATIENT)
-    async def to_doctors(message: Message, flow: Flow, patient: PatientDTO, desk: DutyDesk) -> None:
-        if not await desk.from_patient(message, patient):
-            await flow.state.clear()
-            await flow.send(_("relay.unavailable"), reply_markup=menu_kb.main_menu())
-
-    @r.message(Relay.chatting)
-    async def not_deliverable(message: Message) -> None:
-        await message.reply(_("relay.unsupported"))
-
-    @r.edited_message(F.chat.type == "private")
-    async def patient_edited(
-        message: Message, desk: DutyDesk, patient: PatientDTO | None = None
-    ) -> None:
-        if patient is not None:
-            await desk.patient_edited(message, patient)
-
+    r.message.register(open_chat, F.text.in_(variants(i18n, "menu.ask_doctor")))
+    r.message.register(to_doctors, Relay.chatting, FROM_PATIENT)
+    r.message.register(not_deliverable, Relay.chatting)
+    r.edited_message.register(patient_edited, F.chat.type == "private")
     return r
 
 
 def duty_router() -> Router:
     """The doctors' side: the duty chat, members only."""
     r = Router(name="relay_duty")
-    r.message.filter(InDutyChat(), FromDutyDoctor())
-    r.edited_message.filter(InDutyChat(), FromDutyDoctor())
+    r.message.filter(InDutyChat(), StaffMember())
+    r.edited_message.filter(InDutyChat(), StaffMember())
     r.message.middleware(DeskMiddleware())
     r.edited_message.middleware(DeskMiddleware())
-
-    @r.message(Command("profile"))
-    async def profile(message: Message, desk: DutyDesk) -> None:
-        if patient := await desk.command_target(message):
-            await desk.show_card(message, patient)
-
-    @r.message(Command("consultations"))
-    async def consultations(message: Message, desk: DutyDesk) -> None:
-        if patient := await desk.command_target(message):
-            await desk.show_consultations(message, patient)
-
-    @r.message(Command("close"))
-    async def close(message: Message, desk: DutyDesk, fsm_storage: BaseStorage) -> None:
-        if patient := await desk.command_target(message):
-            await desk.close(message, patient, fsm_storage)
-
-    @r.message(FROM_DOCTOR)
-    async def to_patient(message: Message, desk: DutyDesk) -> None:
-        if not _is_command(message):
-            await desk.from_doctor(message)
-
-    @r.edited_message(FROM_DOCTOR)
-    async def doctor_edited(message: Message, desk: DutyDesk) -> None:
-        await desk.doctor_edited(message)
-
+    r.message.register(show_profile, Command("profile"))
+    r.message.register(show_consultations, Command("consultations"))
+    r.message.register(close, Command("close"))
+    r.message.register(to_patient, FROM_DOCTOR)
+    r.edited_message.register(doctor_edited, FROM_DOCTOR)
     return r
+
+
+# --- the patient ---------------------------------------------------------------------------
+
+
+async def open_chat(_message: Message, flow: Flow, relay: RelayService) -> None:
+    if relay.duty_chat_id is None:
+        await flow.state.clear()
+        await flow.send(_("relay.unavailable"), reply_markup=menu_kb.main_menu())
+        return
+    await flow.state.set_state(Relay.chatting)
+    await flow.send(_("relay.intro"), reply_markup=menu_kb.main_menu())
+
+
+async def to_doctors(message: Message, flow: Flow, patient: PatientDTO, desk: DutyDesk) -> None:
+    if not await desk.from_patient(message, patient):
+        await flow.state.clear()
+        await flow.send(_("relay.unavailable"), reply_markup=menu_kb.main_menu())
+
+
+async def not_deliverable(message: Message) -> None:
+    await message.reply(_("relay.unsupported"))
+
+
+async def patient_edited(
+    message: Message, desk: DutyDesk, patient: PatientDTO | None = None
+) -> None:
+    if patient is not None:
+        await desk.patient_edited(message, patient)
+
+
+# --- the duty doctors ----------------------------------------------------------------------
+
+
+async def show_profile(message: Message, desk: DutyDesk) -> None:
+    if patient := await desk.command_target(message):
+        await desk.show_card(message, patient)
+
+
+async def show_consultations(message: Message, desk: DutyDesk) -> None:
+    if patient := await desk.command_target(message):
+        await desk.show_consultations(message, patient)
+
+
+async def close(message: Message, desk: DutyDesk, fsm_storage: BaseStorage) -> None:
+    if patient := await desk.command_target(message):
+        await desk.close(message, patient, fsm_storage)
+
+
+async def to_patient(message: Message, desk: DutyDesk) -> None:
+    if not _is_command(message):
+        await desk.from_doctor(message)
+
+
+async def doctor_edited(message: Message, desk: DutyDesk) -> None:
+    await desk.doctor_edited(message)
 
 
 # --- small helpers -------------------------------------------------------------------------

@@ -440,3 +440,8 @@ class BookingService:
                 return None
             consultation, patient, name = row
             return self._mine(consultation, name), patient
+
+    def before_cancel_cutoff(self, starts_at: datetime, now: datetime) -> bool:
+        """The consultation may still be cancelled or moved by the patient: its start is at
+        least ``cancel_cutoff`` away."""
+        return starts_at - now >= self.cancel_cutoff
