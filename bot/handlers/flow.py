@@ -164,6 +164,23 @@ class Flow:
         else:
             await self.ask(Registration.consent, draft)
 
+    async def ask_cancel(self) -> None:
+        """ "Отмена" inside the registration steps: registration asks whether to drop what was
+        given (and remembers the step to come back to); a profile edit just ends."""
+        draft = await load_draft(self.state)
+        if draft.mode is Mode.PROFILE_EDIT:
+            await self.state.clear()
+            await self.send(_("profile.edit_cancelled"), reply_markup=menu_kb.main_menu())
+            await self.show_profile()
+            return
+        current = await self.state.get_state()
+        if current != Registration.cancel_confirm.state:
+            draft.resume_state = current
+            await save_draft(self.state, draft)
+        if current == Registration.phone.state:
+            await self.send(_("reg.cancel_title"), reply_markup=ReplyKeyboardRemove())
+        await self.ask(Registration.cancel_confirm, draft)
+
     async def _save_profile_field(self, draft: RegistrationDraft, done: State) -> None:
         changes: dict[str, object]
         if done is Registration.full_name:
