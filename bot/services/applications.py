@@ -129,6 +129,11 @@ class ApplicationDTO:
     created_at: datetime
     referral_id: int | None = None
 
+    @property
+    def may_withdraw(self) -> bool:
+        """The patient may withdraw it until a time is assigned (``withdraw`` re-checks)."""
+        return self.status in BEFORE_TIME
+
 
 @dataclass(frozen=True, slots=True)
 class EventDTO:
