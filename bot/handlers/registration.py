@@ -59,7 +59,8 @@ def router(i18n: I18n) -> Router:
     # A main-menu button is never an answer to a step: it goes on to its own handler.
     r.message.filter(~F.text.in_(menu_texts(i18n)))
     consent = Registration.consent
-    r.callback_query.register(consent_text, consent, ConsentCb.filter(F.action.in_(_TEXTS)))
+    r.callback_query.register(full_consent, consent, _consent(ConsentAction.FULL_TEXT))
+    r.callback_query.register(short_consent, consent, _consent(ConsentAction.SHORT_TEXT))
     r.callback_query.register(decline_consent, consent, _consent(ConsentAction.DECLINE))
     r.callback_query.register(consent_given, consent, _consent(ConsentAction.ACCEPT))
     # navigation: back, cancel, resume/restart
@@ -100,9 +101,6 @@ def router(i18n: I18n) -> Router:
     return r
 
 
-_TEXTS = {ConsentAction.FULL_TEXT, ConsentAction.SHORT_TEXT}
-
-
 def _consent(action: ConsentAction) -> CallbackQueryFilter:
     return ConsentCb.filter(F.action == action)
 
@@ -114,9 +112,15 @@ def _nav(action: RegAction) -> CallbackQueryFilter:
 # --- consent (the referral activation asks it too, through answer_consent) -------------------
 
 
-async def consent_text(query: CallbackQuery, callback_data: ConsentCb) -> None:
-    """The consent's full text, or back to the short one."""
-    full = callback_data.action is ConsentAction.FULL_TEXT
+async def full_consent(query: CallbackQuery) -> None:
+    await _consent_text(query, full=True)
+
+
+async def short_consent(query: CallbackQuery) -> None:
+    await _consent_text(query, full=False)
+
+
+async def _consent_text(query: CallbackQuery, *, full: bool) -> None:
     assert isinstance(query.message, Message)
     text = _("consent.full") if full else _("consent.short")
     await query.message.edit_text(text, reply_markup=kb.consent(full))
@@ -151,7 +155,7 @@ async def answer_consent(
     if callback_data.action is ConsentAction.DECLINE:
         await decline_consent(query, flow)
     else:
-        await consent_text(query, callback_data)
+        await _consent_text(query, full=callback_data.action is ConsentAction.FULL_TEXT)
     return None
 
 
