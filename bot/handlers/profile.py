@@ -10,10 +10,10 @@ from aiogram.utils.callback_answer import CallbackAnswer
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import Field, LanguageCb, ProfileAction, ProfileCb
+from bot.callbacks import LanguageCb, ProfileAction, ProfileCb
 from bot.fsm.backends import forget_dialogues
 from bot.fsm.data import Mode
-from bot.fsm.states import Profile, Registration
+from bot.fsm.states import Profile
 from bot.handlers.flow import Flow
 from bot.handlers.utils import drop_buttons
 from bot.i18n import variants
@@ -22,13 +22,6 @@ from bot.my_data_view import render_my_data
 from bot.services.my_data import MyDataService
 from bot.services.patients import NotRegisteredError, PatientDTO
 from bot.views import profile_text
-
-FIELD_STATES = {
-    Field.FULL_NAME: Registration.full_name,
-    Field.BIRTH_DATE: Registration.birth_date,
-    Field.PHONE: Registration.phone,
-    Field.REGION: Registration.region,
-}
 
 
 def router(i18n: I18n) -> Router:
@@ -70,7 +63,7 @@ async def edit(query: CallbackQuery, callback_data: ProfileCb, flow: Flow) -> No
     if callback_data.field is None:
         return
     await drop_buttons(query)
-    await flow.start_edit(FIELD_STATES[callback_data.field], Mode.PROFILE_EDIT)
+    await flow.start_edit(callback_data.field, Mode.PROFILE_EDIT)
 
 
 async def language(query: CallbackQuery) -> None:

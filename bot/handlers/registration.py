@@ -13,7 +13,6 @@ from aiogram.utils.i18n import gettext as _
 from bot.callbacks import (
     ConsentAction,
     ConsentCb,
-    Field,
     RegAction,
     RegionPageCb,
     RegionPickCb,
@@ -34,12 +33,6 @@ from bot.services.clock import EARLIEST_ZONE, Clock, local_date
 from bot.services.patients import AlreadyRegisteredError, NewPatient
 from bot.services.validation import InputProblem, parse_birth_date, parse_full_name, parse_phone
 
-FIELD_STATES = {
-    Field.FULL_NAME: Registration.full_name,
-    Field.BIRTH_DATE: Registration.birth_date,
-    Field.PHONE: Registration.phone,
-    Field.REGION: Registration.region,
-}
 MAX_REGION_MATCHES = 8
 PROBLEMS = {
     "name_digits": N_("problem.name_digits"),
@@ -322,7 +315,7 @@ async def time_zone_pick(
 async def summary_edit(query: CallbackQuery, callback_data: SummaryCb, flow: Flow) -> None:
     assert callback_data.field is not None  # the filter
     await drop_buttons(query)
-    await flow.start_edit(FIELD_STATES[callback_data.field], Mode.SUMMARY_EDIT)
+    await flow.start_edit(callback_data.field, Mode.SUMMARY_EDIT)
 
 
 async def summary_confirm(
