@@ -180,6 +180,30 @@ async def test_video_link_from_fifteen_minutes_before(duty: Harness, user: FakeU
     assert button["url"].startswith("https://meet.jit.si/oblako-")
 
 
+async def test_video_link_at_the_start_and_through_the_consultation(
+    duty: Harness, user: FakeUser
+) -> None:
+    """The link is there at the very minute the consultation starts and while it runs (it
+    once vanished at the start); not before its window opens."""
+    await add_doctor(duty, "Анна Сердцева", "cardiology", [FIRST])
+    await register(user)
+    await book(user)
+    for moment, shown in (
+        (FIRST - timedelta(minutes=16), False),
+        (FIRST - timedelta(minutes=15), True),
+        (FIRST, True),
+        (FIRST + timedelta(minutes=20), True),
+    ):
+        duty.clock.now = moment
+        await user.press("🗓 Мои консультации")
+        await user.click(re.compile("^26.11.2026 15:00"))
+        buttons = flat(user.inline_buttons())
+        assert ("🎥 Подключиться" in buttons) is shown, moment
+        assert ("Можно подключаться" in user.last_text()) is shown, moment
+        if moment >= FIRST:  # begun: nothing left to cancel or move
+            assert "✖️ Отменить запись" not in buttons
+
+
 async def test_center_consultations_are_listed_and_cancel_goes_back_to_the_doctors(
     duty: Harness, user: FakeUser
 ) -> None:

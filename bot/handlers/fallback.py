@@ -15,21 +15,8 @@ from bot.services.patients import PatientDTO
 
 def router() -> Router:
     r = Router(name="fallback")
-
-    @r.callback_query()
-    async def stale_button(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
-        # An old message's button, a button of a finished dialogue, or forged data.
-        callback_answer.text = _("common.stale_button")
-        callback_answer.show_alert = True
-        await drop_buttons(query)
-
-    @r.message()
-    async def not_understood(_message: Message, flow: Flow, patient: PatientDTO | None) -> None:
-        if patient is None:
-            await flow.send(_("common.not_registered"), reply_markup=ReplyKeyboardRemove())
-            return
-        await flow.send(_("common.not_understood"), reply_markup=menu_kb.main_menu())
-
+    r.callback_query.register(stale_button)
+    r.message.register(not_understood)
     return r
 
 
@@ -38,9 +25,23 @@ def staff_router() -> Router:
     is answered, so the spinner stops and nothing else happens."""
     r = Router(name="staff_fallback")
     r.callback_query.filter(F.message.chat.type != "private")
-
-    @r.callback_query()
-    async def stale_staff_button(_query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
-        callback_answer.text = _("common.stale_button")
-
+    r.callback_query.register(stale_staff_button)
     return r
+
+
+async def stale_button(query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
+    # An old message's button, a button of a finished dialogue, or forged data.
+    callback_answer.text = _("common.stale_button")
+    callback_answer.show_alert = True
+    await drop_buttons(query)
+
+
+async def not_understood(_message: Message, flow: Flow, patient: PatientDTO | None) -> None:
+    if patient is None:
+        await flow.send(_("common.not_registered"), reply_markup=ReplyKeyboardRemove())
+        return
+    await flow.send(_("common.not_understood"), reply_markup=menu_kb.main_menu())
+
+
+async def stale_staff_button(_query: CallbackQuery, callback_answer: CallbackAnswer) -> None:
+    callback_answer.text = _("common.stale_button")

@@ -16,6 +16,7 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot.callbacks import Field
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.fsm.data import Mode, RegistrationDraft, load_draft, save_draft
@@ -34,6 +35,13 @@ FIELD_ORDER: tuple[State, ...] = (
     Registration.region,
 )
 _FIELD_NAMES: tuple[str | None, ...] = tuple(s.state for s in FIELD_ORDER)
+#: The step that asks each field again (an edit from the summary or from the profile).
+FIELD_STATES: dict[Field, State] = {
+    Field.FULL_NAME: Registration.full_name,
+    Field.BIRTH_DATE: Registration.birth_date,
+    Field.PHONE: Registration.phone,
+    Field.REGION: Registration.region,
+}
 
 
 @dataclass(slots=True)
@@ -164,6 +172,23 @@ class Flow:
         else:
             await self.ask(Registration.consent, draft)
 
+    async def ask_cancel(self) -> None:
+        """ "Отмена" inside the registration steps: registration asks whether to drop what was
+        given (and remembers the step to come back to); a profile edit just ends."""
+        draft = await load_draft(self.state)
+        if draft.mode is Mode.PROFILE_EDIT:
+            await self.state.clear()
+            await self.send(_("profile.edit_cancelled"), reply_markup=menu_kb.main_menu())
+            await self.show_profile()
+            return
+        current = await self.state.get_state()
+        if current != Registration.cancel_confirm.state:
+            draft.resume_state = current
+            await save_draft(self.state, draft)
+        if current == Registration.phone.state:
+            await self.send(_("reg.cancel_title"), reply_markup=ReplyKeyboardRemove())
+        await self.ask(Registration.cancel_confirm, draft)
+
     async def _save_profile_field(self, draft: RegistrationDraft, done: State) -> None:
         changes: dict[str, object]
         if done is Registration.full_name:
@@ -189,10 +214,10 @@ class Flow:
         text = profile_text(patient, self.catalog, self.locale, self.clock())
         await self.send(text, reply_markup=menu_kb.profile())
 
-    async def start_edit(self, field_state: State, mode: Mode) -> None:
+    async def start_edit(self, field: Field, mode: Mode) -> None:
         draft = await load_draft(self.state)
         draft.mode = mode
         if mode is Mode.PROFILE_EDIT:
             draft = RegistrationDraft(mode=mode)
         await save_draft(self.state, draft)
-        await self.ask(field_state, draft)
+        await self.ask(FIELD_STATES[field], draft)

@@ -6,6 +6,7 @@ import contextlib
 
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.callback_answer import CallbackAnswer
 
 
 async def drop_buttons(query: CallbackQuery) -> None:
@@ -30,3 +31,9 @@ async def edit_or_send(
         await query.message.edit_text(text, reply_markup=markup)
     except TelegramBadRequest:
         await query.message.answer(text, reply_markup=markup)
+
+
+def alert(callback_answer: CallbackAnswer, text: str) -> None:
+    """Answer the button press with a box the user closes (not a toast that fades)."""
+    callback_answer.text = text
+    callback_answer.show_alert = True

@@ -119,7 +119,7 @@ def my_applications(
 
 def application(item: ApplicationDTO) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    if item.status in BEFORE_TIME:
+    if item.may_withdraw:
         kb.button(
             text=_("btn.app_withdraw"), callback_data=AppCb(action=AppAction.WITHDRAW, id=item.id)
         )

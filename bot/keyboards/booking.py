@@ -164,11 +164,11 @@ def my_list(items: list[MyConsultation], tz: str) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
-def consultation(item: MyConsultation, now: datetime, link_active: bool) -> InlineKeyboardMarkup:
+def consultation(item: MyConsultation, now: datetime) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
-    if link_active:
+    if item.link_open(now):
         kb.button(text=_("btn.consult_join"), url=item.video_url)
-    if item.current(now) and not item.started(now):  # nothing to cancel or move once begun
+    if item.upcoming(now):  # nothing to cancel or move once begun
         kb.button(
             text=_("btn.consult_cancel"),
             callback_data=ConsultCb(action=ConsultAction.CANCEL, id=item.id),

@@ -77,6 +77,12 @@ class ConsultationStatus(StrEnum):
     NO_SHOW = "no_show"  # the doctor marked that the patient did not attend
 
 
+def new_video_url(video_base_url: str) -> str:
+    """A fresh room on the video service for one consultation, on either path: the name is
+    unguessable, so the link alone admits to it."""
+    return f"{video_base_url.rstrip('/')}/oblako-{secrets.token_urlsafe(18)}"
+
+
 class Refused(StrEnum):
     """Why an action was not done: shown to whoever tried."""
 
@@ -122,6 +128,11 @@ class ApplicationDTO:
     requested_documents: tuple[str, ...]
     created_at: datetime
     referral_id: int | None = None
+
+    @property
+    def may_withdraw(self) -> bool:
+        """The patient may withdraw it until a time is assigned (``withdraw`` re-checks)."""
+        return self.status in BEFORE_TIME
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +221,7 @@ class ApplicationService:
         self._sessions = sessions
         self._catalog = catalog
         self._clock = clock
-        self._video_base_url = video_base_url.rstrip("/")
+        self._video_base_url = video_base_url
         self._reminders = reminders or ReminderPlan()
 
     # --- patient side ------------------------------------------------------------------------
@@ -545,7 +556,7 @@ class ApplicationService:
                 patient_id=application.patient_id,
                 application_id=application_id,
                 starts_at=starts_at,
-                video_url=f"{self._video_base_url}/oblako-{secrets.token_urlsafe(18)}",
+                video_url=new_video_url(self._video_base_url),
                 status=ConsultationStatus.SCHEDULED,
                 created_at=now,
             )

@@ -3,7 +3,6 @@ list, cancel (until a cutoff), reschedule (the old slot freed in the same transa
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -13,7 +12,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services.applications import ConsultationStatus, Status
+from bot.services.applications import ConsultationStatus, Status, new_video_url
 from bot.services.clock import Clock
 from bot.services.outbox import Outbox
 from bot.services.reminder_plan import ReminderPlan
@@ -67,6 +66,12 @@ class SlotDTO:
     duration_minutes: int
 
 
+#: The video link is shown from a little before the start, through the consultation (a
+#: consultation that has begun keeps its link), and not past this long after the start.
+LINK_OPENS_BEFORE = timedelta(minutes=15)
+LINK_CLOSES_AFTER_START = timedelta(hours=2)
+
+
 @dataclass(frozen=True, slots=True)
 class MyConsultation:
     id: int
@@ -77,6 +82,7 @@ class MyConsultation:
     doctor_name: str | None
     center_code: str | None
     application_id: int | None
+    cancel_until: datetime  # the last moment the patient may still cancel or move it
     duration_minutes: int = 30
 
     @property
@@ -95,6 +101,21 @@ class MyConsultation:
     def started(self, now: datetime) -> bool:
         return self.starts_at <= now
 
+    def upcoming(self, now: datetime) -> bool:
+        """Current and not begun: what the patient may still try to cancel or move (the
+        service refuses past ``cancel_until`` and says why)."""
+        return self.current(now) and not self.started(now)
+
+    def may_cancel(self, now: datetime) -> bool:
+        """Cancelling (or moving) is still allowed: the cutoff before the start is not reached."""
+        return now <= self.cancel_until
+
+    def link_open(self, now: datetime) -> bool:
+        """The video link is given: from ``LINK_OPENS_BEFORE`` the start, through the
+        consultation itself, while it is neither cancelled nor over."""
+        opens, closes = self.starts_at - LINK_OPENS_BEFORE, self.starts_at + LINK_CLOSES_AFTER_START
+        return self.current(now) and opens <= now < closes
+
 
 class BookingService:
     def __init__(
@@ -111,12 +132,17 @@ class BookingService:
     ) -> None:
         self._sessions = sessions
         self._clock = clock
-        self._video_base_url = video_base_url.rstrip("/")
+        self._video_base_url = video_base_url
         self.max_future_bookings = max_future_bookings
         self.cancel_cutoff = cancel_cutoff
         self._duty_chat_id = duty_chat_id
         self._horizon = horizon
         self._reminders = reminders or ReminderPlan(duty_chat_id=duty_chat_id)
+
+    def cancel_until(self, starts_at: datetime) -> datetime:
+        """The rule of the cutoff: a consultation may be cancelled or moved by the patient
+        until ``cancel_cutoff`` before its start, not later."""
+        return starts_at - self.cancel_cutoff
 
     # --- free slots --------------------------------------------------------------------------
 
@@ -300,7 +326,7 @@ class BookingService:
             raise BookingError(BookingRefused.NOT_FOUND)
         if consultation.status not in LIVE or consultation.starts_at <= now:
             raise BookingError(BookingRefused.NOT_LIVE)
-        if consultation.starts_at - now < self.cancel_cutoff:
+        if now > self.cancel_until(consultation.starts_at):
             raise BookingError(BookingRefused.TOO_LATE)
         return consultation
 
@@ -333,7 +359,7 @@ class BookingService:
             slot_id=slot.id,
             starts_at=slot.starts_at,
             duration_minutes=slot.duration_minutes,
-            video_url=f"{self._video_base_url}/oblako-{secrets.token_urlsafe(18)}",
+            video_url=new_video_url(self._video_base_url),
             status=ConsultationStatus.SCHEDULED,
             created_at=now,
         )
@@ -402,6 +428,7 @@ class BookingService:
             doctor_name=doctor_name,
             center_code=center,
             application_id=c.application_id,
+            cancel_until=self.cancel_until(c.starts_at),
             duration_minutes=c.duration_minutes or 30,
         )
 
