@@ -469,6 +469,6 @@ class BookingService:
             return self._mine(consultation, name), patient
 
     def before_cancel_cutoff(self, starts_at: datetime, now: datetime) -> bool:
-        """The consultation may still be cancelled or moved by the patient: its start is at
-        least ``cancel_cutoff`` away."""
-        return starts_at - now >= self.cancel_cutoff
+        """The consultation starting at ``starts_at`` may still be cancelled or moved by the
+        patient (the reminders' buttons ask this; «Мои консультации» asks its DTO)."""
+        return now <= self.cancel_until(starts_at)
