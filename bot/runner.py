@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -128,6 +129,12 @@ class UpdateProcessor:
             await self._inbox.finish(stored.update_id)
             return
         with dialogue_unit() as unit:
+            if isinstance(self._storage, DialogueRedisStorage):
+                # Asked under the user's lock, where the answer holds: a worker whose claims
+                # were taken while it was alive but slow (its heartbeat late) still holds this
+                # update in its queue, and the taker may have applied it already, or the
+                # reverse. One GET per update, on the scaled layout only.
+                unit.recheck = partial(self._applied_before, stored)
             try:
                 update = stored.update or Update.model_validate(
                     stored.payload, context={"bot": self._bot}
@@ -142,6 +149,11 @@ class UpdateProcessor:
                     stored.update_id,
                     type(exc).__name__,
                     exc_info=safe_exc_info(exc),
+                )
+            if unit.applied_before:
+                logger.info(
+                    "update %s was applied by another worker meanwhile: marked done",
+                    stored.update_id,
                 )
             try:
                 await self._finish(stored, unit, failed=failed)

@@ -3,11 +3,12 @@ patient's data when the patient deletes it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiogram.fsm.storage.base import StorageKey
+from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.utils.i18n import I18n
 from redis.asyncio import Redis
@@ -93,3 +94,50 @@ async def test_deleting_the_profile_erases_the_users_dialogues_in_redis(
     await user.click("🗑 Удалить навсегда")
     assert "Ваши данные удалены" in user.last_text()
     assert await user_keys(h, user) == []
+
+
+async def test_a_slow_update_keeps_its_users_lock_and_a_dead_workers_lock_ends(
+    redis_url: str,
+) -> None:
+    """LOCK_TIMEOUT_SECONDS bounds a dead worker's lock, not a live worker's slow update: the
+    same user's next update (another worker) waits for the slow one to end, however long."""
+    from redis.asyncio.lock import Lock
+
+    from bot.fsm.backends import LeasedEventIsolation
+
+    redis = Redis.from_url(redis_url)
+    prefix = f"lease-{TOKEN[:4]}-{id(redis)}"
+    isolation = LeasedEventIsolation(
+        redis,
+        key_builder=DefaultKeyBuilder(prefix=prefix, with_bot_id=True, with_destiny=True),
+        lock_kwargs={"timeout": 0.3, "sleep": 0.02},
+    )
+    key = StorageKey(bot_id=1, chat_id=42, user_id=42)
+    order: list[str] = []
+    try:
+
+        async def slow() -> None:
+            async with isolation.lock(key):
+                order.append("slow begins")
+                await asyncio.sleep(1.0)  # more than three lock timeouts
+                order.append("slow ends")
+
+        async def next_update() -> None:
+            await asyncio.sleep(0.1)
+            async with isolation.lock(key):
+                order.append("next")
+
+        await asyncio.wait_for(asyncio.gather(slow(), next_update()), 5)
+        assert order == ["slow begins", "slow ends", "next"]
+
+        # A worker that died holding the lock (no renewal, no release): gone after the timeout.
+        name = isolation.key_builder.build(key, "lock")
+        dead = redis.lock(name=name, timeout=0.3, lock_class=Lock)
+        assert await dead.acquire()
+        started = asyncio.get_running_loop().time()
+        async with isolation.lock(key):
+            waited = asyncio.get_running_loop().time() - started
+        assert 0.1 < waited < 2.0
+    finally:
+        await drop_redis_keys(redis_url, prefix)
+        await redis.aclose()

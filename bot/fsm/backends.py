@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -14,8 +18,10 @@ from aiogram.fsm.storage.base import (
     StorageKey,
 )
 from aiogram.fsm.storage.memory import SimpleEventIsolation
-from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, RedisError
 
 from bot.config import Settings
 from bot.fsm.storage import SQLStorage
@@ -23,6 +29,40 @@ from bot.fsm.unit import DialogueUnit, WriteBehindStorage
 from bot.storage.db import SessionFactory
 
 DIALOGUE_PARTS = ("state", "data", "applied")
+
+logger = logging.getLogger("bot.dialogues")
+
+
+class LeasedEventIsolation(RedisEventIsolation):
+    """aiogram's Redis lock per user, held as a lease: a dead worker's lock ends after its
+    timeout (LOCK_TIMEOUT_SECONDS), while a live worker renews its own every third of it for as
+    long as the update takes. A plain timeout let a slow update (a loaded machine, a slow
+    database) lose its lock mid-handler to the same user's next update on another worker."""
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: StorageKey) -> AsyncGenerator[None, None]:
+        name = self.key_builder.build(key, "lock")
+        lease = self.redis.lock(name=name, **self.lock_kwargs, lock_class=Lock)
+        async with lease:
+            renewal = asyncio.create_task(self._renew(lease))
+            try:
+                yield None
+            finally:
+                renewal.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewal
+
+    @staticmethod
+    async def _renew(lease: Lock) -> None:
+        if lease.timeout is None:
+            return
+        while True:
+            await asyncio.sleep(lease.timeout / 3)
+            try:
+                await lease.reacquire()
+            except (LockError, RedisError) as exc:  # lost: the release will say so as well
+                logger.warning("dialogue lock not renewed: %s", type(exc).__name__)
+                return
 
 
 class DialogueRedisStorage(WriteBehindStorage, RedisStorage):
@@ -108,9 +148,12 @@ def create_dialogue_backend(
     )
     # The inbox decides the order of one user's updates across workers (bot.runner); this lock
     # also keeps two workers from handling one user at the same moment when Telegram delivers
-    # two of their updates at once. A dead worker's lock ends after LOCK_TIMEOUT_SECONDS.
-    isolation = storage.create_isolation(
-        lock_kwargs={"timeout": settings.lock_timeout_seconds, "sleep": 0.02}
+    # two of their updates at once. A dead worker's lock ends after LOCK_TIMEOUT_SECONDS; a
+    # live one renews its own.
+    isolation = LeasedEventIsolation(
+        storage.redis,
+        key_builder=storage.key_builder,
+        lock_kwargs={"timeout": settings.lock_timeout_seconds, "sleep": 0.02},
     )
     return DialogueBackend(storage, isolation)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
 from aiogram.types import TelegramObject
@@ -40,6 +41,11 @@ class DialogueUnit:
     open: bool = True
     #: The handler failed: its half-made changes are dropped, the dialogue stays where it was.
     failed: bool = False
+    #: An update taken back from a worker that stopped answering: asked again under the user's
+    #: lock, before the handler, whether that worker applied it after all (bot.runner).
+    recheck: Callable[[], Awaitable[bool]] | None = None
+    #: ...and it had: the handler was skipped, the update is only marked done.
+    applied_before: bool = False
 
     def changes(self) -> list[tuple[StorageKey, Dialogue]]:
         if self.failed:
@@ -145,6 +151,9 @@ class DialogueUnitMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         unit = current_unit()
         if unit is not None:
+            if unit.recheck is not None and await unit.recheck():
+                unit.applied_before = True
+                return UNHANDLED
             try:
                 return await handler(event, data)
             except BaseException:
