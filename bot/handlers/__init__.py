@@ -30,7 +30,7 @@ from bot.handlers import (
     staff,
     stats,
 )
-from bot.middlewares import FlowMiddleware
+from bot.handlers.flow import FlowMiddleware
 
 
 class Registered(Filter):

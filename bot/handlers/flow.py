@@ -6,13 +6,14 @@ profile), so each field has one handler and one prompt.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiogram import Bot
+from aiogram import BaseMiddleware, Bot
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State
-from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
+from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove, TelegramObject
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
@@ -221,3 +222,15 @@ class Flow:
             draft = RegistrationDraft(mode=mode)
         await save_draft(self.state, draft)
         await self.ask(FIELD_STATES[field], draft)
+
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class FlowMiddleware(BaseMiddleware):
+    """Gives private-chat handlers a ``flow`` bound to the chat (the private router uses it)."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if isinstance(event, Message | CallbackQuery):
+            data["flow"] = Flow.from_event(event, data)
+        return await handler(event, data)

@@ -7,9 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram.types import TelegramObject, User
 
-from bot.handlers.flow import Flow
 from bot.services.patients import PatientService
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -61,13 +60,4 @@ class PatientMiddleware(BaseMiddleware):
             # They write to the bot again, so they unblocked it: notifications resume.
             await self._patients.mark_reachable(user.id)
         data["patient"] = patient
-        return await handler(event, data)
-
-
-class FlowMiddleware(BaseMiddleware):
-    """Gives private-chat handlers a ``flow`` bound to the chat (see bot.handlers.flow)."""
-
-    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        if isinstance(event, Message | CallbackQuery):
-            data["flow"] = Flow.from_event(event, data)
         return await handler(event, data)
