@@ -908,14 +908,24 @@ class FakeTelegram:
         timeout: float = 10.0,  # noqa: ASYNC109 - part of the test-facing API
         *,
         token: str | int | None = None,
+        after: int | None = None,
     ) -> None:
-        """Wait until the bot has a getUpdates long poll waiting (it is ready for updates)."""
+        """Wait until the bot has a getUpdates long poll waiting (it is ready for updates); with
+        ``after`` (a ``poll_count()`` taken before), until a getUpdates request arrived since
+        then: a bot started anew is polling (a long poll is logged as a call only when it
+        returns, up to its timeout later, and a killed process's poll may still be waiting)."""
         bot = self.bot_state(token)
 
         def probe() -> bool | None:
+            if after is not None:
+                return True if bot.polls > after else None
             return True if bot.poller is not None and not bot.poller.done() else None
 
         await self._signal.wait_for(probe, timeout, lambda: "a waiting getUpdates long poll")
+
+    def poll_count(self, *, token: str | int | None = None) -> int:
+        """getUpdates requests received so far (see ``wait_for_polling``)."""
+        return self.bot_state(token).polls
 
     # --------------------------------------------------------------- events
     def event_seq(self, *, token: str | int | None = None) -> int:
@@ -1740,6 +1750,8 @@ class FakeTelegram:
                 "Conflict: can't use getUpdates method while webhook is active; "
                 "use deleteWebhook to delete the webhook first",
             )
+        bot.polls += 1
+        self._signal.fire()
         offset = p.integer("offset")
         limit = p.integer("limit") or 100
         limit = max(1, min(100, limit))
