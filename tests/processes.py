@@ -2,8 +2,9 @@
 tests/forkserver.py (the imports done once per test session) instead of a fresh interpreter each.
 
 ``popen`` takes what ``subprocess.Popen`` takes in those tests and returns an object that behaves
-like one for them (``pid``, ``poll``, ``wait``, ``send_signal``, ``kill``, ``returncode``). With
-``OBLAKO_TEST_FORK=0`` it is ``subprocess.Popen`` itself: every process a cold start."""
+like one for them (``pid``, ``poll``, ``wait``, ``send_signal``, ``kill``, ``returncode``); ``run``
+is ``subprocess.run`` with the output captured. With ``OBLAKO_TEST_FORK=0`` they are
+``subprocess``'s own: every process a cold start."""
 
 from __future__ import annotations
 
@@ -81,7 +82,14 @@ class ForkServer:
         return self._proc.poll() is None
 
     def spawn(
-        self, module: str, args: list[str], *, cwd: Path | str, env: dict[str, str], stderr: Any
+        self,
+        module: str,
+        args: list[str],
+        *,
+        cwd: Path | str,
+        env: dict[str, str],
+        stderr: Any,
+        stdout: Any = None,
     ) -> ForkedChild:
         request = {
             "module": module,
@@ -89,6 +97,7 @@ class ForkServer:
             "cwd": str(cwd),
             "env": dict(env),
             "stderr": _path_of(stderr),
+            "stdout": _path_of(stdout),
         }
         assert self._proc.stdin is not None
         with self._request_lock:
@@ -208,6 +217,30 @@ def shut_down() -> None:
         if _server is not None:
             _server.close()
             _server = None
+
+
+def run(
+    argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)``
+    for ``[python, -m, module, *args]``, forked like ``popen`` (its output through files in
+    ``cwd``)."""
+    if not forking() or len(argv) < 3 or argv[0] != sys.executable or argv[1] != "-m":
+        return subprocess.run(
+            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    out, err = Path(cwd) / ".forked.stdout", Path(cwd) / ".forked.stderr"
+    out.write_bytes(b"")
+    err.write_bytes(b"")
+    child = fork_server().spawn(argv[2], argv[3:], cwd=cwd, env=env, stderr=err, stdout=out)
+    try:
+        code = child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        raise
+    return subprocess.CompletedProcess(
+        argv, code, out.read_text(encoding="utf-8"), err.read_text(encoding="utf-8")
+    )
 
 
 def popen(
