@@ -39,8 +39,20 @@ class Child(Protocol):
     def kill(self) -> None: ...
 
 
-def forking() -> bool:
-    return os.environ.get("OBLAKO_TEST_FORK", "1") != "0" and hasattr(os, "pidfd_open")
+def forking(argv: list[str] | None = None, env: dict[str, str] | None = None) -> bool:
+    """Fork ``[python, -m, module, ...]`` unless told not to (OBLAKO_TEST_FORK=0) or unless
+    ``env`` sets an interpreter start-up option (PYTHONPROFILEIMPORTTIME, PYTHONWARNINGS, ...):
+    a forked child has started already, so only a cold start honours those."""
+    if os.environ.get("OBLAKO_TEST_FORK", "1") == "0" or not hasattr(os, "pidfd_open"):
+        return False
+    if argv is not None and (len(argv) < 3 or argv[0] != sys.executable or argv[1] != "-m"):
+        return False
+    for name, value in (env or {}).items():
+        if name == "PYTHONPATH" and value != str(ROOT):
+            return False  # the server imported the bot from ROOT
+        if name.startswith("PYTHON") and name != "PYTHONPATH" and os.environ.get(name) != value:
+            return False
+    return True
 
 
 class ForkServer:
@@ -225,7 +237,7 @@ def run(
     """``subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)``
     for ``[python, -m, module, *args]``, forked like ``popen`` (its output through files in
     ``cwd``)."""
-    if not forking() or len(argv) < 3 or argv[0] != sys.executable or argv[1] != "-m":
+    if not forking(argv, env):
         return subprocess.run(
             argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
@@ -248,6 +260,6 @@ def popen(
 ) -> Child:
     """``subprocess.Popen(argv, cwd=cwd, env=env, stderr=stderr)`` for ``[python, -m, module,
     *args]``: forked from the fork server (see the module's docstring)."""
-    if not forking() or len(argv) < 3 or argv[0] != sys.executable or argv[1] != "-m":
+    if not forking(argv, env):
         return subprocess.Popen(argv, cwd=cwd, env=env, stderr=stderr)
     return fork_server().spawn(argv[2], argv[3:], cwd=cwd, env=env, stderr=stderr)
