@@ -444,3 +444,17 @@ async def test_withdraw_on_an_old_screen_is_refused_at_the_first_press(
     refusal = user.last_callback_answer()
     assert refusal is not None and "Отозвать уже нельзя" in refusal
     assert "Да, отозвать" not in flat(user.inline_buttons(details.message_id))
+
+
+def test_the_calendar_offers_times_from_a_quarter_of_an_hour_ahead() -> None:
+    from datetime import date as day_of
+    from datetime import datetime
+
+    from bot.services.applications import first_offered_minute
+
+    now = datetime(2026, 11, 25, 9, 50)
+    assert first_offered_minute(day_of(2026, 11, 24), now) is None  # a day gone by
+    assert first_offered_minute(day_of(2026, 11, 25), now) == 10 * 60 + 5
+    assert first_offered_minute(day_of(2026, 11, 26), now) == 0
+    late = datetime(2026, 11, 25, 23, 50)  # nothing left today: no minute of it is offered
+    assert first_offered_minute(day_of(2026, 11, 25), late) == 24 * 60

@@ -33,6 +33,7 @@ from bot.services.applications import (
     Refused,
     StaffStep,
     Status,
+    first_offered_minute,
 )
 from bot.services.audit import Actor, Role
 from bot.services.clock import Clock
@@ -258,14 +259,11 @@ async def pick_day(
     callback_answer: CallbackAnswer,
 ) -> None:
     tz = _center_tz(catalog, application)
-    now_local = clock().astimezone(ZoneInfo(tz))
     day = _day(callback_data.day)
-    if day is None or day < now_local.date():
+    earliest = None if day is None else first_offered_minute(day, clock().astimezone(ZoneInfo(tz)))
+    if day is None or earliest is None:
         callback_answer.text = _("problem.time_past")
         return
-    earliest = 0
-    if day == now_local.date():
-        earliest = now_local.hour * 60 + now_local.minute + 15
     await edit_or_send(
         query,
         _("staff.ask_slot").format(day=f"{day:%d.%m.%Y}", tz=tz),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import select, update
@@ -45,6 +45,20 @@ OPEN = frozenset(
     {Status.SUBMITTED, Status.UNDER_REVIEW, Status.DOCUMENTS_REQUESTED, Status.TIME_ASSIGNED}
 )
 BEFORE_TIME = frozenset({Status.SUBMITTED, Status.UNDER_REVIEW, Status.DOCUMENTS_REQUESTED})
+#: The soonest a doctor's calendar offers a consultation time today: the patient needs a moment
+#: to read the notice and get ready.
+OFFER_LEAD = timedelta(minutes=15)
+
+
+def first_offered_minute(day: date, now_local: datetime) -> int | None:
+    """The first minute of ``day`` (in the clock of ``now_local``) the calendar may offer:
+    None for a day gone by, ``OFFER_LEAD`` from now for today, midnight for a later day."""
+    if day < now_local.date():
+        return None
+    if day > now_local.date():
+        return 0
+    soonest = now_local + OFFER_LEAD
+    return soonest.hour * 60 + soonest.minute if soonest.date() == day else 24 * 60
 
 
 class StaffStep(StrEnum):
