@@ -4,7 +4,6 @@ for another time" of a center consultation) and the doctors' "did not attend" ma
 
 from __future__ import annotations
 
-from datetime import datetime
 from html import escape
 
 from aiogram import F, Router
@@ -135,7 +134,7 @@ async def move(
     консультации»); a center consultation asks the doctors for another time."""
     day = await reminders.get(callback_data.id)
     now = flow.clock()
-    refusal = _move_refusal(day, patient, now)
+    refusal = Refusal.NOT_FOUND if day is None else day.refusal_to_move(patient.id, now)
     if refusal is not None or day is None:
         callback_answer.text = _(PATIENT_REFUSALS[refusal or Refusal.NOT_FOUND])
         callback_answer.show_alert = True
@@ -147,18 +146,6 @@ async def move(
         await _offer_duty_days(query, day, patient, booking, callback_answer)
     else:
         await _ask_center_for_another_time(query, day, patient, applications, callback_answer)
-
-
-def _move_refusal(
-    day: DayConsultation | None, patient: PatientDTO, now: datetime
-) -> Refusal | None:
-    if day is None or day.patient_id != patient.id:
-        return Refusal.NOT_FOUND
-    if not day.live:
-        return Refusal.NOT_LIVE
-    if day.starts_at <= now:
-        return Refusal.STARTED
-    return None
 
 
 async def _ask_center_for_another_time(

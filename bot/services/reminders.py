@@ -91,6 +91,17 @@ class DayConsultation:
     def live(self) -> bool:
         return self.status in LIVE
 
+    def refusal_to_move(self, patient_id: int, now: datetime) -> Refusal | None:
+        """Why this patient may not ask to move it now (None: they may; the cancel cutoff is
+        BookingService's rule)."""
+        if self.patient_id != patient_id:
+            return Refusal.NOT_FOUND
+        if not self.live:
+            return Refusal.NOT_LIVE
+        if self.starts_at <= now:
+            return Refusal.STARTED
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class AnswerResult:
