@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -272,6 +272,8 @@ def create_dispatcher(
     bot: Bot,
     storage: BaseStorage | None = None,
     isolation: BaseEventIsolation | None = None,
+    *,
+    root: Router | None = None,  # all routers by default; MAX: the patients' only
 ) -> Dispatcher:
     uploads = UploadCoordinator(
         bot,
@@ -317,7 +319,7 @@ def create_dispatcher(
     dp.update.outer_middleware(PatientMiddleware(services.patients))
     LocaleMiddleware(services.i18n).setup(dp)
     dp.callback_query.middleware(CallbackAnswerMiddleware())
-    dp.include_router(build_root_router(services.i18n))
+    dp.include_router(root or build_root_router(services.i18n))
     return dp
 
 

@@ -150,6 +150,7 @@ async def test_an_album_arrives_as_one_message_per_file_of_one_group(
     assert len({m.media_group_id for m in messages}) == 1
     assert [m.caption for m in messages] == ["Выписка", None, None]
     assert len({u.update_id for u in updates}) == 3
+    assert len({m.message_id for m in messages}) == 3  # album parts have ids of their own
     data = await bot.download(messages[1].document.file_id)  # type: ignore[union-attr]
     assert data is not None and data.read() == files[1][1]
 

@@ -40,6 +40,14 @@ def current_messenger() -> Messenger:
     return _current.get().messenger
 
 
+def new_patient_identity() -> dict[str, object]:
+    """The identity columns of a patient registering now: the messenger, and the chat to reach
+    them when it is not their user id (MAX)."""
+    address = _current.get()
+    chat_id = address.chat_id if address.messenger is not Messenger.TELEGRAM else None
+    return {"messenger": address.messenger.value, "chat_id": chat_id}
+
+
 @contextlib.contextmanager
 def serving(messenger: Messenger, chat_id: int | None = None) -> Iterator[Address]:
     """Everything inside handles one update of ``messenger`` (from ``chat_id``)."""

@@ -33,7 +33,7 @@ import re
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiogram import BaseMiddleware, Bot
+from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.methods import (
@@ -48,7 +48,6 @@ from aiogram.types import (
     ChatMemberAdministrator,
     Contact,
     ForceReply,
-    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     TelegramObject,
@@ -56,8 +55,6 @@ from aiogram.types import (
 )
 from aiogram_max import MAX_API_URL, MaxSession
 from aiogram_max import converters as max_converters
-
-from bot.messengers.identity import Messenger, serving
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -192,6 +189,12 @@ class MaxBotSession(MaxSession):
                     "document": None,
                     **fields,
                     "media_group_id": group,
+                    # Telegram's album parts have ids of their own (uploads are keyed by them);
+                    # the first keeps the MAX seq (edits, replies), the others get negative ids
+                    # that no MAX message has.
+                    "message_id": message.message_id
+                    if index == 0
+                    else -(message.message_id * IDS_PER_EVENT + index),
                     "text": None,
                     "caption": message.caption if index == 0 else None,
                 }
@@ -339,25 +342,15 @@ def is_max_bot(bot: Bot) -> bool:
     return isinstance(bot.session, MaxSession)
 
 
-class MaxMessengerMiddleware(BaseMiddleware):
-    """Outer update middleware of the MAX Dispatcher: the update is handled as MAX's (identity,
-    the chat to answer and deliver to)."""
-
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
-        chat = data.get("event_chat")
-        with serving(Messenger.MAX, chat.id if chat is not None else None):
-            data["messenger"] = Messenger.MAX
-            return await handler(event, data)
-
-
-async def poll_max(bot: Bot, dp: Dispatcher, stop: asyncio.Event, wait_seconds: int = 25) -> None:
-    """Long polling of MAX, feeding the patients' Dispatcher. (MAX updates do not go through
-    the Telegram inbox: its update ids and worker take-over are Telegram's.)"""
+async def poll_max(
+    bot: Bot,
+    dp: Dispatcher,
+    stop: asyncio.Event,
+    feed: Callable[[Dispatcher, Bot, Update], Awaitable[Any]],
+    wait_seconds: int = 25,
+) -> None:
+    """Long polling of MAX, each update handed to ``feed`` in order. (MAX updates do not go
+    through the Telegram inbox: its update ids and worker take-over are Telegram's.)"""
     offset: int | None = None
     backoff = 1.0
     while not stop.is_set():
@@ -372,7 +365,7 @@ async def poll_max(bot: Bot, dp: Dispatcher, stop: asyncio.Event, wait_seconds: 
         for update in updates:
             offset = update.update_id + 1
             try:
-                await dp.feed_update(bot, update)
+                await feed(dp, bot, update)
             except Exception as exc:  # noqa: BLE001 - one update's failure stops no others
                 logger.error("MAX update %s failed: %s", update.update_id, type(exc).__name__)
 
@@ -380,8 +373,6 @@ async def poll_max(bot: Bot, dp: Dispatcher, stop: asyncio.Event, wait_seconds: 
 __all__ = [
     "MAX_API_URL",
     "MaxBotSession",
-    "MaxMessengerMiddleware",
-    "Message",
     "connect_max_bot",
     "create_max_bot",
     "is_max_bot",

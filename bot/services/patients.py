@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.messengers.identity import current_messenger, new_patient_identity
 from bot.services.audit import Action, Actor, AuditService, Role, record
 from bot.services.clock import Clock, local_date, utc_now
 from bot.services.validation import age_on
@@ -94,7 +95,7 @@ _PATIENT_BY_TELEGRAM_ID = select(
     Patient.consent_at,
     Patient.registered_at,
     Patient.unreachable_at,
-).where(Patient.telegram_id == bindparam("tid"))
+).where(Patient.telegram_id == bindparam("tid"), Patient.messenger == bindparam("messenger"))
 
 
 def patient_dto(p: Patient) -> PatientDTO:
@@ -135,7 +136,8 @@ class PatientService:
     async def get(self, telegram_id: int) -> PatientDTO | None:
         """Who writes (every update asks): the columns alone, by a statement built once."""
         async with self._sessions() as session:
-            row = (await session.execute(_PATIENT_BY_TELEGRAM_ID, {"tid": telegram_id})).first()
+            params = {"tid": telegram_id, "messenger": current_messenger().value}
+            row = (await session.execute(_PATIENT_BY_TELEGRAM_ID, params)).first()
         if row is None:
             return None
         fields: dict[str, Any] = dict(row._mapping)
@@ -151,6 +153,7 @@ class PatientService:
                     raise AlreadyRegisteredError
                 patient = await patients.add(
                     Patient(
+                        **new_patient_identity(),
                         telegram_id=telegram_id,
                         full_name=new.full_name,
                         birth_date=new.birth_date,

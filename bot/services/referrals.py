@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.catalog import Catalog, normalize_text
+from bot.messengers.identity import new_patient_identity
 from bot.pseudonyms import tg
 from bot.services.audit import Action, Actor, Role, record
 from bot.services.clock import EARLIEST_ZONE, Clock, local_date
@@ -677,9 +678,10 @@ class ReferralService:
         try:
             async with self._sessions.begin() as session:
                 referral = await self._pending(session, referral_id, now)
-                if await session.scalar(select(Patient).where(Patient.telegram_id == telegram_id)):
+                if await session.scalar(select(Patient).where(Patient.of_user(telegram_id))):
                     raise AlreadyRegisteredError
                 patient = Patient(
+                    **new_patient_identity(),
                     telegram_id=telegram_id,
                     full_name=new.full_name,
                     birth_date=new.birth_date,

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.storage.models import Base
@@ -38,6 +38,10 @@ class OutboxMessage(Base):
     method: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]]
     chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    #: Which bot delivers it: "telegram" or "max" (the chat id is that messenger's).
+    messenger: Mapped[str] = mapped_column(
+        String(16), default="telegram", server_default="telegram"
+    )
     patient_id: Mapped[int | None] = mapped_column(
         ForeignKey("patients.id", ondelete="CASCADE"), index=True
     )
@@ -54,3 +58,10 @@ class OutboxMessage(Base):
     result_message_id: Mapped[int | None] = mapped_column(BigInteger)
     dedup_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     group_key: Mapped[str | None] = mapped_column(String(128), index=True)
+
+
+@event.listens_for(OutboxMessage, "init")
+def _telegram_unless_told(target: OutboxMessage, _args: Any, kwargs: dict[str, Any]) -> None:
+    """A row made without a messenger is Telegram's (the writers predate MAX, and the keyed
+    insert copies every attribute, so the column default would not apply)."""
+    kwargs.setdefault("messenger", "telegram")
