@@ -121,7 +121,7 @@ async def run(settings: Settings, catalog: Catalog) -> None:
         from bot.messengers.max_front import MaxFront
 
         max_front = await MaxFront.create(
-            settings, services, dialogues.storage, dialogues.isolation
+            settings, services, dialogues.storage, dialogues.isolation, telegram_bot=bot
         )
 
     # The scheduler runs here only while this process holds the database lease (a standby

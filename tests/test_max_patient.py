@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from aiogram.methods import GetUpdates
 from bot.config import SettingsError
 from bot.messengers.max_adapter import create_max_bot
 from bot.messengers.max_front import MaxFront, feed_max_update, require_max_support
-from fakegram.client import FakeUser
+from fakegram.client import FakeGroup, FakeUser
 from fakemax import FakeMax, FakeMaxUser
 from tests.conftest import Harness
 from tests.helpers import BIRTH, NAME, PHONE, register
@@ -63,6 +64,7 @@ async def max_side(harness: Harness) -> AsyncIterator[MaxSide]:
             harness.dialogues.storage,
             harness.dialogues.isolation,
             bot=bot,
+            telegram_bot=harness.bot,
         )
         await front.dp.emit_startup(bot=bot, **front.dp.workflow_data)
         side = MaxSide(harness, server, front)
@@ -183,3 +185,50 @@ def test_a_max_token_without_aiogram_max_is_refused_clearly(monkeypatch: Any) ->
     monkeypatch.setattr(builtins, "__import__", no_aiogram_max)
     with pytest.raises(SettingsError, match=r"Python >= 3\.12"):
         require_max_support()
+
+
+async def test_a_doctor_in_telegram_assigns_a_time_and_the_max_patient_is_told(
+    harness: Harness, max_side: MaxSide, make_user: Any
+) -> None:
+    center = harness.catalog.center("bakulev")
+    assert center is not None
+    group = FakeGroup(harness.fake, center.staff_chat_id, "НМИЦ ССХ — заявки", is_forum=True)
+    doctor = make_user(first_name="Пётр", last_name="Врачев")
+    group.add_member(doctor)
+    patient = FakeMaxUser(max_side.server, 81_000_004)
+    await register_on_max(patient)
+    await patient.click("📨 Заявка в центр")
+    await patient.click("НМИЦ ССХ им. А.Н. Бакулева")
+    await patient.click("Ишемическая болезнь сердца")
+    await patient.send("ИБС, стенокардия напряжения")
+    await patient.send("Давящие боли за грудиной при ходьбе, около года")
+    await _submit(patient)
+    await harness.deliver()
+    card = next(m for m in group.messages() if "Заявка №" in (m.text or ""))
+    assert NAME in card.text  # the card went to the Telegram staff forum
+
+    await doctor.click_in_group(group, "🗓 Назначить дату и время")
+    await doctor.click_in_group(group, "28")
+    await doctor.click_in_group(group, "14:30")
+    await doctor.click_in_group(group, "✅ Назначить")
+    await harness.deliver()
+    notice = patient.last_text()
+    assert "28.11.2026 19:30 (Asia/Irkutsk)" in notice  # on MAX, in the patient's zone
+    assert any(name.endswith(".ics") for name, _ in patient.received_files())  # the calendar
+    assert "https://meet.jit.si/oblako-" in notice  # the video link
+    thread = group.topics()[0].thread_id
+    await patient.click("✅ Подтверждаю")  # a callback button on MAX, handled by the MAX front
+    await harness.deliver()
+    assert any("подтвердил" in (m.text or "") for m in group.messages(thread_id=thread))
+
+    await doctor.click_in_group(group, "📝 Заключение")
+    await doctor.send_in_group(group, "Рекомендована коронарография.", thread_id=thread)
+    await harness.deliver()
+    assert "Рекомендована коронарография." in patient.last_text()
+    await patient.click("📝 Мои заключения")
+    await patient.click(re.compile("Пётр Врачев"))
+    assert "Рекомендована коронарография." in patient.last_text()
+    rows = await harness.rows(
+        "SELECT DISTINCT messenger, chat_id FROM outbox WHERE patient_id IS NOT NULL"
+    )
+    assert ("max", patient.chat_id) in [tuple(r) for r in rows]

@@ -26,6 +26,8 @@ class Address:
 
     messenger: Messenger
     chat_id: int | None = None
+    #: The patient's user id on that messenger, when known (the outbox speaks of patients by it).
+    user_id: int | None = None
 
 
 _TELEGRAM = Address(Messenger.TELEGRAM)
@@ -49,9 +51,11 @@ def new_patient_identity() -> dict[str, object]:
 
 
 @contextlib.contextmanager
-def serving(messenger: Messenger, chat_id: int | None = None) -> Iterator[Address]:
-    """Everything inside handles one update of ``messenger`` (from ``chat_id``)."""
-    address = Address(messenger, chat_id)
+def serving(
+    messenger: Messenger, chat_id: int | None = None, user_id: int | None = None
+) -> Iterator[Address]:
+    """Everything inside handles one update (or outbox row) of ``messenger`` for ``chat_id``."""
+    address = Address(messenger, chat_id, user_id)
     token = _current.set(address)
     try:
         yield address

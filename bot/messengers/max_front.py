@@ -29,6 +29,7 @@ from bot.handlers import (
     run_sync_filters_inline,
 )
 from bot.messengers.identity import Messenger, serving
+from bot.messengers.routing import DeliverToMax
 from bot.middlewares import FlowMiddleware
 
 if TYPE_CHECKING:
@@ -115,7 +116,10 @@ class MaxFront:
         isolation: BaseEventIsolation | None = None,
         *,
         bot: Bot | None = None,
+        telegram_bot: Bot | None = None,
     ) -> MaxFront:
+        """``telegram_bot``: the bot of the outbox and the staff handlers; its calls to a MAX
+        patient's chat are routed to the MAX bot (bot.messengers.routing)."""
         require_max_support()
         from bot.app import create_dispatcher
         from bot.messengers.max_adapter import connect_max_bot
@@ -125,6 +129,8 @@ class MaxFront:
             bot = await connect_max_bot(
                 settings.max_bot_token.get_secret_value(), settings.max_api_base
             )
+        if telegram_bot is not None:
+            telegram_bot.session.middleware(DeliverToMax(bot))
         dp = create_dispatcher(
             services, bot, storage, isolation, root=build_patient_router(services.i18n)
         )

@@ -8,9 +8,9 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, event
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from bot.storage.models import Base
+from bot.storage.models import Base, Patient
 
 
 class OutboxStatus(StrEnum):
@@ -65,3 +65,26 @@ def _telegram_unless_told(target: OutboxMessage, _args: Any, kwargs: dict[str, A
     """A row made without a messenger is Telegram's (the writers predate MAX, and the keyed
     insert copies every attribute, so the column default would not apply)."""
     kwargs.setdefault("messenger", "telegram")
+
+
+def _address_by_messenger(session: Session, _context: Any, _instances: Any) -> None:
+    """A patient is (messenger, user id): a row written to a MAX patient's user id (the writers
+    speak of patients by ``telegram_id``) goes to their MAX dialog, delivered by the MAX bot."""
+    rows = [
+        row
+        for row in session.new
+        if isinstance(row, OutboxMessage)
+        and row.patient_id is not None
+        and row.messenger in (None, "telegram")
+    ]
+    for row in rows:
+        patient = session.get(Patient, row.patient_id)
+        if patient is None or patient.messenger == "telegram":
+            continue
+        if row.chat_id == patient.telegram_id and patient.chat_id is not None:
+            row.messenger = patient.messenger
+            row.chat_id = patient.chat_id
+
+
+# Before the outbox's own before_flush (bot.services.outbox), which inserts keyed rows itself.
+event.listen(Session, "before_flush", _address_by_messenger, insert=True)
