@@ -161,7 +161,8 @@ class FakeMaxUser:
         return [m for m in self.server.chat_messages(self.chat_id) if m.from_bot]
 
     def texts(self) -> list[str]:
-        return [m.text or "" for m in self.bot_messages()]
+        """What the person sees (html without tags)."""
+        return [m.visible_text for m in self.bot_messages()]
 
     def last(self) -> MaxMessage:
         messages = self.bot_messages()
@@ -169,7 +170,7 @@ class FakeMaxUser:
         return messages[-1]
 
     def last_text(self) -> str:
-        return self.last().text or ""
+        return self.last().visible_text
 
     def buttons(self, message: MaxMessage | None = None) -> list[list[str]]:
         target = message or self.last()

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import itertools
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -59,6 +61,13 @@ class MaxMessage:
     timestamp: int = field(default_factory=now_ms)
     deleted: bool = False
     edits: int = 0
+
+    @property
+    def visible_text(self) -> str:
+        """What the person sees: an html message without its tags."""
+        if self.format != "html":
+            return self.text or ""
+        return html.unescape(re.sub(r"<[^>]+>", "", self.text or ""))
 
     @property
     def from_bot(self) -> bool:

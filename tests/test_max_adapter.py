@@ -213,3 +213,18 @@ async def test_commands_have_one_list_without_scopes(server: FakeMax, bot: Bot) 
         language_code="en",
     )  # scope and language are dropped, with a warning
     assert server.commands == [{"name": "start", "description": "Начать"}]
+
+
+async def test_html_goes_as_html_where_the_plain_session_escaped_it(
+    server: FakeMax, bot: Bot, plain_bot: Bot
+) -> None:
+    from aiogram.client.default import DefaultBotProperties
+    from aiogram.enums import ParseMode
+
+    user = FakeMaxUser(server, 49)
+    plain_bot.default = DefaultBotProperties(parse_mode=ParseMode.HTML)  # as our Telegram bot
+    await plain_bot.send_message(user.chat_id, "<b>Важно</b>")
+    assert user.last().text == "&lt;b&gt;Важно&lt;/b&gt;"  # the gap: taken for Markdown
+    await bot.send_message(user.chat_id, "<b>Важно</b> &amp; срочно")
+    assert (user.last().text, user.last().format) == ("<b>Важно</b> &amp; срочно", "html")
+    assert user.last_text() == "Важно & срочно"

@@ -27,6 +27,7 @@ from bot.fsm.states import Relay
 from bot.handlers.flow import Flow
 from bot.i18n import N_, variants
 from bot.keyboards import menu as menu_kb
+from bot.messengers.identity import Messenger, serving
 from bot.pseudonyms import tg
 from bot.services.applications import ConsultationStatus
 from bot.services.clock import Clock, local_date
@@ -424,7 +425,9 @@ class DutyDesk:
             return
         patient, reply_to = found
         try:
-            pairs = await self._send_to_patient(message, patient, reply_to)
+            # A MAX patient: the calls to them go to the MAX bot (bot.messengers.routing).
+            with serving(Messenger(patient.messenger), patient.chat_id, patient.telegram_id):
+                pairs = await self._send_to_patient(message, patient, reply_to)
         except TelegramForbiddenError:
             await self.patient_blocked(message, patient)
             return

@@ -19,6 +19,8 @@ says what it fixes and is written so it could be offered upstream as it is:
    validation (fields aiogram added since); the required ``can_*`` are filled with ``False``.
 8. ``callback.answer(show_alert=True)``: MAX has no modal alert; the text goes as a notification
    and the loss is logged, never silent.
+9. HTML: a parse mode given as aiogram's ``ParseMode.HTML`` (as ``DefaultBotProperties`` holds
+   it) was compared as ``str()`` ("ParseMode.HTML"), taken for Markdown, and the tags escaped.
 
 Known and not fixable here (platform): no forum topics, no ``copy_message`` or ``send_contact``,
 video and audio from a user arrive as documents, one command list without scopes or languages,
@@ -34,7 +36,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiogram import Bot
-from aiogram.client.default import DefaultBotProperties
+from aiogram.client.default import Default, DefaultBotProperties
 from aiogram.enums import ParseMode
 from aiogram.methods import (
     AnswerCallbackQuery,
@@ -241,6 +243,20 @@ class MaxBotSession(MaxSession):
         if keyboard is not None:
             payload = {**payload, "attachments": [*payload.get("attachments", []), keyboard]}
         return await super()._post_message(chat_id, payload, wait_attachment=wait_attachment)
+
+    # --- fix 9 (parse modes given as aiogram's enum) -----------------------------------------
+
+    def _render_markup(
+        self, bot: Bot, text: str | None, parse_mode: Any, entities: Any
+    ) -> tuple[str, str | None]:
+        # aiogram-max compares str(parse_mode) with "HTML"; str(ParseMode.HTML) is
+        # "ParseMode.HTML" on Python >= 3.11, so HTML was taken for Markdown and escaped.
+        if isinstance(parse_mode, Default):
+            parse_mode = bot.default.parse_mode
+        if isinstance(parse_mode, ParseMode):
+            parse_mode = parse_mode.value
+        rendered: tuple[str, str | None] = super()._render_markup(bot, text, parse_mode, entities)
+        return rendered
 
     # --- fix 5 (edits keep the old buttons) --------------------------------------------------
 

@@ -29,7 +29,7 @@ from bot.handlers import (
     run_sync_filters_inline,
 )
 from bot.messengers.identity import Messenger, serving
-from bot.messengers.routing import DeliverToMax
+from bot.messengers.routing import DeliverToMax, DeliverToTelegram, incoming_max_message
 from bot.middlewares import FlowMiddleware
 
 if TYPE_CHECKING:
@@ -96,8 +96,13 @@ def chat_of(update: Update) -> int | None:
 
 async def feed_max_update(dp: Dispatcher, bot: Bot, update: Update) -> Any:
     """Handle one MAX update as MAX's: identity (messenger, user id), the chat to answer."""
-    with serving(Messenger.MAX, chat_of(update)):
-        return await dp.feed_update(bot, update)
+    user = update.message.from_user if update.message is not None else None
+    token = incoming_max_message.set(update.message)
+    try:
+        with serving(Messenger.MAX, chat_of(update), user.id if user else None):
+            return await dp.feed_update(bot, update)
+    finally:
+        incoming_max_message.reset(token)
 
 
 @dataclass
@@ -131,6 +136,7 @@ class MaxFront:
             )
         if telegram_bot is not None:
             telegram_bot.session.middleware(DeliverToMax(bot))
+            bot.session.middleware(DeliverToTelegram(telegram_bot))
         dp = create_dispatcher(
             services, bot, storage, isolation, root=build_patient_router(services.i18n)
         )
