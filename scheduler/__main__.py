@@ -55,6 +55,11 @@ async def run(settings: Settings, catalog: Catalog) -> None:
     i18n = create_i18n(settings.default_locale)
     services = Services.create(settings, catalog, engine, i18n, utc_now)
     bot = create_bot(settings)
+    max_bot = None
+    if settings.max_bot_token is not None:  # rows to MAX patients go out through the MAX bot
+        from bot.messengers.max_front import attach_max_delivery
+
+        max_bot = await attach_max_delivery(settings, bot)
     metrics = Metrics()
     metrics.instrument_bot(bot)
     runner = build_runner(services, build_outbox(services, bot))
@@ -81,6 +86,8 @@ async def run(settings: Settings, catalog: Catalog) -> None:
             await observability.stop()
         await runner.stop()
         await bot.session.close()
+        if max_bot is not None:
+            await max_bot.session.close()
         await engine.dispose()
         logger.info("scheduler stopped")
 

@@ -157,3 +157,17 @@ class MaxFront:
                 await self._task
         await self.dp.emit_shutdown(bot=self.bot, **self.dp.workflow_data)
         await self.bot.session.close()
+
+
+async def attach_max_delivery(settings: Settings, telegram_bot: Bot) -> Bot:
+    """For a process that only delivers the outbox (``python -m scheduler``): the MAX bot, with
+    the Telegram bot's calls to a MAX patient's chat routed to it. The caller closes it."""
+    require_max_support()
+    from bot.messengers.max_adapter import connect_max_bot
+
+    assert settings.max_bot_token is not None
+    max_bot = await connect_max_bot(
+        settings.max_bot_token.get_secret_value(), settings.max_api_base
+    )
+    telegram_bot.session.middleware(DeliverToMax(max_bot))
+    return max_bot
