@@ -181,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(**overrides)
         if settings.webhook:
             settings.check_webhook()
+        if settings.max_bot_token is not None:
+            from bot.messengers import require_max_support
+
+            require_max_support()
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2

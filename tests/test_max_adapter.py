@@ -228,3 +228,19 @@ async def test_html_goes_as_html_where_the_plain_session_escaped_it(
     await bot.send_message(user.chat_id, "<b>Важно</b> &amp; срочно")
     assert (user.last().text, user.last().format) == ("<b>Важно</b> &amp; срочно", "html")
     assert user.last_text() == "Важно & срочно"
+
+
+async def test_after_a_restart_an_old_message_cannot_be_edited_and_says_why(
+    server: FakeMax, bot: Bot
+) -> None:
+    user = FakeMaxUser(server, 50)
+    sent = await bot.send_message(user.chat_id, "Шаг 1")
+    restarted = create_max_bot(TOKEN, server.base_url, bot_id=server.bot_user["user_id"])
+    try:
+        with pytest.raises(MaxApiError, match="рестарт"):
+            await restarted.edit_message_text(
+                "Шаг 2", chat_id=user.chat_id, message_id=sent.message_id
+            )
+    finally:
+        await restarted.session.close()
+    assert user.last_text() == "Шаг 1"

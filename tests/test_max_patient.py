@@ -16,8 +16,9 @@ require_aiogram_max()  # skips without aiogram-max, except in the CI pass that r
 from aiogram.methods import GetUpdates
 
 from bot.config import SettingsError
+from bot.messengers import require_max_support
 from bot.messengers.max_adapter import create_max_bot
-from bot.messengers.max_front import MaxFront, feed_max_update, require_max_support
+from bot.messengers.max_front import MaxFront, feed_max_update
 from fakegram.client import FakeGroup, FakeUser
 from fakemax import FakeMax, FakeMaxUser
 from tests.conftest import Harness
@@ -173,16 +174,14 @@ async def _submit(patient: FakeMaxUser) -> None:
 
 
 def test_a_max_token_without_aiogram_max_is_refused_clearly(monkeypatch: Any) -> None:
-    import builtins
+    import importlib.util
 
-    real_import = builtins.__import__
+    real_find_spec = importlib.util.find_spec
 
-    def no_aiogram_max(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "aiogram_max":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
+    def without_aiogram_max(name: str, *args: Any, **kwargs: Any) -> Any:
+        return None if name == "aiogram_max" else real_find_spec(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_aiogram_max)
+    monkeypatch.setattr(importlib.util, "find_spec", without_aiogram_max)
     with pytest.raises(SettingsError, match=r"Python >= 3\.12"):
         require_max_support()
 

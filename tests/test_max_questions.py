@@ -12,7 +12,16 @@ from fakemax import FakeMaxUser
 from tests.conftest import Harness
 from tests.test_documents import pdf
 from tests.test_max_patient import MaxSide, max_side, register_on_max
-from tests.test_relay import ASK, SIGNED, TOPIC, doctor, duty_chat_id, forum, harness
+from tests.test_relay import (
+    ASK,
+    SIGNED,
+    TOPIC,
+    doctor,
+    document_in_group,
+    duty_chat_id,
+    forum,
+    harness,
+)
 
 __all__ = ["doctor", "duty_chat_id", "forum", "harness", "max_side"]  # fixtures used here
 
@@ -38,3 +47,17 @@ async def test_a_question_from_max_is_answered_from_the_telegram_topic(
         forum, "Бегать пока рано, начните с ходьбы.", thread_id=topic.thread_id
     )
     assert patient.last_text() == f"{SIGNED}\nБегать пока рано, начните с ходьбы."
+
+
+async def test_a_doctors_file_is_not_copied_to_max_and_the_doctor_is_told(
+    harness: Harness, max_side: MaxSide, forum: FakeGroup, doctor: FakeUser
+) -> None:
+    patient = FakeMaxUser(max_side.server, 82_000_002)
+    await register_on_max(patient)
+    await patient.click(ASK)
+    await patient.send("Вопрос")
+    [topic] = forum.topics()
+    before = len(patient.bot_messages())
+    await document_in_group(doctor, forum, pdf("plan"), "plan.pdf", topic.thread_id)
+    assert len(patient.bot_messages()) == before
+    assert "не доставлено" in (forum.messages(thread_id=topic.thread_id)[-1].text or "")

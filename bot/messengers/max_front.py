@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiogram import F, Router
 
-from bot.config import Settings, SettingsError
+from bot.config import Settings
 from bot.handlers import (
     Registered,
     applications,
@@ -28,6 +28,7 @@ from bot.handlers import (
     reminders,
     run_sync_filters_inline,
 )
+from bot.messengers import require_max_support
 from bot.messengers.identity import Messenger, serving
 from bot.messengers.routing import DeliverToMax, DeliverToTelegram, incoming_max_message
 from bot.middlewares import FlowMiddleware
@@ -41,17 +42,6 @@ if TYPE_CHECKING:
     from bot.app import Services
 
 logger = logging.getLogger("bot.messengers.max")
-
-
-def require_max_support() -> None:
-    """MAX_BOT_TOKEN set where aiogram-max cannot run: said at start, never ignored."""
-    try:
-        import aiogram_max  # noqa: F401
-    except ImportError:
-        raise SettingsError(
-            "MAX_BOT_TOKEN is set but aiogram-max is not installed: MAX needs Python >= 3.12 "
-            'and `pip install ".[max]"` (or unset MAX_BOT_TOKEN)'
-        ) from None
 
 
 def build_patient_router(i18n: I18n) -> Router:
