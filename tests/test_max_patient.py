@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -219,6 +220,14 @@ async def test_a_doctor_in_telegram_assigns_a_time_and_the_max_patient_is_told(
     await patient.click("✅ Подтверждаю")  # a callback button on MAX, handled by the MAX front
     await harness.deliver()
     assert any("подтвердил" in (m.text or "") for m in group.messages(thread_id=thread))
+
+    # the reminder 24 h before, with its buttons, on MAX
+    start = datetime(2026, 11, 28, 11, 30, tzinfo=UTC)
+    harness.clock.now = start - timedelta(hours=24)
+    await harness.deliver()
+    assert "через 24 ч" in patient.last_text()
+    assert patient.button_types().get("✅ Буду") == "callback"
+    await patient.click("✅ Буду")
 
     await doctor.click_in_group(group, "📝 Заключение")
     await doctor.send_in_group(group, "Рекомендована коронарография.", thread_id=thread)
