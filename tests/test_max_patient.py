@@ -240,3 +240,25 @@ async def test_a_doctor_in_telegram_assigns_a_time_and_the_max_patient_is_told(
         "SELECT DISTINCT messenger, chat_id FROM outbox WHERE patient_id IS NOT NULL"
     )
     assert ("max", patient.chat_id) in [tuple(r) for r in rows]
+
+
+async def test_a_broadcast_reaches_patients_on_both_messengers(
+    harness: Harness, max_side: MaxSide, user: FakeUser
+) -> None:
+    from bot.services.broadcasts import Audience, AudienceKind, Content, ContentKind
+
+    await register(user)
+    on_max = FakeMaxUser(max_side.server, 81_000_005)
+    await register_on_max(on_max)
+    await harness.services.broadcasts.start(
+        token="t1",
+        author_id=1,
+        chat_id=1,
+        message_id=None,
+        content=Content(ContentKind.TEXT, "Завтра приём не ведётся"),
+        audience=Audience(AudienceKind.ALL),
+    )
+    harness.clock.advance(minutes=1)  # recipients are spaced out
+    await harness.deliver()
+    assert user.last_text() == "Завтра приём не ведётся"
+    assert on_max.last_text() == "Завтра приём не ведётся"

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, event
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from bot.storage.models import Base, Patient
@@ -69,7 +69,8 @@ def _telegram_unless_told(target: OutboxMessage, _args: Any, kwargs: dict[str, A
 
 def _address_by_messenger(session: Session, _context: Any, _instances: Any) -> None:
     """A patient is (messenger, user id): a row written to a MAX patient's user id (the writers
-    speak of patients by ``telegram_id``) goes to their MAX dialog, delivered by the MAX bot."""
+    speak of patients by ``telegram_id``) goes to their MAX dialog, delivered by the MAX bot.
+    One query per flush (a broadcast writes thousands of rows in one)."""
     rows = [
         row
         for row in session.new
@@ -77,13 +78,21 @@ def _address_by_messenger(session: Session, _context: Any, _instances: Any) -> N
         and row.patient_id is not None
         and row.messenger in (None, "telegram")
     ]
+    if not rows:
+        return
+    ids = {row.patient_id for row in rows}
+    elsewhere = {
+        patient_id: (messenger, user_id, chat_id)
+        for patient_id, messenger, user_id, chat_id in session.execute(
+            select(Patient.id, Patient.messenger, Patient.telegram_id, Patient.chat_id).where(
+                Patient.id.in_(ids), Patient.messenger != "telegram"
+            )
+        )
+    }
     for row in rows:
-        patient = session.get(Patient, row.patient_id)
-        if patient is None or patient.messenger == "telegram":
-            continue
-        if row.chat_id == patient.telegram_id and patient.chat_id is not None:
-            row.messenger = patient.messenger
-            row.chat_id = patient.chat_id
+        found = elsewhere.get(row.patient_id) if row.patient_id is not None else None
+        if found is not None and row.chat_id == found[1] and found[2] is not None:
+            row.messenger, row.chat_id = found[0], found[2]
 
 
 # Before the outbox's own before_flush (bot.services.outbox), which inserts keyed rows itself.
