@@ -14,6 +14,7 @@ from tests.max_support import require_aiogram_max
 require_aiogram_max()  # skips without aiogram-max, except in the CI pass that runs MAX
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest, TelegramNotFound
 from aiogram.methods import GetUpdates
 from aiogram.types import (
     InlineKeyboardButton,
@@ -23,7 +24,7 @@ from aiogram.types import (
     ReplyKeyboardRemove,
     Update,
 )
-from aiogram_max import MaxApiError, make_bot
+from aiogram_max import make_bot
 
 from bot.messengers.max_adapter import chat_member, create_max_bot
 from fakemax import FakeMax, FakeMaxUser
@@ -66,7 +67,7 @@ async def test_a_private_chat_is_answered_by_its_chat_id_not_the_user_id(
     assert update.message.chat.id == user.chat_id != update.message.from_user.id
     await update.message.answer("Ответ")  # by chat id: arrives
     assert user.last_text() == "Ответ"
-    with pytest.raises(MaxApiError, match=r"chat\.not\.found"):
+    with pytest.raises(TelegramNotFound, match=r"chat\.not\.found"):  # as aiogram's error
         await bot.send_message(user.user_id, "to the user id")
 
 
@@ -237,7 +238,7 @@ async def test_after_a_restart_an_old_message_cannot_be_edited_and_says_why(
     sent = await bot.send_message(user.chat_id, "Шаг 1")
     restarted = create_max_bot(TOKEN, server.base_url, bot_id=server.bot_user["user_id"])
     try:
-        with pytest.raises(MaxApiError, match="рестарт"):
+        with pytest.raises(TelegramBadRequest, match="рестарт"):
             await restarted.edit_message_text(
                 "Шаг 2", chat_id=user.chat_id, message_id=sent.message_id
             )

@@ -21,6 +21,8 @@ says what it fixes and is written so it could be offered upstream as it is:
    and the loss is logged, never silent.
 9. HTML: a parse mode given as aiogram's ``ParseMode.HTML`` (as ``DefaultBotProperties`` holds
    it) was compared as ``str()`` ("ParseMode.HTML"), taken for Markdown, and the tags escaped.
+10. Errors: MAX's HTTP errors came as the library's own ``MaxApiError``, which code written for
+    Telegram does not catch; they are raised as aiogram's (429, 403, 404, 5xx, bad request).
 
 Known and not fixable here (platform): no forum topics, no ``copy_message`` or ``send_contact``,
 video and audio from a user arrive as documents, one command list without scopes or languages,
@@ -35,9 +37,19 @@ import re
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import httpx
 from aiogram import Bot
 from aiogram.client.default import Default, DefaultBotProperties
 from aiogram.enums import ParseMode
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.methods import (
     AnswerCallbackQuery,
     EditMessageText,
@@ -55,7 +67,7 @@ from aiogram.types import (
     TelegramObject,
     Update,
 )
-from aiogram_max import MAX_API_URL, MaxSession
+from aiogram_max import MAX_API_URL, MaxApiError, MaxSession
 from aiogram_max import converters as max_converters
 
 if TYPE_CHECKING:
@@ -227,6 +239,10 @@ class MaxBotSession(MaxSession):
                 result = await getattr(self, override)(bot, method)
             else:
                 result = await super().make_request(bot, method, timeout)
+        except MaxApiError as error:
+            raise as_aiogram_error(method, error) from error
+        except httpx.TransportError as error:
+            raise TelegramNetworkError(method, f"MAX: {type(error).__name__}") from error
         finally:
             _pending_keyboard.reset(token)
         # fix 6: what the session returns is bound to the bot, as aiogram's own session does.
@@ -294,6 +310,27 @@ class MaxBotSession(MaxSession):
         if method.show_alert and method.text:
             self._degrade("show_alert", "MAX has no modal alert: shown as a notification")
         return bool(await super()._answer_callback(bot, method))
+
+
+def as_aiogram_error(method: TelegramMethod[Any], error: MaxApiError) -> TelegramAPIError:
+    """MAX's HTTP errors as aiogram's exceptions (fix 10), so code written for Telegram (the
+    outbox's retries and 429 pauses, "blocked" on 403, "not delivered" on a bad request) works
+    on MAX too. The text is MAX's error code, never the message body."""
+    code = _error_code(error.body)
+    if error.status == 429:
+        return TelegramRetryAfter(method, f"MAX: {code}", retry_after=1)
+    if error.status == 403:
+        return TelegramForbiddenError(method, f"MAX: {code}")
+    if error.status == 404:
+        return TelegramNotFound(method, f"MAX: {code}")
+    if error.status >= 500:
+        return TelegramServerError(method, f"MAX: {code}")
+    return TelegramBadRequest(method, f"MAX: {code} {error.body[:200]}")
+
+
+def _error_code(body: str) -> str:
+    match = re.search(r'"code"\s*:\s*"([^"]+)"', body)
+    return match.group(1) if match else "error"
 
 
 _OVERRIDES: dict[type[TelegramMethod[Any]], str] = {
