@@ -775,16 +775,16 @@ async def ask_csv(_flow: Flow, _schedule: ScheduleService, _draft: ScheduleDraft
 
 #: What each step of the dialogues asks.
 PROMPTS: dict[str | None, Asker] = {
-    Schedule.doctor_name.state: plain("schedule.ask_doctor_name", kb.step_nav),
-    Schedule.doctor_specialty.state: plain("schedule.ask_specialty", kb.specialties),
-    Schedule.doctor_about.state: plain("schedule.ask_about", kb.about_step),
+    Schedule.doctor_name.state: plain(N_("schedule.ask_doctor_name"), kb.step_nav),
+    Schedule.doctor_specialty.state: plain(N_("schedule.ask_specialty"), kb.specialties),
+    Schedule.doctor_about.state: plain(N_("schedule.ask_about"), kb.about_step),
     Schedule.doctor_confirm.state: ask_doctor_confirm,
     Schedule.slots_doctor.state: ask_slots_doctor,
     Schedule.slots_dates.state: ask_dates,
     Schedule.slots_weekdays.state: ask_weekdays,
-    Schedule.slots_hours.state: plain("schedule.ask_hours", kb.step_nav),
-    Schedule.slots_length.state: plain("schedule.ask_length", kb.lengths),
-    Schedule.slots_time_zone.state: plain("schedule.ask_time_zone", kb.time_zones),
+    Schedule.slots_hours.state: plain(N_("schedule.ask_hours"), kb.step_nav),
+    Schedule.slots_length.state: plain(N_("schedule.ask_length"), kb.lengths),
+    Schedule.slots_time_zone.state: plain(N_("schedule.ask_time_zone"), kb.time_zones),
     Schedule.slots_preview.state: ask_preview,
     Schedule.csv_upload.state: ask_csv,
 }
