@@ -385,4 +385,6 @@ class BotState:
     update_log: list[JSON] = field(default_factory=list)
     update_sink: UpdateSink | None = None
     poller: asyncio.Future[str] | None = None
+    #: getUpdates requests received so far (counted when they arrive, not when they return).
+    polls: int = 0
     settings: dict[str, Any] = field(default_factory=dict)

@@ -908,14 +908,24 @@ class FakeTelegram:
         timeout: float = 10.0,  # noqa: ASYNC109 - part of the test-facing API
         *,
         token: str | int | None = None,
+        after: int | None = None,
     ) -> None:
-        """Wait until the bot has a getUpdates long poll waiting (it is ready for updates)."""
+        """Wait until the bot has a getUpdates long poll waiting (it is ready for updates); with
+        ``after`` (a ``poll_count()`` taken before), until a getUpdates request arrived since
+        then: a bot started anew is polling (a long poll is logged as a call only when it
+        returns, up to its timeout later, and a killed process's poll may still be waiting)."""
         bot = self.bot_state(token)
 
         def probe() -> bool | None:
+            if after is not None:
+                return True if bot.polls > after else None
             return True if bot.poller is not None and not bot.poller.done() else None
 
         await self._signal.wait_for(probe, timeout, lambda: "a waiting getUpdates long poll")
+
+    def poll_count(self, *, token: str | int | None = None) -> int:
+        """getUpdates requests received so far (see ``wait_for_polling``)."""
+        return self.bot_state(token).polls
 
     # --------------------------------------------------------------- events
     def event_seq(self, *, token: str | int | None = None) -> int:
@@ -1732,12 +1742,6 @@ class FakeTelegram:
     async def _m_getMe(self, bot: BotState, p: Params) -> JSON:
         return dict(bot.user)
 
-    async def _m_logOut(self, bot: BotState, p: Params) -> bool:
-        return True
-
-    async def _m_close(self, bot: BotState, p: Params) -> bool:
-        return True
-
     # ------------------------------------------------------------ updates
     async def _m_getUpdates(self, bot: BotState, p: Params) -> list[JSON]:
         if bot.webhook is not None:
@@ -1746,6 +1750,8 @@ class FakeTelegram:
                 "Conflict: can't use getUpdates method while webhook is active; "
                 "use deleteWebhook to delete the webhook first",
             )
+        bot.polls += 1
+        self._signal.fire()
         offset = p.integer("offset")
         limit = p.integer("limit") or 100
         limit = max(1, min(100, limit))
@@ -1890,48 +1896,16 @@ class FakeTelegram:
         key = (self._scope_key(p.json("scope")), p.string("language_code") or "")
         return [dict(c) for c in bot.commands.get(key, [])]
 
-    async def _m_deleteMyCommands(self, bot: BotState, p: Params) -> bool:
-        key = (self._scope_key(p.json("scope")), p.string("language_code") or "")
-        bot.commands.pop(key, None)
-        return True
-
     async def _m_setMyDescription(self, bot: BotState, p: Params) -> bool:
         bot.settings[f"description:{p.string('language_code') or ''}"] = (
             p.string("description") or ""
         )
         return True
 
-    async def _m_getMyDescription(self, bot: BotState, p: Params) -> JSON:
-        key = f"description:{p.string('language_code') or ''}"
-        return {"description": bot.settings.get(key, "")}
-
     async def _m_setMyShortDescription(self, bot: BotState, p: Params) -> bool:
         key = f"short_description:{p.string('language_code') or ''}"
         bot.settings[key] = p.string("short_description") or ""
         return True
-
-    async def _m_getMyShortDescription(self, bot: BotState, p: Params) -> JSON:
-        key = f"short_description:{p.string('language_code') or ''}"
-        return {"short_description": bot.settings.get(key, "")}
-
-    async def _m_setMyName(self, bot: BotState, p: Params) -> bool:
-        bot.settings[f"name:{p.string('language_code') or ''}"] = p.string("name") or ""
-        return True
-
-    async def _m_getMyName(self, bot: BotState, p: Params) -> JSON:
-        key = f"name:{p.string('language_code') or ''}"
-        return {"name": bot.settings.get(key, bot.user["first_name"])}
-
-    async def _m_setChatMenuButton(self, bot: BotState, p: Params) -> bool:
-        button = p.json("menu_button") or {"type": "default"}
-        chat_id = p.integer("chat_id")
-        bot.settings[f"menu_button:{chat_id or ''}"] = button
-        return True
-
-    async def _m_getChatMenuButton(self, bot: BotState, p: Params) -> JSON:
-        chat_id = p.integer("chat_id")
-        button = bot.settings.get(f"menu_button:{chat_id or ''}") or {"type": "commands"}
-        return dict(button)
 
     # ----------------------------------------------------------- messages
     async def _m_sendMessage(self, bot: BotState, p: Params) -> JSON:
@@ -1972,17 +1946,8 @@ class FakeTelegram:
     async def _m_sendDocument(self, bot: BotState, p: Params) -> JSON:
         return await self._send_media(bot, p, "document", "sendDocument")
 
-    async def _m_sendVideo(self, bot: BotState, p: Params) -> JSON:
-        return await self._send_media(bot, p, "video", "sendVideo")
-
-    async def _m_sendAudio(self, bot: BotState, p: Params) -> JSON:
-        return await self._send_media(bot, p, "audio", "sendAudio")
-
     async def _m_sendVoice(self, bot: BotState, p: Params) -> JSON:
         return await self._send_media(bot, p, "voice", "sendVoice")
-
-    async def _m_sendAnimation(self, bot: BotState, p: Params) -> JSON:
-        return await self._send_media(bot, p, "animation", "sendAnimation")
 
     async def _m_sendVideoNote(self, bot: BotState, p: Params) -> JSON:
         return await self._send_media(bot, p, "video_note", "sendVideoNote")
@@ -2284,37 +2249,6 @@ class FakeTelegram:
         )
         return {"message_id": msg.message_id}
 
-    async def _m_copyMessages(self, bot: BotState, p: Params) -> list[JSON]:
-        chat = self._target_chat(bot, p)
-        ids = p.json("message_ids")
-        if not isinstance(ids, list) or not ids:
-            raise bad_request('parameter "message_ids" is required')
-        source_chat = self._resolve_chat(bot, p.get("from_chat_id"))
-        thread_id, _ = self._prepare_send(chat, p)
-        out = []
-        for message_id in sorted(int(i) for i in ids):
-            source = source_chat.messages.get(message_id)
-            if source is None or source.deleted or source.is_service:
-                continue
-            if p.flag("remove_caption"):
-                source = copy.deepcopy(source)
-                source.data.pop("caption", None)
-                source.data.pop("caption_entities", None)
-            msg = self._copy_one(
-                bot,
-                chat,
-                p,
-                source,
-                thread_id=thread_id,
-                reply_to=None,
-                markup=None,
-                caption_override=False,
-            )
-            out.append({"message_id": msg.message_id})
-        if not out:
-            raise bad_request("messages to copy not found")
-        return out
-
     def _forward_one(
         self,
         bot: BotState,
@@ -2357,25 +2291,6 @@ class FakeTelegram:
         thread_id, _ = self._prepare_send(chat, p)
         return self._forward_one(bot, chat, p, source, thread_id).data
 
-    async def _m_forwardMessages(self, bot: BotState, p: Params) -> list[JSON]:
-        chat = self._target_chat(bot, p)
-        ids = p.json("message_ids")
-        if not isinstance(ids, list) or not ids:
-            raise bad_request('parameter "message_ids" is required')
-        source_chat = self._resolve_chat(bot, p.get("from_chat_id"))
-        thread_id, _ = self._prepare_send(chat, p)
-        out = []
-        for message_id in sorted(int(i) for i in ids):
-            source = source_chat.messages.get(message_id)
-            if source is None or source.deleted or source.is_service:
-                continue
-            out.append(
-                {"message_id": self._forward_one(bot, chat, p, source, thread_id).message_id}
-            )
-        if not out:
-            raise bad_request("messages to forward not found")
-        return out
-
     async def _m_sendChatAction(self, bot: BotState, p: Params) -> bool:
         chat = self._target_chat(bot, p)
         action = p.string("action")
@@ -2405,11 +2320,6 @@ class FakeTelegram:
             pinned.pop()
         elif message_id in pinned:
             pinned.remove(message_id)
-        return True
-
-    async def _m_unpinAllChatMessages(self, bot: BotState, p: Params) -> bool:
-        chat = self._target_chat(bot, p)
-        bot.settings[f"pinned:{chat.id}"] = []
         return True
 
     async def _m_setMessageReaction(self, bot: BotState, p: Params) -> bool:
@@ -2616,11 +2526,6 @@ class FakeTelegram:
                 self._emit(bot, msg, "delete")
         return True
 
-    async def _m_unpinAllForumTopicMessages(self, bot: BotState, p: Params) -> bool:
-        chat = self._forum(bot, p)
-        self._topic(chat, p)
-        return True
-
     # -------------------------------------------------------- chats/users
     def _member_json(self, user: JSON, status: str, member: Member | None = None) -> JSON:
         if status == "creator":
@@ -2720,27 +2625,6 @@ class FakeTelegram:
             raise bad_request("user not found")
         return self._member_json(dict(known), "left")
 
-    async def _m_getChatAdministrators(self, bot: BotState, p: Params) -> list[JSON]:
-        chat = self._resolve_chat(bot, p.get("chat_id"))
-        if chat.is_private:
-            raise bad_request("there are no administrators in the private chat")
-        out = [
-            self._member_json(dict(m.user), m.status, m)
-            for m in chat.members.values()
-            if m.status in ("creator", "administrator")
-        ]
-        if chat.bot_status == "administrator":
-            out.append(self.bot_member_json(bot, chat))
-        return out
-
-    async def _m_getChatMemberCount(self, bot: BotState, p: Params) -> int:
-        chat = self._resolve_chat(bot, p.get("chat_id"))
-        if chat.is_private:
-            return 2
-        active = ("creator", "administrator", "member", "restricted")
-        count = sum(1 for m in chat.members.values() if m.status in active)
-        return count + (1 if chat.bot_status in active else 0)
-
     async def _m_getChat(self, bot: BotState, p: Params) -> JSON:
         chat = self._resolve_chat(bot, p.get("chat_id"))
         info: JSON = {k: v for k, v in chat.chat.items() if not k.startswith("_")}
@@ -2763,10 +2647,3 @@ class FakeTelegram:
                 {"can_send_messages": True, "can_send_photos": True, "can_send_documents": True},
             )
         return info
-
-    async def _m_leaveChat(self, bot: BotState, p: Params) -> bool:
-        chat = self._resolve_chat(bot, p.get("chat_id"))
-        if chat.is_private:
-            raise bad_request("chat member status can't be changed in private chats")
-        chat.bot_status = "left"
-        return True

@@ -1,10 +1,12 @@
 """Shared fixtures: one fake Bot API server per session, a fresh bot (real Dispatcher, real
 database of its own) per test, and users played by the fake's client.
 
-The database: SQLite in each test's temp dir by default; with ``TEST_DATABASE_URL`` set (e.g.
-``postgresql+asyncpg://oblako:oblako@127.0.0.1:55432/oblako_test``) every test that uses one gets
-a fresh PostgreSQL database of its own on that server, created from a template migrated once per
-session (or empty, for tests that migrate themselves), and dropped afterwards.
+The database: every test that uses one gets a fresh database of its own, a copy of a template
+migrated once per session (or empty, for tests of migrations and of a first start): a SQLite file
+in the test's temp dir by default, copied from the template file; with ``TEST_DATABASE_URL`` set
+(e.g. ``postgresql+asyncpg://oblako:oblako@127.0.0.1:55432/oblako_test``) a PostgreSQL database on
+that server, created with ``TEMPLATE`` and dropped afterwards. ``tests/test_storage.py`` runs every
+migration up and down on an empty one, so the migrations themselves stay tested.
 
 Dialogues: the bot's SQL storage by default; with ``TEST_REDIS_URL`` set (e.g.
 ``redis://127.0.0.1:56379/0``) the harness keeps dialogues in RedisStorage under a key
@@ -20,6 +22,8 @@ import itertools
 import json
 import os
 import re
+import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +46,7 @@ from bot.storage.db import create_engine, migrate
 from bot.uploads import UploadCoordinator
 from fakegram.client import FakeUser
 from fakegram.server import FakeTelegram
+from tests import processes
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 #: Staff chats of the bot processes tests start (the catalog's placeholders are refused).
@@ -65,6 +70,34 @@ def pytest_report_header() -> list[str]:
         database = f"database: {make_url(TEST_DATABASE_URL).render_as_string(hide_password=True)}"
     dialogues = f"dialogues: Redis {TEST_REDIS_URL}" if TEST_REDIS_URL else "dialogues: SQL storage"
     return [database, dialogues]
+
+
+#: Fixtures through which a test reaches the database or Redis under test (every database
+#: fixture depends on ``databases``; ``fake`` is the in-process harness's server, and the harness
+#: takes its dialogue storage from TEST_REDIS_URL however its database was made).
+BACKEND_FIXTURES = frozenset({"databases", "redis_url", "fake"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by the mark
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``backend_independent`` every test that cannot see TEST_DATABASE_URL or
+    TEST_REDIS_URL: none of BACKEND_FIXTURES in its fixture closure and not marked ``servers``.
+    They pass or fail the same on every back end, so CI's PostgreSQL + Redis pass deselects them
+    (``-m "not backend_independent"``); a plain ``pytest`` runs everything."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & BACKEND_FIXTURES or item.get_closest_marker("servers") is not None:
+            continue
+        item.add_marker(pytest.mark.backend_independent)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if any(item.get_closest_marker("process") is not None for item in session.items):
+        processes.warm_up()  # the fork server's imports overlap with the tests that run first
+
+
+def pytest_sessionfinish() -> None:
+    processes.shut_down()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -129,14 +162,16 @@ async def drop_redis_keys(url: str, prefix: str) -> None:
 
 
 class Databases:
-    """Hands out a fresh database per test: a SQLite file in the test's temp dir, or (with
-    ``TEST_DATABASE_URL``) a PostgreSQL database of its own on that server."""
+    """Hands out a fresh database per test, copied from a template migrated once per session: a
+    SQLite file in the test's temp dir, or (with ``TEST_DATABASE_URL``) a PostgreSQL database of
+    its own on that server. Migrating each test's database took most of the fixtures' time."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, workdir: Path) -> None:
         self.url: URL | None = make_url(url) if url else None
         self._admin: asyncpg.Connection | None = None
         self._names = itertools.count(1)
         self._sqlite_files = itertools.count(1)
+        self._sqlite_template = workdir / "template.db"
         if self.url is not None:
             if self.url.get_backend_name() != "postgresql" or not self.url.database:
                 pytest.exit(f"TEST_DATABASE_URL must be postgresql+asyncpg://…/db, not {url!r}", 4)
@@ -145,9 +180,10 @@ class Databases:
             self.template = f"{self.prefix}template"
 
     async def open(self) -> None:
-        """Connect (failing the run loudly if the server is unreachable) and build the template:
-        a database migrated to head once, copied for each test."""
+        """Build the template: a database migrated to head once, copied for each test. On
+        PostgreSQL, connect first (failing the run loudly if the server is unreachable)."""
         if self.url is None:
+            await self._build_sqlite_template()
             return
         dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
@@ -172,10 +208,12 @@ class Databases:
         await self._admin.close()
 
     async def create(self, tmp: Path, *, empty: bool = False) -> str:
-        """A new database's URL: at the latest schema, or ``empty`` (no tables at all). SQLite
-        files start empty either way; whoever uses them migrates, as the bot does on start."""
+        """A new database's URL: at the latest schema, or ``empty`` (no tables at all)."""
         if self._admin is None:
-            return f"sqlite+aiosqlite:///{tmp}/db{next(self._sqlite_files)}.db"
+            path = tmp / f"db{next(self._sqlite_files)}.db"
+            if not empty:
+                shutil.copyfile(self._sqlite_template, path)
+            return f"sqlite+aiosqlite:///{path}"
         name = f"{self.prefix}{next(self._names)}"
         template = "template0" if empty else self.template
         await self._admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
@@ -195,6 +233,18 @@ class Databases:
                 if attempt == 19:
                     raise
                 await asyncio.sleep(0.25)
+
+    async def _build_sqlite_template(self) -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{self._sqlite_template}")
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+        # One self-contained file to copy: the write-ahead log folded in and switched off (the
+        # bot's connections switch each copy back to WAL, as on any database it opens).
+        with contextlib.closing(sqlite3.connect(self._sqlite_template)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute("PRAGMA journal_mode=DELETE")
 
     def _url_of(self, database: str) -> str:
         assert self.url is not None
@@ -227,8 +277,8 @@ def _process_alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-async def databases() -> AsyncIterator[Databases]:
-    dbs = Databases(TEST_DATABASE_URL)
+async def databases(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Databases]:
+    dbs = Databases(TEST_DATABASE_URL, tmp_path_factory.mktemp("template"))
     await dbs.open()
     try:
         yield dbs
@@ -238,7 +288,7 @@ async def databases() -> AsyncIterator[Databases]:
 
 @pytest.fixture
 async def database_url(databases: Databases, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh database of the test's own (at the latest schema on PostgreSQL)."""
+    """A fresh database of the test's own, at the latest schema (a copy of the template)."""
     url = await databases.create(tmp_path)
     try:
         yield url

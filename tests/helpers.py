@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram.fsm.context import FSMContext
@@ -51,3 +55,25 @@ async def register(
 
 def flat(rows: list[list[str]] | None) -> list[str]:
     return [item for row in rows or [] for item in row]
+
+
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]],
+    *,
+    within: float = 30.0,
+    every: float = 0.05,
+    what: str = "the condition",
+) -> None:
+    """Wait for ``condition`` (a function, sync or async) to hold, looking every ``every``
+    seconds; fail if it does not within ``within`` seconds. What tests wait on instead of a
+    fixed sleep: as short as the machine allows, as long as a loaded one needs."""
+    deadline = time.monotonic() + within
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} did not hold within {within} s")
+        await asyncio.sleep(every)

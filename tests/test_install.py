@@ -91,7 +91,7 @@ async def test_the_wheel_installs_into_a_fresh_venv_and_starts_anywhere(
         [venv / "bin/oblako-bot"], cwd=workdir, env=env, stderr=log
     )
     try:
-        await fake_queue.wait_for_call("getUpdates", timeout=60)
+        await fake_queue.wait_for_polling(timeout=60)
         user = FakeUser(fake_queue, 640_000_001)
         await step(fake_queue, lambda: user.send("/start"), "Согласие на обработку")
         assert fake_queue.calls("setMyDescription")

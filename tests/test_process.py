@@ -7,7 +7,6 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -20,6 +19,8 @@ from bot.storage.db import create_engine
 from fakegram.client import FakeGroup, FakeUser
 from fakegram.server import FakeTelegram
 from tests.conftest import PROCESS_STAFF_CHAT_IDS, PROCESS_STAFF_CHATS, ROOT, TOKEN
+from tests.helpers import wait_until
+from tests.processes import Child, popen
 
 pytestmark = pytest.mark.process
 
@@ -42,7 +43,7 @@ class BotProcess:
         self.tmp = tmp
         self.database_url = database_url
         self.log = tmp / "bot.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Child | None = None
         self.env = {
             **os.environ,
             "BOT_TOKEN": TOKEN,
@@ -57,12 +58,13 @@ class BotProcess:
         }
 
     async def start(self, **env: str) -> None:
-        mark = len(self.fake.calls())
+        polls = self.fake.poll_count()
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child process
+            self.proc = popen(
                 [sys.executable, "-m", "bot"], cwd=self.tmp, env={**self.env, **env}, stderr=log
             )
-        await self.fake.wait_for_call("getUpdates", after_index=mark, timeout=60)
+        # its first getUpdates has arrived (waiting for it to be logged took the 25 s long poll)
+        await self.fake.wait_for_polling(timeout=60, after=polls)
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -183,11 +185,13 @@ async def test_outbox_row_committed_before_a_sigkill_is_delivered_once(
         process.kill()  # committed, not delivered
 
         await process.start(OUTBOX_TICK_SECONDS="0.2")
-        for _ in range(150):  # the dead process's lease runs out first (3 s)
-            if group.messages():
-                break
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(1.0)  # several more ticks: nothing is sent again
+
+        async def card_sent() -> bool:
+            return await process.db("SELECT status FROM outbox") == [("sent",)]
+
+        # The dead process's lease runs out first (3 s). A row marked sent is out for good
+        # (only a claimed row is sent, and a sent row is never claimed again): the count holds.
+        await wait_until(card_sent, within=15, every=0.1, what="the card sent")
         cards = [m for m in group.messages() if (m.text or "").startswith("📨")]
         assert len(cards) == 1
         assert len(fake.calls("createForumTopic")) == 1

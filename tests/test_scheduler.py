@@ -26,7 +26,7 @@ from fakegram.server import FakeTelegram
 from scheduler.lease import DatabaseLease, new_holder_id
 from scheduler.runner import SchedulerRunner
 from tests.conftest import Harness, with_fresh_staff_chats
-from tests.helpers import NAME
+from tests.helpers import NAME, wait_until
 from tests.test_applications import submitted
 
 LEASE = 30.0
@@ -150,7 +150,11 @@ async def test_the_active_runner_delivers_due_rows_the_standby_does_not(
         await a.check()
         await b.check()
         await patient.wait_for_message(lambda m: m.content == "row 1")
-        await asyncio.sleep(0.2)
+
+        async def sent() -> bool:  # a sent row is never claimed again: the count is final
+            return await harness.rows("SELECT status FROM outbox") == [("sent",)]
+
+        await wait_until(sent, within=10, what="the row marked sent")
         assert [m.content for m in patient.messages()] == ["row 1"]
         rows = await harness.rows("SELECT holder FROM leases")
         assert rows == [("a",)]

@@ -16,7 +16,6 @@ import asyncio
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -32,6 +31,8 @@ from bot.storage.db import create_engine, create_session_factory, migrate
 from fakegram.client import FakeUser
 from fakegram.server import FakeTelegram
 from tests.conftest import PROCESS_STAFF_CHAT_IDS, ROOT, TOKEN
+from tests.helpers import wait_until
+from tests.processes import Child, popen
 
 pytestmark = pytest.mark.process
 
@@ -56,7 +57,7 @@ class Process:
         Process.count += 1
         self.module = module
         self.log = tmp / f"{module}-{Process.count}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Child | None = None
         self.env = {
             **os.environ,
             "BOT_TOKEN": TOKEN,
@@ -79,7 +80,7 @@ class Process:
 
     async def start(self, ready: str, **env: str) -> None:
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child process
+            self.proc = popen(
                 [sys.executable, "-m", self.module],
                 cwd=self.cwd,
                 env={**self.env, **env},
@@ -169,6 +170,16 @@ class World:
             await asyncio.sleep(0.05)
         return time.monotonic() - start
 
+    async def wait_all_sent(self, count: int) -> None:
+        """Until all ``count`` rows are marked sent (none claimed, none pending). What the fake
+        received is final then: a row is sent only by the sender that claimed it, and a sent row
+        is never claimed again. (Waited on instead of "a second more of ticks".)"""
+
+        async def all_sent() -> bool:
+            return await self.statuses() == Counter({"sent": count})
+
+        await wait_until(all_sent, within=10, what=f"{count} rows sent")
+
     async def holder_pid(self) -> int | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(text("SELECT holder, expires_at FROM leases"))).first()
@@ -228,7 +239,6 @@ async def test_two_schedulers_one_delivers_the_standby_takes_over_after_a_stall_
     # process's pid gone) takes over without waiting for the lease to run out.
     reminders = [f"напоминание {i}" for i in range(5)]
     await world.queue(*reminders, due_in=1.0)
-    await asyncio.sleep(0.3)
     second.kill()
     killed = time.monotonic()
     await first.wait_log("jobs start", timeout=TAKEOVER + SLACK, count=2)
@@ -236,8 +246,8 @@ async def test_two_schedulers_one_delivers_the_standby_takes_over_after_a_stall_
     await world.wait_received(reminders, timeout=5)
     assert await world.holder_pid() == first.pid
 
-    await asyncio.sleep(1.0)  # more ticks of the new holder: nothing again
     everything = batch + stalled + after_stall + reminders
+    await world.wait_all_sent(len(everything))
     received = world.received()
     assert all(received[t] == 1 for t in everything), received
     assert sum(received.values()) == len(everything)
@@ -257,7 +267,7 @@ async def test_bot_with_embedded_scheduler_and_a_standalone_one_deliver_once(
     for i in range(0, 12, 3):  # rows becoming due over two seconds, both processes up
         await world.queue(*texts[i : i + 3], due_in=i / 6)
     await world.wait_received(texts, timeout=15)
-    await asyncio.sleep(1.0)
+    await world.wait_all_sent(len(texts))
     received = world.received()
     assert all(received[t] == 1 for t in texts), received
     assert await world.holder_pid() in {bot.pid, scheduler.pid}
@@ -272,16 +282,16 @@ async def test_a_scheduler_killed_just_before_a_reminder_sends_it_once_after_res
     scheduler = await world.scheduler()
     await scheduler.wait_log("jobs start", timeout=10)
     await world.queue("напоминание за 15 минут", due_in=2.0)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # the scenario: it runs with the row queued, then dies
     scheduler.kill()  # a second before it is due
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(1.5)  # the scenario: the due time passes with no scheduler alive
     assert world.received() == Counter()
     assert await world.statuses() == Counter({"pending": 1})
 
     again = await world.scheduler()  # a restart later: the dead holder's lease runs out first
     await again.wait_log("jobs start", timeout=TAKEOVER + SLACK)
     await world.wait_received(["напоминание за 15 минут"], timeout=5)
-    await asyncio.sleep(1.0)
+    await world.wait_all_sent(1)
     assert world.received() == Counter({"напоминание за 15 минут": 1})
     assert await world.statuses() == Counter({"sent": 1})
     log = again.text()

@@ -20,6 +20,7 @@ from bot.staff_chats import Problem, check_chat
 from fakegram.client import FakeGroup, FakeUser
 from fakegram.server import FakeTelegram
 from tests.conftest import ROOT, TOKEN, Harness, with_fresh_staff_chats
+from tests.processes import run
 from tests.test_applications import submitted
 from tests.test_broadcasts import coordinator_harness
 
@@ -53,7 +54,7 @@ async def test_every_problem_of_a_chat_is_found(harness: Harness) -> None:
 def check_config(
     fake: FakeTelegram, tmp_path: Path, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return run(  # subprocess.run, forked from the tests' fork server (tests/processes.py)
         [sys.executable, "-m", "bot", "--check-config"],
         cwd=tmp_path,
         env={
@@ -63,10 +64,7 @@ def check_config(
             "PYTHONPATH": str(ROOT),
             **env,
         },
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
 
 
