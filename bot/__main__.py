@@ -26,7 +26,8 @@ workers may serve one webhook behind a reverse proxy). Settings come from the
 environment or a .env file in the current directory (see .env.example): BOT_TOKEN
 (required), TELEGRAM_API_URL, TELEGRAM_API_LOCAL, DATABASE_URL (default: SQLite under
 ./data/), REDIS_URL, DUTY_CHAT_ID, COORDINATOR_IDS, FILES_DIR, CATALOG_PATH,
-DEFAULT_LOCALE, LOG_LEVEL, WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_HOST, WEBHOOK_PORT,
+DEFAULT_LOCALE, LOG_LEVEL, MAX_BOT_TOKEN and MAX_API_BASE (patients on MAX too;
+Python >= 3.12 with the `max` extra), WEBHOOK_URL, WEBHOOK_SECRET, WEBHOOK_HOST, WEBHOOK_PORT,
 STAFF_CHAT_IDS (center=chat id pairs, winning over the catalog), METRICS_HOST,
 METRICS_PORT (GET /healthz and /metrics for Prometheus; unset: not served).
 Also runs as `python -m bot`. The database is created and migrated to the latest schema on
@@ -107,6 +108,13 @@ async def run(settings: Settings, catalog: Catalog) -> None:
             dp = create_dispatcher(services, bot, dialogues.storage, dialogues.isolation)
             metrics.instrument_dispatcher(dp)
             in_flight = dp["in_flight"]
+            max_front = None
+            if settings.max_bot_token is not None:  # patients on MAX too (bot.messengers)
+                from bot.messengers.max_front import MaxFront
+
+                max_front = await MaxFront.create(
+                    settings, services, dialogues.storage, dialogues.isolation, telegram_bot=bot
+                )
 
             # The scheduler runs here only while this process holds the database lease (a
             # standby otherwise); with SCHEDULER_EMBEDDED=false `python -m scheduler` runs it.
@@ -120,8 +128,12 @@ async def run(settings: Settings, catalog: Catalog) -> None:
             async def on_startup() -> None:
                 if scheduler is not None:
                     scheduler.start()
+                if max_front is not None:
+                    await max_front.start()
 
             async def on_shutdown() -> None:
+                if max_front is not None:
+                    await max_front.stop()
                 if not await in_flight.drained(settings.shutdown_grace_seconds):
                     logger.warning("stopping with %s updates still in flight", in_flight.in_flight)
                 if scheduler is not None:

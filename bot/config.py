@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     bot_token: SecretStr
     telegram_api_url: str = "https://api.telegram.org"
     telegram_api_local: bool = False
+    # Patients on MAX too (extra `max`, Python >= 3.12): on when the token is set. The API base
+    # is the one MAX's docs (dev.max.ru/docs-api) name now; aiogram-max's default is older.
+    max_bot_token: SecretStr | None = None
+    max_api_base: str = "https://platform-api2.max.ru"
     database_url: str = "sqlite+aiosqlite:///./data/oblako.db"
     redis_url: str | None = None
     duty_chat_id: int | None = None
@@ -229,6 +233,20 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError("expected an http(s) URL such as https://api.telegram.org")
         return value.rstrip("/")
+
+    @field_validator("max_api_base")
+    @classmethod
+    def _max_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("expected an http(s) URL such as https://platform-api2.max.ru")
+        return value.rstrip("/")
+
+    @field_validator("max_bot_token")
+    @classmethod
+    def _max_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None  # MAX_BOT_TOKEN= (empty): MAX stays off
+        return value
 
     @field_validator("database_url")
     @classmethod

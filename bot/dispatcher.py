@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.fsm.storage.memory import SimpleEventIsolation
@@ -33,6 +33,8 @@ def create_dispatcher(
     bot: Bot,
     storage: BaseStorage | None = None,
     isolation: BaseEventIsolation | None = None,
+    *,
+    root: Router | None = None,  # all routers by default; MAX: the patients' only
 ) -> Dispatcher:
     uploads = UploadCoordinator(
         bot,
@@ -78,7 +80,7 @@ def create_dispatcher(
     dp.update.outer_middleware(PatientMiddleware(services.patients))
     LocaleMiddleware(services.i18n).setup(dp)
     dp.callback_query.middleware(CallbackAnswerMiddleware())
-    dp.include_router(build_root_router(services.i18n))
+    dp.include_router(root or build_root_router(services.i18n))
     return dp
 
 

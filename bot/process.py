@@ -50,6 +50,10 @@ def configure(
         settings = load_settings(**overrides)
         if check_webhook and settings.webhook:
             settings.check_webhook()
+        if settings.max_bot_token is not None:  # patients on MAX: aiogram-max must be there
+            from bot.messengers import require_max_support
+
+            require_max_support()
     except SettingsError as exc:
         raise StartRefused(str(exc)) from exc
     configure_logging(

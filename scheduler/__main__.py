@@ -48,6 +48,11 @@ async def run(settings: Settings, catalog: Catalog) -> None:
     try:
         async with process.open_runtime(settings, catalog) as runtime:
             services = runtime.services
+            max_bot = None
+            if settings.max_bot_token is not None:  # rows to MAX patients go out by the MAX bot
+                from bot.messengers.routing import attach_max_delivery
+
+                max_bot = await attach_max_delivery(settings, runtime.bot)
             runner = build_runner(services, build_outbox(services, runtime.bot))
             runtime.metrics.watch_scheduler(runner)
             health = process_health(services.sessions, mode="scheduler")
@@ -64,6 +69,8 @@ async def run(settings: Settings, catalog: Catalog) -> None:
                     await stopping.wait()
                 finally:
                     await runner.stop()
+                    if max_bot is not None:
+                        await max_bot.session.close()
     finally:
         logger.info("scheduler stopped")
 

@@ -32,8 +32,9 @@ from typing import Any
 
 #: Packages whose modules are imported before the first fork (what the processes run).
 PACKAGES = ("bot", "scheduler")
-#: Not imported: Alembic's migration scripts run only inside a migration.
-SKIP = ("bot.storage.migrations",)
+#: Not imported: Alembic's migration scripts run only inside a migration; the aiogram-max adapter
+#: only with MAX_BOT_TOKEN set (it needs Python >= 3.12 and the `max` extra).
+SKIP = ("bot.storage.migrations", "bot.messengers.max_adapter")
 
 
 def preload() -> None:

@@ -111,3 +111,24 @@ def test_broken_catalog_stops_startup_naming_the_entry(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Asia/Nowhere" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_max_token_without_aiogram_max_stops_both_processes_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``python -m bot`` and ``python -m scheduler`` both start through process.configure: a
+    MAX token where aiogram-max is missing (Python 3.11, or no `max` extra) is refused there."""
+    import importlib.util
+
+    from bot import process
+
+    real_find_spec = importlib.util.find_spec
+
+    def without_aiogram_max(name: str, package: str | None = None) -> object:
+        return None if name == "aiogram_max" else real_find_spec(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_aiogram_max)
+    monkeypatch.setenv("BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("MAX_BOT_TOKEN", "max-token")
+    with pytest.raises(process.StartRefused, match=r"aiogram-max is not installed"):
+        process.configure()

@@ -26,6 +26,7 @@ from bot.catalog import Catalog
 from bot.fsm.states import Relay
 from bot.i18n import N_
 from bot.keyboards import menu as menu_kb
+from bot.messengers.identity import Messenger, serving
 from bot.pseudonyms import tg
 from bot.services.applications import ConsultationStatus
 from bot.services.clock import Clock, local_date
@@ -300,7 +301,9 @@ class DutyDesk:
             return
         patient, reply_to = found.patient, found.reply_to
         try:
-            pairs = await self._send_to_patient(message, patient, reply_to)
+            # A MAX patient: the calls to them go to the MAX bot (bot.messengers.routing).
+            with serving(Messenger(patient.messenger), patient.chat_id, patient.telegram_id):
+                pairs = await self._send_to_patient(message, patient, reply_to)
         except TelegramForbiddenError:
             await self.patient_blocked(message, patient)
             return

@@ -113,9 +113,7 @@ class MyDataService:
         """The patient's data as of now; the copy is itself audited (same transaction)."""
         now = self._clock()
         async with self._sessions.begin() as session:
-            patient = await session.scalar(
-                select(Patient).where(Patient.telegram_id == telegram_id)
-            )
+            patient = await session.scalar(select(Patient).where(Patient.of_user(telegram_id)))
             if patient is None:
                 raise NotRegisteredError
             pid = patient.id

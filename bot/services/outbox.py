@@ -65,10 +65,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction, make_transient_to_detached
 from sqlalchemy.sql import Insert
 
+from bot.messengers.identity import Messenger, serving
 from bot.pseudonyms import tg
 from bot.sending import retries_by_caller
 from bot.services.clock import Clock
 from bot.storage.db import SessionFactory
+from bot.storage.models import Patient
 from bot.storage.outbox_models import OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
@@ -444,6 +446,8 @@ class OutboxJob:
     group_key: str | None
     dedup_key: str | None
     expires_at: datetime | None = None
+    #: Whose chat ``chat_id`` is: "telegram" or "max" (a MAX patient's dialog).
+    messenger: str = "telegram"
 
 
 #: Delivers one job row; returns the id of the message it sent (or None).
@@ -820,6 +824,18 @@ class OutboxSender:
             return _rowcount(result) == 1
 
     async def _perform(self, row: OutboxJob) -> int | None:
+        # A MAX patient's row: calls to its chat go to the MAX bot (bot.messengers.routing).
+        messenger = Messenger(row.messenger)
+        user_id = None
+        if messenger is not Messenger.TELEGRAM and row.patient_id is not None:
+            async with self._sessions() as session:
+                user_id = await session.scalar(
+                    select(Patient.telegram_id).where(Patient.id == row.patient_id)
+                )
+        with serving(messenger, row.chat_id, user_id):
+            return await self._perform_as_addressed(row)
+
+    async def _perform_as_addressed(self, row: OutboxJob) -> int | None:
         if row.kind == API:
             try:
                 model = api_method(row.method or "")
@@ -1011,6 +1027,7 @@ def _job(row: OutboxMessage) -> OutboxJob:
         group_key=row.group_key,
         dedup_key=row.dedup_key,
         expires_at=row.expires_at,
+        messenger=row.messenger,
     )
 
 

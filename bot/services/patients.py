@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.messengers.identity import current_messenger, new_patient_identity
 from bot.services.audit import Action, Actor, AuditService, Role, record
 from bot.services.clock import Clock, local_date, utc_now
 from bot.services.validation import age_on
@@ -94,7 +95,7 @@ _PATIENT_BY_TELEGRAM_ID = select(
     Patient.consent_at,
     Patient.registered_at,
     Patient.unreachable_at,
-).where(Patient.telegram_id == bindparam("tid"))
+).where(Patient.telegram_id == bindparam("tid"), Patient.messenger == bindparam("messenger"))
 
 
 def patient_dto(p: Patient) -> PatientDTO:
@@ -136,6 +137,7 @@ async def create_patient(
         raise AlreadyRegisteredError
     patient = await patients.add(
         Patient(
+            **new_patient_identity(),
             telegram_id=telegram_id,
             full_name=new.full_name,
             birth_date=new.birth_date,
@@ -177,7 +179,8 @@ class PatientService:
     async def get(self, telegram_id: int) -> PatientDTO | None:
         """Who writes (every update asks): the columns alone, by a statement built once."""
         async with self._sessions.read() as connection:
-            row = (await connection.execute(_PATIENT_BY_TELEGRAM_ID, {"tid": telegram_id})).first()
+            params = {"tid": telegram_id, "messenger": current_messenger().value}
+            row = (await connection.execute(_PATIENT_BY_TELEGRAM_ID, params)).first()
         if row is None:
             return None
         fields: dict[str, Any] = dict(row._mapping)

@@ -55,6 +55,8 @@ class PatientRef:
     telegram_id: int
     full_name: str
     locale: str | None
+    messenger: str = "telegram"  # "max": telegram_id is their MAX user id
+    chat_id: int | None = None  # their MAX dialog (None on Telegram: the user id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,6 +406,8 @@ def _ref(patient: Patient) -> PatientRef:
         telegram_id=patient.telegram_id,
         full_name=patient.full_name,
         locale=patient.locale,
+        messenger=patient.messenger,
+        chat_id=patient.chat_id,
     )
 
 

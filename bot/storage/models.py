@@ -21,6 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
+
+from bot.messengers.identity import current_messenger
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -62,9 +65,24 @@ class Patient(Base):
     """A registered patient. Created only when registration is confirmed (after consent)."""
 
     __tablename__ = "patients"
+    # A patient is (messenger, user id): the same person on Telegram and on MAX is two patients.
+    __table_args__ = (UniqueConstraint("messenger", "telegram_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    #: "telegram" or "max" (bot.messengers.identity.Messenger).
+    messenger: Mapped[str] = mapped_column(
+        String(16), default="telegram", server_default="telegram"
+    )
+    #: The user's id on their messenger (the column keeps its first name).
+    telegram_id: Mapped[int] = mapped_column(BigInteger)
+    #: The private chat to reach them when it is not the user id (a MAX dialog); None: the user id.
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+    @classmethod
+    def of_user(cls, user_id: int) -> ColumnElement[bool]:
+        """The patient who writes: ``user_id`` on the messenger the update came from."""
+        return (cls.messenger == current_messenger().value) & (cls.telegram_id == user_id)
+
     full_name: Mapped[str] = mapped_column(String(200))
     birth_date: Mapped[date] = mapped_column(Date)
     phone: Mapped[str] = mapped_column(String(32))

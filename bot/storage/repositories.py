@@ -15,7 +15,7 @@ class PatientRepository:
         self.session = session
 
     async def by_telegram_id(self, telegram_id: int) -> Patient | None:
-        return await self.session.scalar(select(Patient).where(Patient.telegram_id == telegram_id))
+        return await self.session.scalar(select(Patient).where(Patient.of_user(telegram_id)))
 
     async def add(self, patient: Patient) -> Patient:
         self.session.add(patient)

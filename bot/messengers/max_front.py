@@ -1,0 +1,149 @@
+"""Patients on MAX: when ``MAX_BOT_TOKEN`` is set, the bot process also polls MAX and handles
+its updates with the patients' routers (staff stay in Telegram, where forum topics exist), the
+same services, dialogue storage and database. Imports aiogram-max only when started."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiogram import F, Router
+
+from bot.config import Settings
+from bot.handlers import (
+    Registered,
+    applications,
+    booking,
+    common,
+    documents,
+    errors,
+    fallback,
+    profile,
+    referrals,
+    registration,
+    relay,
+    reminders,
+    run_sync_filters_inline,
+)
+from bot.handlers.flow import FlowMiddleware
+from bot.messengers import require_max_support
+from bot.messengers.identity import Messenger, serving
+from bot.messengers.routing import DeliverToMax, DeliverToTelegram, incoming_max_message
+
+if TYPE_CHECKING:
+    from aiogram import Bot, Dispatcher
+    from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+    from aiogram.types import Update
+    from aiogram.utils.i18n import I18n
+
+    from bot.app import Services
+
+logger = logging.getLogger("bot.messengers.max")
+
+
+def build_patient_router(i18n: I18n) -> Router:
+    """The private-chat routers of ``bot.handlers.build_root_router`` without the coordinators'
+    (a MAX user id may equal a Telegram coordinator's) and without the staff chats."""
+    root = Router(name="max-root")
+    private = Router(name="max-private")
+    private.message.filter(F.chat.type == "private")
+    private.callback_query.filter(F.message.chat.type == "private")
+    private.message.middleware(FlowMiddleware())
+    private.callback_query.middleware(FlowMiddleware())
+    patients_only = Router(name="max-patients")
+    patients_only.message.filter(Registered())
+    patients_only.callback_query.filter(Registered())
+    patients_only.include_routers(
+        profile.router(i18n),
+        applications.router(i18n),
+        booking.router(i18n),
+        reminders.router(i18n),
+        documents.router(i18n),
+        relay.router(i18n),
+    )
+    private.include_routers(
+        referrals.activation_router(i18n),
+        common.router(i18n),
+        registration.router(i18n),
+        patients_only,
+        fallback.router(),
+    )
+    root.include_routers(private, errors.router())
+    run_sync_filters_inline(root)
+    return root
+
+
+def chat_of(update: Update) -> int | None:
+    if update.message is not None:
+        return update.message.chat.id
+    if update.callback_query is not None and update.callback_query.message is not None:
+        return update.callback_query.message.chat.id
+    return None
+
+
+async def feed_max_update(dp: Dispatcher, bot: Bot, update: Update) -> Any:
+    """Handle one MAX update as MAX's: identity (messenger, user id), the chat to answer."""
+    user = update.message.from_user if update.message is not None else None
+    token = incoming_max_message.set(update.message)
+    try:
+        with serving(Messenger.MAX, chat_of(update), user.id if user else None):
+            return await dp.feed_update(bot, update)
+    finally:
+        incoming_max_message.reset(token)
+
+
+@dataclass
+class MaxFront:
+    bot: Bot
+    dp: Dispatcher
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def create(
+        cls,
+        settings: Settings,
+        services: Services,
+        storage: BaseStorage | None = None,
+        isolation: BaseEventIsolation | None = None,
+        *,
+        bot: Bot | None = None,
+        telegram_bot: Bot | None = None,
+    ) -> MaxFront:
+        """``telegram_bot``: the bot of the outbox and the staff handlers; its calls to a MAX
+        patient's chat are routed to the MAX bot (bot.messengers.routing)."""
+        require_max_support()
+        from bot.dispatcher import create_dispatcher
+        from bot.messengers.max_adapter import connect_max_bot
+
+        if bot is None:
+            assert settings.max_bot_token is not None
+            bot = await connect_max_bot(
+                settings.max_bot_token.get_secret_value(), settings.max_api_base
+            )
+        if telegram_bot is not None:
+            telegram_bot.session.middleware(DeliverToMax(bot))
+            bot.session.middleware(DeliverToTelegram(telegram_bot))
+        dp = create_dispatcher(
+            services, bot, storage, isolation, root=build_patient_router(services.i18n)
+        )
+        return cls(bot, dp)
+
+    async def start(self) -> None:
+        from bot.messengers.max_adapter import poll_max
+
+        await self.dp.emit_startup(bot=self.bot, **self.dp.workflow_data)
+        self._task = asyncio.create_task(poll_max(self.bot, self.dp, self._stop, feed_max_update))
+        logger.info("MAX: polling for patients' updates (bot id=%s)", self.bot.id)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.dp.emit_shutdown(bot=self.bot, **self.dp.workflow_data)
+        await self.bot.session.close()
