@@ -171,13 +171,15 @@ class UpdateProcessor:
 
     async def _applied_before(self, stored: StoredUpdate) -> bool:
         """Redis only: the dialogue is written before the inbox mark, so a worker may have died
-        between the two; the dialogue then says which update it already holds. (The SQL storage
-        writes both in one transaction.)"""
+        (or been taken for dead) between the two; the dialogue then says which update it holds.
+        Exactly this update: one applied out of turn meanwhile (two of a person's messages sent
+        at once can reach two workers before either is stored) is no reason to drop this one
+        unanswered. (The SQL storage writes both in one transaction.)"""
         storage = self._storage
         if not isinstance(storage, DialogueRedisStorage):
             return False
         try:
-            return await storage.applied_through(stored.order_key) >= stored.update_id
+            return await storage.last_applied(stored.order_key) == stored.update_id
         except Exception as exc:  # noqa: BLE001 - unknown: handle it again rather than drop it
             logger.warning("update %s: Redis not asked: %s", stored.update_id, type(exc).__name__)
             return False

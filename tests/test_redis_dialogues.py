@@ -141,3 +141,31 @@ async def test_a_slow_update_keeps_its_users_lock_and_a_dead_workers_lock_ends(
     finally:
         await drop_redis_keys(redis_url, prefix)
         await redis.aclose()
+
+
+async def test_only_the_update_the_mark_names_counts_as_applied(redis_url: str) -> None:
+    """A taken-back update whose dialogue its first worker wrote is marked done, not applied
+    again; an earlier update is not taken for applied because a later one of the same person
+    was applied out of turn (two messages sent at once reach two workers before either is
+    stored): it is still answered."""
+    from aiogram import Dispatcher
+
+    from bot.fsm.backends import DialogueRedisStorage
+    from bot.runner import UpdateProcessor
+    from bot.services.inbox import StoredUpdate
+
+    prefix = f"mark-{id(redis_url)}"
+    storage = DialogueRedisStorage.from_url(
+        redis_url,
+        key_builder=DefaultKeyBuilder(prefix=prefix, with_bot_id=True, with_destiny=True),
+    )
+    processor = UpdateProcessor(Dispatcher(storage=storage), None, None)  # type: ignore[arg-type]
+    try:
+        assert not await processor._applied_before(StoredUpdate(1005, 42, {}))
+        await storage.redis.set(storage._applied_key(42), 1005)
+        assert await processor._applied_before(StoredUpdate(1005, 42, {}))
+        assert not await processor._applied_before(StoredUpdate(1003, 42, {}))
+        assert not await processor._applied_before(StoredUpdate(1005, 43, {}))
+    finally:
+        await drop_redis_keys(redis_url, prefix)
+        await storage.close()

@@ -84,7 +84,7 @@ class DialogueRedisStorage(WriteBehindStorage, RedisStorage):
         # shaped like a dialogue key of the user, so forget_dialogues erases it with them
         return separator.join((prefix, "applied", str(order_key), "inbox", "applied"))
 
-    async def applied_through(self, order_key: int) -> int:
+    async def last_applied(self, order_key: int) -> int:
         """The last update of this user whose dialogue changes were written (0: none known)."""
         value = await self.redis.get(self._applied_key(order_key))
         return int(value) if value else 0
