@@ -40,9 +40,10 @@ class Registered(Filter):
         return patient is not None
 
 
-def build_root_router(i18n: I18n) -> Router:
-    root = Router(name="root")
-
+def private_router(i18n: I18n, *, with_coordinators: bool = True) -> Router:
+    """The private chat: the chat-type filter and ``flow`` for every handler under it; the
+    coordinators' routers (their role filter on their parent) unless ``with_coordinators`` is
+    off (the MAX front end: a MAX user id may equal a Telegram coordinator's)."""
     private = Router(name="private")
     private.message.filter(F.chat.type == "private")
     private.callback_query.filter(F.message.chat.type == "private")
@@ -75,11 +76,17 @@ def build_root_router(i18n: I18n) -> Router:
     private.include_routers(
         referrals.activation_router(i18n),  # /start ref_<code> before the plain /start
         common.router(i18n),
-        coordinators,
+        *([coordinators] if with_coordinators else []),
         registration.router(i18n),
         patients_only,
         fallback.router(),
     )
+    return private
+
+
+def build_root_router(i18n: I18n) -> Router:
+    root = Router(name="root")
+    private = private_router(i18n)
     root.include_routers(
         private,
         reminders.staff_router(),

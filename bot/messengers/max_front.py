@@ -10,25 +10,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiogram import F, Router
+from aiogram import Router
 
 from bot.config import Settings
-from bot.handlers import (
-    Registered,
-    applications,
-    booking,
-    common,
-    documents,
-    errors,
-    fallback,
-    profile,
-    referrals,
-    registration,
-    relay,
-    reminders,
-    run_sync_filters_inline,
-)
-from bot.handlers.flow import FlowMiddleware
+from bot.handlers import errors, private_router, run_sync_filters_inline
 from bot.messengers import require_max_support
 from bot.messengers.identity import Messenger, serving
 from bot.messengers.routing import DeliverToMax, DeliverToTelegram, incoming_max_message
@@ -48,30 +33,7 @@ def build_patient_router(i18n: I18n) -> Router:
     """The private-chat routers of ``bot.handlers.build_root_router`` without the coordinators'
     (a MAX user id may equal a Telegram coordinator's) and without the staff chats."""
     root = Router(name="max-root")
-    private = Router(name="max-private")
-    private.message.filter(F.chat.type == "private")
-    private.callback_query.filter(F.message.chat.type == "private")
-    private.message.middleware(FlowMiddleware())
-    private.callback_query.middleware(FlowMiddleware())
-    patients_only = Router(name="max-patients")
-    patients_only.message.filter(Registered())
-    patients_only.callback_query.filter(Registered())
-    patients_only.include_routers(
-        profile.router(i18n),
-        applications.router(i18n),
-        booking.router(i18n),
-        reminders.router(i18n),
-        documents.router(i18n),
-        relay.router(i18n),
-    )
-    private.include_routers(
-        referrals.activation_router(i18n),
-        common.router(i18n),
-        registration.router(i18n),
-        patients_only,
-        fallback.router(),
-    )
-    root.include_routers(private, errors.router())
+    root.include_routers(private_router(i18n, with_coordinators=False), errors.router())
     run_sync_filters_inline(root)
     return root
 
