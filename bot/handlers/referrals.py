@@ -38,7 +38,7 @@ from bot.fsm.data import (
 from bot.fsm.states import ApplicationForm, ReferralActivation, ReferralImport, Registration
 from bot.handlers import applications as application_steps
 from bot.handlers.flow import Flow
-from bot.handlers.registration import answer_consent
+from bot.handlers.registration import answer_consent, new_patient
 from bot.handlers.utils import drop_buttons
 from bot.i18n import N_, menu_texts, variants
 from bot.keyboards import menu as menu_kb
@@ -46,7 +46,7 @@ from bot.keyboards import registration as kb
 from bot.pseudonyms import tg
 from bot.referral_sheets import ReportWriter, header, link, template_xlsx
 from bot.services.audit import Actor
-from bot.services.patients import AlreadyRegisteredError, NewPatient, PatientDTO
+from bot.services.patients import AlreadyRegisteredError, PatientDTO
 from bot.services.referrals import (
     LINK_PREFIX,
     MAX_ROWS,
@@ -370,7 +370,7 @@ async def confirm(
 ) -> None:
     """The pre-filled profile confirmed: the patient is registered and the referral theirs."""
     draft = await load_draft(flow.state)
-    new = _new_patient(draft)
+    new = new_patient(draft)
     if new is None or draft.referral_id is None:
         await flow.ask(Registration.summary, draft)
         return
@@ -391,23 +391,6 @@ async def confirm(
     referral = await referrals.get(draft.referral_id)
     if referral is not None:
         await _to_checklist(flow, referral, created.id)
-
-
-def _new_patient(draft: RegistrationDraft) -> NewPatient | None:
-    if not draft.complete:
-        return None
-    assert draft.full_name and draft.birth_date and draft.phone and draft.time_zone
-    assert draft.region_code is not None and draft.consent_at and draft.consent_version
-    return NewPatient(
-        full_name=draft.full_name,
-        birth_date=draft.birth_date,
-        phone=draft.phone,
-        phone_verified=draft.phone_verified,
-        region_code=draft.region_code,
-        time_zone=draft.time_zone,
-        consent_version=draft.consent_version,
-        consent_at=draft.consent_at,
-    )
 
 
 async def _attach(

@@ -322,11 +322,12 @@ async def summary_confirm(
     query: CallbackQuery, flow: Flow, callback_answer: CallbackAnswer
 ) -> None:
     draft = await load_draft(flow.state)
-    if not draft.complete:
+    new = new_patient(draft)
+    if new is None:
         await flow.ask(Registration.summary, draft)
         return
     try:
-        await flow.patients.register(flow.user_id, _new_patient(draft))
+        await flow.patients.register(flow.user_id, new)
     except AlreadyRegisteredError:
         callback_answer.text = _("reg.already_registered")
     await drop_buttons(query)
@@ -352,7 +353,11 @@ async def use_buttons(_message: Message, flow: Flow) -> None:
     await flow.ask(await flow.state.get_state())
 
 
-def _new_patient(draft: RegistrationDraft) -> NewPatient:
+def new_patient(draft: RegistrationDraft) -> NewPatient | None:
+    """The patient a complete draft describes (None: a step is missing); the referral's
+    pre-filled profile is confirmed through it too."""
+    if not draft.complete:
+        return None
     assert draft.full_name and draft.birth_date and draft.phone and draft.time_zone
     assert draft.region_code is not None and draft.consent_at and draft.consent_version
     return NewPatient(
