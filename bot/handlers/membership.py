@@ -11,6 +11,7 @@ from aiogram.utils.i18n import I18n
 
 from bot.catalog import Catalog
 from bot.config import Settings
+from bot.pseudonyms import tg
 from bot.services.applications import ApplicationService
 from bot.services.patients import PatientService
 from bot.staff_chats import DUTY, check_chat, group_greeting
@@ -33,13 +34,13 @@ def router(i18n: I18n) -> Router:
 async def blocked(
     event: ChatMemberUpdated, patients: PatientService, applications: ApplicationService
 ) -> None:
-    log.info("user %s blocked the bot", event.chat.id)
+    log.info("user %s blocked the bot", tg(event.chat.id))
     await patients.mark_unreachable(None, event.chat.id)
     await applications.refresh_cards(None, event.chat.id)
 
 
 async def unblocked(event: ChatMemberUpdated, patients: PatientService) -> None:
-    log.info("user %s unblocked the bot", event.chat.id)
+    log.info("user %s unblocked the bot", tg(event.chat.id))
     await patients.mark_reachable(event.chat.id)
 
 
@@ -50,7 +51,7 @@ async def group_status(
     if new.status not in PRESENT or getattr(new, "can_send_messages", True) is False:
         return  # removed, or muted: nothing can be said there
     chat_id = event.chat.id
-    log.info("bot is %s in chat %s", new.status, chat_id)
+    log.info("bot is %s in chat %s", new.status, tg(chat_id))
     problems, _title = await check_chat(bot, chat_id)
     roles = [c.code for c in catalog.centers if c.staff_chat_id == chat_id]
     if settings.duty_chat_id == chat_id:
