@@ -244,27 +244,32 @@ class Metrics:
         found = Snapshot()
         async with sessions() as session:
             o = OutboxMessage
-            found.outbox_pending = int(
-                await session.scalar(
-                    select(func.count()).where(
-                        o.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))
-                    )
-                )
-                or 0
-            )
-            oldest_due = await session.scalar(
-                select(func.min(o.due_at)).where(o.status == OutboxStatus.PENDING, o.due_at <= now)
-            )
-            found.outbox_oldest_due_age = _age(now, oldest_due)
             recipient = case((o.chat_id < 0, "staff"), else_="patient")
+            # One statement: SQLite reads outside a transaction, so a row going from
+            # pending to failed between two reads would be counted as both.
             rows = await session.execute(
-                select(o.last_error, recipient, func.count())
-                .where(o.status == OutboxStatus.FAILED)
-                .group_by(o.last_error, recipient)
+                select(
+                    o.status,
+                    o.last_error,
+                    recipient,
+                    func.count(),
+                    func.min(case((o.due_at <= now, o.due_at))),
+                )
+                .where(
+                    o.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.FAILED))
+                )
+                .group_by(o.status, o.last_error, recipient)
             )
-            for code, who, count in rows.all():
-                key = (code or "unknown", str(who))
-                found.outbox_failed[key] = found.outbox_failed.get(key, 0) + int(count)
+            oldest_due: datetime | None = None
+            for status, code, who, count, due in rows.all():
+                if status == OutboxStatus.FAILED:
+                    key = (code or "unknown", str(who))
+                    found.outbox_failed[key] = found.outbox_failed.get(key, 0) + int(count)
+                    continue
+                found.outbox_pending += int(count)
+                if status == OutboxStatus.PENDING and due is not None:
+                    oldest_due = due if oldest_due is None else min(oldest_due, due)
+            found.outbox_oldest_due_age = _age(now, oldest_due)
             i = InboxUpdate
             backlog, oldest = (
                 await session.execute(

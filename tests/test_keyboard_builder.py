@@ -23,7 +23,7 @@ def fill(builder: keyboard.InlineKeyboardBuilder, count: int, sizes: tuple[int, 
         builder.adjust(*sizes)
 
 
-@pytest.mark.parametrize(("count", "sizes"), itertools.product([0, 1, 5, 12, 20], LAYOUTS))
+@pytest.mark.parametrize(("count", "sizes"), list(itertools.product([0, 1, 5, 12, 20], LAYOUTS)))
 def test_same_layout_as_aiogram(count: int, sizes: tuple[int, ...]) -> None:
     ours, theirs = InlineKeyboardBuilder(), keyboard.InlineKeyboardBuilder()
     fill(ours, count, sizes)
