@@ -3,7 +3,12 @@
 An update is stored before Telegram learns it arrived (the polling offset moves past it, or the
 webhook answers 200), then handled by the Dispatcher and marked finished. One user's updates are
 handled in order; updates a dead worker left behind are taken over; a repeated update_id is
-handled once."""
+handled once.
+
+Another messenger's bot (MAX, ``bot.messengers.max_front``) is served by the same inbox and
+runner as a :class:`Front`: its updates are long-polled and stored under its messenger before
+its poll marker moves on, then handled by its own Dispatcher; its users' order keys, update ids
+and dialogues are its own."""
 
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ import hmac
 import logging
 import os
 import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -30,6 +37,7 @@ from bot.fsm.backends import DialogueRedisStorage
 from bot.fsm.storage import SQLStorage
 from bot.fsm.unit import DialogueUnit, WriteBehindStorage, dialogue_unit
 from bot.logging_setup import safe_exc_info
+from bot.messengers.identity import Messenger
 from bot.observability import HealthCheck, reachability
 from bot.process import stop_on_signals
 from bot.services.inbox import InboxService, StoredUpdate, stable_worker_name
@@ -41,6 +49,24 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 POLLING_TIMEOUT = 25
 
 
+Feed = Callable[[Dispatcher, Bot, Update], Awaitable[Any]]
+
+
+async def feed_telegram_update(dp: Dispatcher, bot: Bot, update: Update) -> Any:
+    return await dp.feed_update(bot, update)
+
+
+@dataclass(frozen=True, slots=True)
+class Front:
+    """A messenger's bot and Dispatcher, and how one of its updates is fed to it (MAX's feed
+    says whose update it is: bot.messengers.max_front.feed_max_update)."""
+
+    messenger: Messenger
+    bot: Bot
+    dp: Dispatcher
+    feed: Feed = feed_telegram_update
+
+
 def new_worker_id(name: str) -> str:
     """``name/pid/random``: unique per process; the name lets a restart find its own work."""
     return f"{name}/{os.getpid()}/{secrets.token_hex(3)}"[:64]
@@ -50,7 +76,8 @@ class UpdateProcessor:
     """Handles stored updates: one user's strictly in update_id order (also across workers: an
     update waits while an earlier one of the same user is pending elsewhere), different users
     concurrently. Each update's dialogue changes are saved in the transaction that marks it
-    handled (bot.fsm.unit)."""
+    handled (bot.fsm.unit). ``others``: the fronts of other messengers (MAX) whose updates it
+    handles too; a user is (messenger, user id)."""
 
     def __init__(
         self,
@@ -61,20 +88,21 @@ class UpdateProcessor:
         predecessor: str | None = None,
         predecessor_is_derived: bool = False,
         check_order_each: bool = False,
+        others: Sequence[Front] = (),
     ) -> None:
-        self._dp = dp
-        self._bot = bot
+        self._fronts = {
+            front.messenger: front for front in (Front(Messenger.TELEGRAM, bot, dp), *others)
+        }
         self._inbox = inbox
         self._predecessor = predecessor
         self._predecessor_is_derived = predecessor_is_derived
         # Webhook workers: Telegram may deliver two updates of one user to two workers at once,
         # and the other's may not have been stored yet when this one was: ask again before each.
         self._check_order_each = check_order_each
-        self._queues: dict[int, list[tuple[int, StoredUpdate]]] = {}
-        self._runners: dict[int, asyncio.Task[None]] = {}
-        self._known: set[int] = set()
+        self._queues: dict[tuple[Messenger, int], list[tuple[int, StoredUpdate]]] = {}
+        self._runners: dict[tuple[Messenger, int], asyncio.Task[None]] = {}
+        self._known: set[tuple[Messenger, int]] = set()
         self._sweeper: asyncio.Task[None] | None = None
-        self._storage = dp.fsm.storage
         #: Cleared while a take-over is claiming updates and not yet submitted them: an update
         #: claimed (committed) but not in its queue yet must not be overtaken by a later one.
         self._settled = asyncio.Event()
@@ -85,15 +113,15 @@ class UpdateProcessor:
         return len(self._known)
 
     def submit(self, stored: StoredUpdate) -> None:
-        if stored.update_id in self._known:
+        known = (stored.messenger, stored.update_id)
+        if known in self._known:
             return
-        self._known.add(stored.update_id)
-        heapq.heappush(self._queues.setdefault(stored.order_key, []), (stored.update_id, stored))
-        if stored.order_key not in self._runners:
-            task = asyncio.create_task(self._run_key(stored.order_key))
-            self._runners[stored.order_key] = task
+        self._known.add(known)
+        heapq.heappush(self._queues.setdefault(stored.key, []), (stored.update_id, stored))
+        if stored.key not in self._runners:
+            self._runners[stored.key] = asyncio.create_task(self._run_key(stored.key))
 
-    async def _run_key(self, key: int) -> None:
+    async def _run_key(self, key: tuple[Messenger, int]) -> None:
         """Handle the key's updates, smallest update_id first (one taken over from a dead worker
         may arrive after later ones), each only when no earlier one is pending elsewhere."""
         queue = self._queues[key]
@@ -114,7 +142,7 @@ class UpdateProcessor:
                 try:
                     await self._handle(item)
                 finally:
-                    self._known.discard(item.update_id)
+                    self._known.discard((item.messenger, item.update_id))
         finally:
             del self._runners[key]
             if not queue:  # else cancelled (a stop): the rest is given back by stop()
@@ -122,14 +150,15 @@ class UpdateProcessor:
 
     async def _handle(self, stored: StoredUpdate) -> None:
         failed = False
+        front = self._fronts[stored.messenger]
         if stored.again and await self._applied_before(stored):
             logger.info(
                 "update %s was applied before its worker died: marked done", stored.update_id
             )
-            await self._inbox.finish(stored.update_id)
+            await self._inbox.finish(stored.update_id, messenger=stored.messenger)
             return
         with dialogue_unit() as unit:
-            if isinstance(self._storage, DialogueRedisStorage):
+            if isinstance(front.dp.fsm.storage, DialogueRedisStorage):
                 # Asked under the user's lock, where the answer holds: a worker whose claims
                 # were taken while it was alive but slow (its heartbeat late) still holds this
                 # update in its queue, and the taker may have applied it already, or the
@@ -137,9 +166,9 @@ class UpdateProcessor:
                 unit.recheck = partial(self._applied_before, stored)
             try:
                 update = stored.update or Update.model_validate(
-                    stored.payload, context={"bot": self._bot}
+                    stored.payload, context={"bot": front.bot}
                 )
-                await self._dp.feed_update(self._bot, update)
+                await front.feed(front.dp, front.bot, update)
             except Exception as exc:
                 failed = True
                 # Ids and the type; the trace without a message that could quote the update (a
@@ -167,7 +196,9 @@ class UpdateProcessor:
                     "update %s: dialogue not saved: %s", stored.update_id, type(exc).__name__
                 )
                 with contextlib.suppress(SQLAlchemyError):
-                    await self._inbox.finish(stored.update_id, failed=True)
+                    await self._inbox.finish(
+                        stored.update_id, messenger=stored.messenger, failed=True
+                    )
 
     async def _applied_before(self, stored: StoredUpdate) -> bool:
         """Redis only: the dialogue is written before the inbox mark, so a worker may have died
@@ -175,30 +206,33 @@ class UpdateProcessor:
         Exactly this update: one applied out of turn meanwhile (two of a person's messages sent
         at once can reach two workers before either is stored) is no reason to drop this one
         unanswered. (The SQL storage writes both in one transaction.)"""
-        storage = self._storage
+        storage = self._fronts[stored.messenger].dp.fsm.storage
         if not isinstance(storage, DialogueRedisStorage):
             return False
         try:
-            return await storage.last_applied(stored.order_key) == stored.update_id
+            applied = await storage.last_applied(stored.order_key, stored.messenger)
+            return applied == stored.update_id
         except Exception as exc:  # noqa: BLE001 - unknown: handle it again rather than drop it
             logger.warning("update %s: Redis not asked: %s", stored.update_id, type(exc).__name__)
             return False
 
     async def _finish(self, stored: StoredUpdate, unit: DialogueUnit, *, failed: bool) -> None:
-        storage = self._storage
-        update_id = stored.update_id
+        storage = self._fronts[stored.messenger].dp.fsm.storage
+        finish = partial(
+            self._inbox.finish, stored.update_id, messenger=stored.messenger, failed=failed
+        )
         if not isinstance(storage, WriteBehindStorage) or not unit.changes():
-            await self._inbox.finish(update_id, failed=failed)
+            await finish()
         elif isinstance(storage, SQLStorage):  # the dialogue and the mark: one transaction
-            await self._inbox.finish(
-                update_id, failed=failed, also=lambda session: storage.save(unit, session)
-            )
+            await finish(also=lambda session: storage.save(unit, session))
         elif isinstance(storage, DialogueRedisStorage):  # the dialogue, with the update's id
-            await storage.save(unit, applied=(stored.order_key, update_id))
-            await self._inbox.finish(update_id, failed=failed)
+            await storage.save(
+                unit, applied=(stored.order_key, stored.update_id), messenger=stored.messenger
+            )
+            await finish()
         else:
             await storage.save(unit)
-            await self._inbox.finish(update_id, failed=failed)
+            await finish()
 
     async def start(self) -> None:
         """Take over what was left unfinished, then keep claims fresh and sweep periodically."""
@@ -244,7 +278,10 @@ class UpdateProcessor:
                     task.cancel()
                 await asyncio.gather(*unfinished, return_exceptions=True)
                 with contextlib.suppress(SQLAlchemyError):
-                    await self._inbox.release(leftovers)
+                    for messenger in {messenger for messenger, _ in leftovers}:
+                        await self._inbox.release(
+                            [i for m, i in leftovers if m is messenger], messenger=messenger
+                        )
 
 
 async def _interruptible_sleep(stop: asyncio.Event, seconds: float) -> None:
@@ -258,9 +295,13 @@ async def poll(
     processor: UpdateProcessor,
     stop: asyncio.Event,
     allowed_updates: list[str],
+    *,
+    messenger: Messenger = Messenger.TELEGRAM,
+    offset: int | None = None,
 ) -> None:
-    """getUpdates → store → acknowledge (the next call's offset) → handle."""
-    offset: int | None = None
+    """getUpdates → store → acknowledge (the next call's offset) → handle. ``messenger``: whose
+    bot it is (MAX: aiogram-max's session moves its marker on only when acknowledged, see
+    bot.messengers.max_adapter); ``offset``: where to go on (after the last update stored)."""
     backoff = 1.0
     while not stop.is_set():
         try:
@@ -272,12 +313,14 @@ async def poll(
                 u.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)
                 for u in updates
             ]
-            stored = await inbox.store(payloads)
+            stored = await inbox.store(payloads, messenger=messenger)
         except TelegramRetryAfter as error:
             await _interruptible_sleep(stop, error.retry_after)
             continue
         except (TelegramNetworkError, TelegramAPIError, SQLAlchemyError, OSError) as error:
-            logger.warning("polling: %s; again in %.0f s", type(error).__name__, backoff)
+            logger.warning(
+                "polling %s: %s; again in %.0f s", messenger, type(error).__name__, backoff
+            )
             await _interruptible_sleep(stop, backoff)
             backoff = min(backoff * 2, 30.0)
             continue
@@ -343,8 +386,13 @@ async def serve(
     *,
     stop: asyncio.Event | None = None,
     handle_signals: bool = True,
+    others: Sequence[Front] = (),
 ) -> None:
-    """Run until SIGINT/SIGTERM (or ``stop``): startup, receive and handle, graceful shutdown."""
+    """Run until SIGINT/SIGTERM (or ``stop``): startup, receive and handle, graceful shutdown.
+
+    ``others``: the fronts of other messengers (MAX), long-polled by this worker in both modes
+    into the same inbox (every worker with them polls: an update two workers fetch is stored
+    once, and the inbox keeps each person's order across workers, as for webhook workers)."""
     stop = stop or asyncio.Event()
     if handle_signals:
         stop_on_signals(stop)
@@ -356,6 +404,7 @@ async def serve(
         new_worker_id(name),
         stale_after=timedelta(seconds=settings.lock_timeout_seconds),
         keep_finished=timedelta(hours=settings.inbox_keep_hours),
+        messengers=(Messenger.TELEGRAM, *(front.messenger for front in others)),
     )
     processor = UpdateProcessor(
         dp,
@@ -364,13 +413,31 @@ async def serve(
         predecessor=name,
         predecessor_is_derived=settings.worker_name is None,
         check_order_each=settings.webhook,
+        others=others,
     )
     allowed_updates = dp.resolve_used_update_types()
     workflow = {"dispatcher": dp, "bots": [bot], **dp.workflow_data}
     await dp.emit_startup(bot=bot, **workflow)
     runner: web.AppRunner | None = None
+    pollers: list[asyncio.Task[None]] = []
     try:
         await processor.start()
+        for front in others:
+            last = await inbox.last_stored(front.messenger)
+            pollers.append(
+                asyncio.create_task(
+                    poll(
+                        front.bot,
+                        inbox,
+                        processor,
+                        stop,
+                        front.dp.resolve_used_update_types(),
+                        messenger=front.messenger,
+                        offset=None if last is None else last + 1,
+                    )
+                )
+            )
+            logger.info("worker %s polls %s for updates", inbox.worker_id, front.messenger)
         if settings.webhook:
             runner = web.AppRunner(webhook_app(settings, inbox, processor, health), access_log=None)
             await runner.setup()
@@ -392,12 +459,14 @@ async def serve(
         else:
             await bot.delete_webhook()
             logger.info("worker %s polls for updates", inbox.worker_id)
-            poller = asyncio.create_task(poll(bot, inbox, processor, stop, allowed_updates))
+            pollers.append(asyncio.create_task(poll(bot, inbox, processor, stop, allowed_updates)))
             await stop.wait()
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
     finally:
+        for poller in pollers:
+            poller.cancel()
+        for outcome in await asyncio.gather(*pollers, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                logger.error("polling had stopped: %s", type(outcome).__name__)
         if runner is not None:
             await runner.cleanup()  # no new updates: Telegram sends them to the other workers
         await processor.stop(settings.shutdown_grace_seconds)

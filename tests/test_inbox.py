@@ -19,6 +19,7 @@ from aiogram.utils.i18n import I18n
 from pydantic import SecretStr
 
 from bot.catalog import Catalog
+from bot.messengers.identity import Messenger
 from bot.runner import health_check, serve
 from bot.services.inbox import InboxService, order_key
 from fakegram.client import FakeUser
@@ -120,6 +121,87 @@ async def test_finished_updates_are_forgotten_after_the_keep_time(harness: Harne
     clock.advance(minutes=61)
     assert await inbox.purge_finished() == 1
     assert await harness.rows("SELECT update_id, status FROM inbox") == [(802, "pending")]
+
+
+async def test_each_messenger_has_its_own_update_ids_order_keys_and_take_over(
+    harness: Harness,
+) -> None:
+    """MAX's updates share the inbox: the same update id and the same user id on Telegram and on
+    MAX are two updates of two people; a worker without MAX never takes a MAX update."""
+    clock = FrozenClock(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+    person = 7_123_456_789
+    telegram_worker = inbox_of(harness, "host/100/aa", clock)
+    both = InboxService(
+        harness.services.sessions,
+        "host/200/bb",
+        stale_after=timedelta(seconds=30),
+        keep_finished=timedelta(hours=1),
+        clock=clock,
+        messengers=(Messenger.TELEGRAM, Messenger.MAX),
+    )
+    await telegram_worker.store([text_update(900, person, "a")])  # pending at another worker
+    stored = await both.store(
+        [text_update(900, person, "b"), text_update(901, person, "c")], messenger=Messenger.MAX
+    )
+    # the same update id, but MAX's: stored, not taken for a repeat of Telegram's
+    assert [(u.messenger, u.update_id) for u in stored] == [
+        (Messenger.MAX, 900),
+        (Messenger.MAX, 901),
+    ]
+    assert stored[0].key == (Messenger.MAX, person) != (Messenger.TELEGRAM, person)
+    # Telegram's earlier update of the same number does not hold MAX's person back
+    assert not stored[0].behind_others
+    assert not await both.waits_for_others(stored[1])
+    assert not await both.waits_for_others(stored[0])
+
+    await both.finish(900, messenger=Messenger.MAX)
+    rows = await harness.rows("SELECT messenger, update_id, status FROM inbox ORDER BY 1, 2")
+    assert [tuple(r) for r in rows] == [
+        ("max", 900, "done"),
+        ("max", 901, "pending"),
+        ("telegram", 900, "pending"),
+    ]
+    assert await both.last_stored(Messenger.MAX) == 901
+
+    clock.advance(seconds=40)  # both workers died
+    only_telegram = inbox_of(harness, "host/300/cc", clock)
+    assert [(u.messenger, u.update_id) for u in await only_telegram.take_over()] == [
+        (Messenger.TELEGRAM, 900)
+    ]
+    clock.advance(seconds=40)
+    with_max = InboxService(
+        harness.services.sessions,
+        "host/400/dd",
+        stale_after=timedelta(seconds=30),
+        keep_finished=timedelta(hours=1),
+        clock=clock,
+        messengers=(Messenger.TELEGRAM, Messenger.MAX),
+    )
+    taken = await with_max.take_over()
+    assert [(u.messenger, u.update_id, u.again) for u in taken] == [
+        (Messenger.TELEGRAM, 900, True),
+        (Messenger.MAX, 901, True),
+    ]
+    await with_max.release([901], messenger=Messenger.MAX)
+    assert [u.update_id for u in await both.take_over()] == [901]
+
+
+async def test_the_newest_finished_update_of_each_messenger_is_kept_where_polling_goes_on(
+    harness: Harness,
+) -> None:
+    clock = FrozenClock(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+    inbox = inbox_of(harness, "w/1/a", clock)
+    await inbox.store(
+        [text_update(5_000, 1, "a"), text_update(5_032, 1, "b")], messenger=Messenger.MAX
+    )
+    await inbox.store([text_update(10, 1, "a")])
+    for update_id in (5_000, 5_032):
+        await inbox.finish(update_id, messenger=Messenger.MAX)
+    await inbox.finish(10)
+    clock.advance(minutes=61)
+    assert await inbox.purge_finished() == 1
+    assert await inbox.last_stored(Messenger.MAX) == 5_032
+    assert await inbox.last_stored(Messenger.TELEGRAM) == 10
 
 
 def test_order_key_is_the_sender_else_the_chat() -> None:

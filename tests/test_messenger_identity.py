@@ -1,6 +1,6 @@
 """A patient is (messenger, user id): the same id or the same phone on Telegram and on MAX are
-two patients; the migration that brings the messenger goes up and down with MAX rows present.
-(No aiogram-max needed: runs on Python 3.11 too.)"""
+two patients; the migrations that bring the messenger (patients, outbox, inbox) go up and down
+with MAX rows present. (No aiogram-max needed: runs on Python 3.11 too.)"""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from bot.messengers.identity import Messenger, serving
 from bot.services.patients import AlreadyRegisteredError, NewPatient
@@ -82,5 +83,36 @@ async def test_the_messenger_migration_goes_down_without_max_patients_and_up_aga
     async with engine.connect() as conn:
         ids = (await conn.execute(text("SELECT telegram_id FROM patients"))).scalars().all()
     assert list(ids) == [1]  # the MAX patient went with the messenger column
+    await migrate(engine)
+    await engine.dispose()
+
+
+async def test_the_inbox_migration_keys_updates_by_messenger_and_goes_down_without_max(
+    empty_database_url: str,
+) -> None:
+    engine = create_engine(empty_database_url)
+    await migrate(engine, "0013")
+    at = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    insert = (
+        "INSERT INTO inbox (update_id, order_key, payload, status, received_at)"
+        " VALUES (7, 1, '{\"update_id\": 7}', 'pending', :at)"
+    )
+    async with engine.begin() as conn:
+        await conn.execute(text(insert), {"at": at})
+    await migrate(engine)  # a pending update stored before becomes Telegram's
+    max_row = insert.replace("(update_id,", "(messenger, update_id,").replace(
+        "VALUES (7,", "VALUES ('max', 7,"
+    )
+    async with engine.begin() as conn:
+        rows = (await conn.execute(text("SELECT messenger, update_id, payload FROM inbox"))).all()
+        assert [(r[0], r[1]) for r in rows] == [("telegram", 7)]
+        await conn.execute(text(max_row), {"at": at})  # MAX's update 7 is another update
+    await downgrade(engine, "0013")
+    async with engine.connect() as conn:
+        ids = (await conn.execute(text("SELECT update_id FROM inbox"))).scalars().all()
+    assert list(ids) == [7]  # Telegram's is kept, MAX's went with the messenger column
+    with pytest.raises(IntegrityError):  # keyed by update_id alone again
+        async with engine.begin() as conn:
+            await conn.execute(text(insert), {"at": at})
     await migrate(engine)
     await engine.dispose()

@@ -151,7 +151,8 @@ async def test_only_the_update_the_mark_names_counts_as_applied(redis_url: str) 
     from aiogram import Dispatcher
 
     from bot.fsm.backends import DialogueRedisStorage
-    from bot.runner import UpdateProcessor
+    from bot.messengers.identity import Messenger
+    from bot.runner import Front, UpdateProcessor
     from bot.services.inbox import StoredUpdate
 
     prefix = f"mark-{id(redis_url)}"
@@ -159,13 +160,21 @@ async def test_only_the_update_the_mark_names_counts_as_applied(redis_url: str) 
         redis_url,
         key_builder=DefaultKeyBuilder(prefix=prefix, with_bot_id=True, with_destiny=True),
     )
-    processor = UpdateProcessor(Dispatcher(storage=storage), None, None)  # type: ignore[arg-type]
+    dp = Dispatcher(storage=storage)
+    on_max = Front(Messenger.MAX, None, dp)  # type: ignore[arg-type]
+    processor = UpdateProcessor(dp, None, None, others=[on_max])  # type: ignore[arg-type]
     try:
         assert not await processor._applied_before(StoredUpdate(1005, 42, {}))
         await storage.redis.set(storage._applied_key(42), 1005)
         assert await processor._applied_before(StoredUpdate(1005, 42, {}))
         assert not await processor._applied_before(StoredUpdate(1003, 42, {}))
         assert not await processor._applied_before(StoredUpdate(1005, 43, {}))
+        # MAX's user 42 is another person: Telegram's mark is not theirs, nor theirs Telegram's
+        on_max_42 = StoredUpdate(1005, 42, {}, messenger=Messenger.MAX)
+        assert not await processor._applied_before(on_max_42)
+        await storage.redis.set(storage._applied_key(42, Messenger.MAX), 2010)
+        assert await processor._applied_before(StoredUpdate(2010, 42, {}, messenger=Messenger.MAX))
+        assert not await processor._applied_before(StoredUpdate(2010, 42, {}))
     finally:
         await drop_redis_keys(redis_url, prefix)
         await storage.close()

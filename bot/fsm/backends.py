@@ -77,16 +77,20 @@ class DialogueRedisStorage(WriteBehindStorage, RedisStorage):
             state = state.decode("utf-8")
         return state, (self.json_loads(data) if data else {})
 
-    def _applied_key(self, order_key: int) -> str:
+    def _applied_key(self, order_key: int, messenger: str = "telegram") -> str:
         builder = self.key_builder
         prefix = builder.prefix if isinstance(builder, DefaultKeyBuilder) else "fsm"
         separator = builder.separator if isinstance(builder, DefaultKeyBuilder) else ":"
-        # shaped like a dialogue key of the user, so forget_dialogues erases it with them
-        return separator.join((prefix, "applied", str(order_key), "inbox", "applied"))
+        # A user is (messenger, user id): MAX's marks apart from Telegram's ("applied" as it
+        # was for Telegram). Shaped like a dialogue key of the user, so forget_dialogues erases
+        # it with them.
+        kind = "applied" if messenger == "telegram" else f"applied-{messenger}"
+        return separator.join((prefix, kind, str(order_key), "inbox", "applied"))
 
-    async def last_applied(self, order_key: int) -> int:
-        """The last update of this user whose dialogue changes were written (0: none known)."""
-        value = await self.redis.get(self._applied_key(order_key))
+    async def last_applied(self, order_key: int, messenger: str = "telegram") -> int:
+        """The last update of this user (of ``messenger``) whose dialogue changes were written
+        (0: none known)."""
+        value = await self.redis.get(self._applied_key(order_key, messenger))
         return int(value) if value else 0
 
     async def save(
@@ -95,17 +99,19 @@ class DialogueRedisStorage(WriteBehindStorage, RedisStorage):
         session: Any = None,
         *,
         applied: tuple[int, int] | None = None,
+        messenger: str = "telegram",
     ) -> None:
-        """Write the unit's changes in one MULTI; with ``applied`` (order key, update id), also
-        that this update's changes are in, so a worker that dies before the update is marked
-        done in the database does not get it applied a second time, to a later step."""
+        """Write the unit's changes in one MULTI; with ``applied`` (order key, update id of
+        ``messenger``), also that this update's changes are in, so a worker that dies before the
+        update is marked done in the database does not get it applied a second time, to a later
+        step."""
         changes = unit.changes()
         if not changes:
             return
         async with self.redis.pipeline(transaction=True) as pipe:
             if applied is not None:
                 order_key, update_id = applied
-                pipe.set(self._applied_key(order_key), update_id, ex=self.data_ttl)
+                pipe.set(self._applied_key(order_key, messenger), update_id, ex=self.data_ttl)
             for key, dialogue in changes:
                 state_key = self.key_builder.build(key, "state")
                 data_key = self.key_builder.build(key, "data")

@@ -1,6 +1,9 @@
 """The update inbox: store an update before Telegram gets its acknowledgement, hand it to one
 worker, mark it finished (dropping the raw update), take over the updates of workers that died.
 
+Each messenger has its own update ids and users (Telegram's; MAX's through aiogram-max): a row is
+(messenger, update_id), and one person's order is kept per (messenger, order key).
+
 Times here are wall-clock (not the domain clock): claims are compared between processes."""
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from bot.messengers.identity import Messenger
 from bot.services.clock import Clock, utc_now
 from bot.storage.db import AsyncSession, SessionFactory
 from bot.storage.inbox_models import InboxStatus, InboxUpdate
@@ -29,7 +33,7 @@ _TABLE: Table = InboxUpdate.__table__  # type: ignore[assignment]
 # Built once: every update is finished with it (see bot.fsm.storage for why).
 _FINISH = (
     update(_TABLE)
-    .where(_TABLE.c.update_id == bindparam("f_id"))
+    .where(_TABLE.c.messenger == bindparam("f_messenger"), _TABLE.c.update_id == bindparam("f_id"))
     .values(
         status=bindparam("f_status"),
         payload=None,
@@ -44,16 +48,18 @@ def _store_statement(dialect: str) -> Any:
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return (
         insert(_TABLE)
-        .on_conflict_do_nothing(index_elements=["update_id"])
+        .on_conflict_do_nothing(index_elements=["messenger", "update_id"])
         .returning(_TABLE.c.update_id)
     )
 
 
+_NEWEST = _TABLE.alias("newest")
 # Built once (every batch of updates is stored with them): many rows, one round trip.
 _STORE = {dialect: _store_statement(dialect) for dialect in ("sqlite", "postgresql")}
 _EARLIEST_ELSEWHERE = (
     select(_TABLE.c.order_key, func.min(_TABLE.c.update_id))
     .where(
+        _TABLE.c.messenger == bindparam("messenger"),
         _TABLE.c.order_key.in_(bindparam("keys", expanding=True)),
         _TABLE.c.status == InboxStatus.PENDING,
         or_(_TABLE.c.claimed_by.is_(None), _TABLE.c.claimed_by != bindparam("me")),
@@ -64,6 +70,7 @@ _EARLIEST_ELSEWHERE = (
 
 @dataclass
 class _Finish:
+    messenger: str
     update_id: int
     failed: bool
     also: Callable[[AsyncSession], Awaitable[None]] | None
@@ -92,6 +99,13 @@ class StoredUpdate:
     #: Taken back from a worker that died (or from this one before a restart): it may have been
     #: handled in part already.
     again: bool = False
+    #: Whose update it is: ids and order keys are per messenger.
+    messenger: Messenger = Messenger.TELEGRAM
+
+    @property
+    def key(self) -> tuple[Messenger, int]:
+        """The person (or chat) whose updates are handled in order."""
+        return self.messenger, self.order_key
 
 
 def is_dead_predecessor(claimed_by: str, stable_name: str) -> bool:
@@ -146,24 +160,33 @@ class InboxService:
         stale_after: timedelta,
         keep_finished: timedelta,
         clock: Clock = utc_now,
+        messengers: Iterable[Messenger] = (Messenger.TELEGRAM,),
     ) -> None:
         self._sessions = sessions
         self.worker_id = worker_id
+        #: The messengers this worker handles: it takes over only their updates.
+        self.messengers = tuple(messengers)
         self.stale_after = stale_after
         self.keep_finished = keep_finished
         self._clock = clock
         self._finishing: list[_Finish] = []
         self._committer: asyncio.Task[None] | None = None
 
-    async def store(self, payloads: Sequence[dict[str, Any]]) -> list[StoredUpdate]:
-        """Store updates claimed by this worker, in one transaction. Returns the ones that were
-        new; an update_id already stored (Telegram delivering it again) is left alone."""
+    async def store(
+        self, payloads: Sequence[dict[str, Any]], *, messenger: Messenger = Messenger.TELEGRAM
+    ) -> list[StoredUpdate]:
+        """Store updates of ``messenger`` claimed by this worker, in one transaction. Returns
+        the ones that were new; an update_id already stored (delivered again) is left alone."""
         if not payloads:
             return []
         now = self._clock()
-        updates = [StoredUpdate(int(p["update_id"]), order_key(p), p) for p in payloads]
+        updates = [
+            StoredUpdate(int(p["update_id"]), order_key(p), p, messenger=messenger)
+            for p in payloads
+        ]
         rows = [
             {
+                "messenger": messenger.value,
                 "update_id": u.update_id,
                 "order_key": u.order_key,
                 "payload": u.payload,
@@ -184,14 +207,17 @@ class InboxService:
             keys = sorted({u.order_key for u in stored})
             if keys:
                 found = await session.execute(
-                    _EARLIEST_ELSEWHERE, {"keys": keys, "me": self.worker_id}
+                    _EARLIEST_ELSEWHERE,
+                    {"keys": keys, "me": self.worker_id, "messenger": messenger.value},
                 )
                 earliest: dict[int, int] = dict(found.all())
                 for item in stored:
                     first = earliest.get(item.order_key)
                     item.behind_others = first is not None and first < item.update_id
         if len(new) < len(rows):
-            logger.info("inbox: %s repeated update(s) ignored", len(rows) - len(new))
+            # MAX: every worker polls, so all but the first to store a batch see it "repeated"
+            level = logging.INFO if messenger is Messenger.TELEGRAM else logging.DEBUG
+            logger.log(level, "inbox: %s repeated update(s) ignored", len(rows) - len(new))
         return stored
 
     def _not_mine(self) -> Any:
@@ -204,6 +230,7 @@ class InboxService:
             found = await session.scalar(
                 select(InboxUpdate.update_id)
                 .where(
+                    InboxUpdate.messenger == item.messenger.value,
                     InboxUpdate.order_key == item.order_key,
                     InboxUpdate.update_id < item.update_id,
                     InboxUpdate.status == InboxStatus.PENDING,
@@ -217,17 +244,18 @@ class InboxService:
         self,
         update_id: int,
         *,
+        messenger: Messenger = Messenger.TELEGRAM,
         failed: bool = False,
         also: Callable[[AsyncSession], Awaitable[None]] | None = None,
     ) -> None:
         """The update was handled: keep only its id and outcome (no personal data: the order
-        key is the sender's Telegram id, needed only while the update is pending). ``also``
+        key is the sender's id on the messenger, needed only while the update is pending). ``also``
         writes the update's own state (its dialogue) in the same transaction.
 
         Updates finished at about the same time share one transaction (a group commit): the
         disk is waited for once for all of them, not once each in a queue."""
         done = asyncio.get_running_loop().create_future()
-        self._finishing.append(_Finish(update_id, failed, also, done))
+        self._finishing.append(_Finish(messenger.value, update_id, failed, also, done))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_finished())
         await done
@@ -262,6 +290,7 @@ class InboxService:
                 _FINISH,
                 [
                     {
+                        "f_messenger": item.messenger,
                         "f_id": item.update_id,
                         "f_status": InboxStatus.FAILED if item.failed else InboxStatus.DONE,
                         "f_at": now,
@@ -290,13 +319,15 @@ class InboxService:
         limit: int = 500,
     ) -> list[StoredUpdate]:
         """Claim pending updates nobody handles: released ones and those of workers whose claim
-        went stale (the worker died). Oldest first; a live worker's fresh claim is never taken.
+        went stale (the worker died), of the messengers this worker handles. Oldest first; a
+        live worker's fresh claim is never taken.
 
         ``predecessor``: this worker's stable name; the claims of its earlier processes (ids
         ``name/…``) are taken at once: that process is gone (``only_if_dead``: checked by its
         pid, for a name derived from the host rather than set by the operator)."""
         stale = self._clock() - self.stale_after
         orphaned = or_(InboxUpdate.claimed_by.is_(None), InboxUpdate.claimed_at < stale)
+        served = InboxUpdate.messenger.in_([m.value for m in self.messengers])
         async with self._sessions() as session:
             if predecessor:
                 earlier = (
@@ -317,31 +348,44 @@ class InboxService:
                 ]
                 if gone:
                     orphaned = or_(orphaned, InboxUpdate.claimed_by.in_(gone))
-            candidates = list(
-                await session.scalars(
-                    select(InboxUpdate.update_id)
-                    .where(InboxUpdate.status == InboxStatus.PENDING, orphaned)
+            candidates = [
+                tuple(row)
+                for row in await session.execute(
+                    select(InboxUpdate.messenger, InboxUpdate.update_id)
+                    .where(InboxUpdate.status == InboxStatus.PENDING, served, orphaned)
                     .order_by(InboxUpdate.update_id)
                     .limit(limit)
                 )
-            )
+            ]
         if not candidates:
             return []
         async with self._sessions.begin() as session:
             claimed = await session.execute(
                 update(InboxUpdate)
                 .where(
-                    InboxUpdate.update_id.in_(candidates),
+                    tuple_(InboxUpdate.messenger, InboxUpdate.update_id).in_(candidates),
                     InboxUpdate.status == InboxStatus.PENDING,
                     orphaned,
                 )
                 .values(claimed_by=self.worker_id, claimed_at=self._clock())
-                .returning(InboxUpdate.update_id, InboxUpdate.order_key, InboxUpdate.payload)
+                .returning(
+                    InboxUpdate.update_id,
+                    InboxUpdate.order_key,
+                    InboxUpdate.payload,
+                    InboxUpdate.messenger,
+                )
             )
             rows = claimed.all()
         taken = sorted(
             (
-                StoredUpdate(row[0], row[1], row[2], behind_others=True, again=True)
+                StoredUpdate(
+                    row[0],
+                    row[1],
+                    row[2],
+                    behind_others=True,
+                    again=True,
+                    messenger=Messenger(row[3]),
+                )
                 for row in rows
                 if row[2]
             ),
@@ -351,7 +395,9 @@ class InboxService:
             logger.info("inbox: took over %s unfinished update(s)", len(taken))
         return taken
 
-    async def release(self, update_ids: Iterable[int]) -> None:
+    async def release(
+        self, update_ids: Iterable[int], *, messenger: Messenger = Messenger.TELEGRAM
+    ) -> None:
         """Give back updates this worker will not finish (a stop): another worker, or this one
         after a restart, takes them at once instead of waiting for the claim to go stale."""
         ids = list(update_ids)
@@ -361,6 +407,7 @@ class InboxService:
             await session.execute(
                 update(InboxUpdate)
                 .where(
+                    InboxUpdate.messenger == messenger.value,
                     InboxUpdate.update_id.in_(ids),
                     InboxUpdate.claimed_by == self.worker_id,
                     InboxUpdate.status == InboxStatus.PENDING,
@@ -368,14 +415,33 @@ class InboxService:
                 .values(claimed_by=None)
             )
 
+    async def last_stored(self, messenger: Messenger) -> int | None:
+        """The highest update id of ``messenger`` in the inbox: where its polling goes on after
+        a restart (MAX: without a marker, its feed would give only its latest update)."""
+        async with self._sessions() as session:
+            found: int | None = await session.scalar(
+                select(func.max(InboxUpdate.update_id)).where(
+                    InboxUpdate.messenger == messenger.value
+                )
+            )
+        return found
+
     async def purge_finished(self) -> int:
         """Forget finished updates older than ``keep_finished`` (they only guard against a late
-        repeat of the same update_id)."""
+        repeat of the same update_id), except each messenger's newest (``last_stored``: it holds
+        no personal data once finished)."""
         cutoff: datetime = self._clock() - self.keep_finished
+        newest = (
+            select(func.max(_NEWEST.c.update_id))
+            .where(_NEWEST.c.messenger == _TABLE.c.messenger)
+            .scalar_subquery()
+        )
         async with self._sessions.begin() as session:
             result = await session.execute(
-                delete(InboxUpdate).where(
-                    InboxUpdate.status != InboxStatus.PENDING, InboxUpdate.finished_at < cutoff
+                delete(_TABLE).where(
+                    _TABLE.c.status != InboxStatus.PENDING,
+                    _TABLE.c.finished_at < cutoff,
+                    _TABLE.c.update_id < newest,
                 )
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -268,7 +268,10 @@ class PatientService:
             if update_id is not None:
                 await session.execute(
                     update(InboxUpdate)
-                    .where(InboxUpdate.update_id == update_id)
+                    .where(
+                        InboxUpdate.messenger == current_messenger().value,
+                        InboxUpdate.update_id == update_id,
+                    )
                     .values(
                         status=InboxStatus.DONE,
                         payload=None,
