@@ -33,7 +33,7 @@ METRICS_PORT (GET /healthz and /metrics for Prometheus; unset: not served).
 Also runs as `python -m bot`. The database is created and migrated to the latest schema on
 start. The staff chats are checked at start (the catalog's placeholder ids are refused;
 other problems are logged) and by --check-config, which names what to click in Telegram.
-Every update is stored before Telegram is told it arrived, and handled once.
+Every update (Telegram's or MAX's) is stored before it is acknowledged, and handled once.
 SIGINT/SIGTERM stop the bot after the updates being handled are finished.
 """
 
@@ -155,6 +155,8 @@ async def run(settings: Settings, catalog: Catalog) -> None:
                     dp,
                     services.sessions,
                     health_check(services.sessions, dialogues.redis),
+                    # MAX's updates: polled into the same inbox, handled by the same runner
+                    others=[max_front.front()] if max_front is not None else [],
                 )
     finally:
         logger.info("bot stopped")

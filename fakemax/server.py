@@ -147,7 +147,8 @@ class FakeMax:
         app.router.add_get("/subscriptions", self._get_subscriptions)
         app.router.add_post("/subscriptions", self._post_subscription)
         app.router.add_delete("/subscriptions", self._delete_subscription)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A long poll still waiting when the test ends is not waited for (as in fakegram).
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

@@ -5,7 +5,13 @@ is worked around here, in :class:`MaxBotSession` (a subclass of its ``MaxSession
 says what it fixes and is written so it could be offered upstream as it is:
 
 1. Polling busy-loop: aiogram's ``offset`` rewound the session's ``marker`` past events it does
-   not map (edits, removals…), so ``GET /updates`` returned them again at once, forever.
+   not map (edits, removals…), so ``GET /updates`` returned them again at once, forever. And the
+   marker moved on as soon as a batch was fetched, so a batch fetched but not yet stored was
+   lost in a crash (MAX takes every event before the marker it is given as read). Now the
+   marker moves on when the caller acknowledges (the next ``offset``, as Telegram's getUpdates
+   does), or at once past a batch with nothing to hand over (no busy loop either way); an
+   event that cannot be converted is logged by its type and skipped, and an answer that is not
+   JSON is a network error (polling backs off), neither raised into polling as anything else.
 2. Reply keyboards: ``ReplyKeyboardMarkup`` / ``ReplyKeyboardRemove`` raised ``AttributeError``.
    A reply keyboard becomes inline ``message`` buttons (pressing one sends its text, as in
    Telegram) and ``request_contact`` buttons; a removal sends nothing (MAX has none to remove).
@@ -35,7 +41,7 @@ import asyncio
 import logging
 import re
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from aiogram import Bot
@@ -69,11 +75,6 @@ from aiogram.types import (
 )
 from aiogram_max import MAX_API_URL, MaxApiError, MaxSession
 from aiogram_max import converters as max_converters
-
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
-    from aiogram import Dispatcher
 
 logger = logging.getLogger("bot.messengers.max")
 
@@ -153,22 +154,36 @@ class MaxBotSession(MaxSession):
             params["limit"] = method.limit
         if self._marker is not None:
             params["marker"] = self._marker
-        data = await self._request("GET", "/updates", params=params)
+        try:
+            data = await self._request("GET", "/updates", params=params)
+        except ValueError as error:  # not JSON (a proxy's page): polling backs off and retries
+            raise TelegramNetworkError(method, "MAX: unreadable /updates answer") from error
         raws: list[JSON] = data.get("updates", [])
         marker = data.get("marker", self._marker)
         # An event's ids come from its place in the feed (marker - batch size + index), so they
         # are stable across restarts and the acknowledgement above maps back to the marker.
         first = self._last_update_id // IDS_PER_EVENT + 1 if marker is None else marker - len(raws)
-        self._marker = marker
         updates: list[Update] = []
         for position, raw in enumerate(raws, start=first):
             self._last_update_id = position * IDS_PER_EVENT
             self._remember_mid(raw)
-            for part, update in enumerate(self._convert(raw, position * IDS_PER_EVENT)):
+            try:
+                converted = self._convert(raw, position * IDS_PER_EVENT)
+            except Exception as error:  # noqa: BLE001 - one odd event must not stop polling
+                logger.warning(
+                    "MAX event %s not converted: %s", raw.get("update_type"), type(error).__name__
+                )
+                continue
+            for part, update in enumerate(converted):
                 updates.append(update.model_copy(update={"update_id": update.update_id + part}))
-        if raws and not updates and not method.timeout:
-            # Nothing mapped and no long-poll wait requested: don't spin on a busy feed.
-            await asyncio.sleep(0.05)
+        if not updates:
+            # Nothing to hand over (none, or none mapped): nothing to store, so move on now; the
+            # events skipped are not fetched again (that was the busy loop).
+            self._marker = marker
+            if raws and not method.timeout:  # no long-poll wait asked: don't spin on a busy feed
+                await asyncio.sleep(0.05)
+        # Else the marker stays until the caller acknowledges (its next offset): a batch not
+        # stored yet is fetched again, with the same update ids.
         return [mount(update, bot) for update in updates]
 
     def _convert(self, raw: JSON, update_id: int) -> list[Update]:
@@ -395,39 +410,10 @@ def is_max_bot(bot: Bot) -> bool:
     return isinstance(bot.session, MaxSession)
 
 
-async def poll_max(
-    bot: Bot,
-    dp: Dispatcher,
-    stop: asyncio.Event,
-    feed: Callable[[Dispatcher, Bot, Update], Awaitable[Any]],
-    wait_seconds: int = 25,
-) -> None:
-    """Long polling of MAX, each update handed to ``feed`` in order. (MAX updates do not go
-    through the Telegram inbox: its update ids and worker take-over are Telegram's.)"""
-    offset: int | None = None
-    backoff = 1.0
-    while not stop.is_set():
-        try:
-            updates = await bot(GetUpdates(offset=offset, timeout=wait_seconds))
-        except Exception as error:  # noqa: BLE001 - any transport failure: wait and retry
-            logger.warning("MAX polling: %s; again in %.0f s", type(error).__name__, backoff)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 30.0)
-            continue
-        backoff = 1.0
-        for update in updates:
-            offset = update.update_id + 1
-            try:
-                await feed(dp, bot, update)
-            except Exception as exc:  # noqa: BLE001 - one update's failure stops no others
-                logger.error("MAX update %s failed: %s", update.update_id, type(exc).__name__)
-
-
 __all__ = [
     "MAX_API_URL",
     "MaxBotSession",
     "connect_max_bot",
     "create_max_bot",
     "is_max_bot",
-    "poll_max",
 ]

@@ -1,13 +1,12 @@
 """Patients on MAX: when ``MAX_BOT_TOKEN`` is set, the bot process also polls MAX and handles
 its updates with the patients' routers (staff stay in Telegram, where forum topics exist), the
-same services, dialogue storage and database. Imports aiogram-max only when started."""
+same services, dialogue storage and database. Its updates go through the same inbox and runner
+as Telegram's (``bot.runner``, as a ``Front``). Imports aiogram-max only when created."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiogram import Router
@@ -17,6 +16,7 @@ from bot.handlers import errors, private_router, run_sync_filters_inline
 from bot.messengers import require_max_support
 from bot.messengers.identity import Messenger, serving
 from bot.messengers.routing import DeliverToMax, DeliverToTelegram, incoming_max_message
+from bot.runner import Front
 
 if TYPE_CHECKING:
     from aiogram import Bot, Dispatcher
@@ -61,8 +61,6 @@ async def feed_max_update(dp: Dispatcher, bot: Bot, update: Update) -> Any:
 class MaxFront:
     bot: Bot
     dp: Dispatcher
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
 
     @classmethod
     async def create(
@@ -94,18 +92,14 @@ class MaxFront:
         )
         return cls(bot, dp)
 
-    async def start(self) -> None:
-        from bot.messengers.max_adapter import poll_max
+    def front(self) -> Front:
+        """What the runner polls, stores in the inbox and hands MAX's updates to."""
+        return Front(Messenger.MAX, self.bot, self.dp, feed_max_update)
 
+    async def start(self) -> None:
         await self.dp.emit_startup(bot=self.bot, **self.dp.workflow_data)
-        self._task = asyncio.create_task(poll_max(self.bot, self.dp, self._stop, feed_max_update))
-        logger.info("MAX: polling for patients' updates (bot id=%s)", self.bot.id)
+        logger.info("MAX: serving patients (bot id=%s)", self.bot.id)
 
     async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
         await self.dp.emit_shutdown(bot=self.bot, **self.dp.workflow_data)
         await self.bot.session.close()
