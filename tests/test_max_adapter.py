@@ -245,3 +245,26 @@ async def test_after_a_restart_an_old_message_cannot_be_edited_and_says_why(
     finally:
         await restarted.session.close()
     assert user.last_text() == "Шаг 1"
+
+
+async def test_the_marker_moves_on_only_when_the_batch_is_acknowledged(
+    server: FakeMax, bot: Bot
+) -> None:
+    """The runner stores a batch before it acknowledges it (its next offset): a batch fetched but
+    not acknowledged (the store failed, or the process died) comes again, with the same ids."""
+    user = FakeMaxUser(server, 51)
+    await user.send("раз")
+    await user.send("два")
+    first = await fetch(bot)
+    again = await fetch(bot)  # not acknowledged: the same events, the same update ids
+    assert [u.update_id for u in again] == [u.update_id for u in first]
+    assert len(first) == 2
+    restarted = create_max_bot(TOKEN, server.base_url, bot_id=server.bot_user["user_id"])
+    try:  # a new process going on after the last update it stored
+        after = await fetch(restarted, offset=first[0].update_id + 1)
+    finally:
+        await restarted.session.close()
+    assert [u.update_id for u in after] == [first[1].update_id]
+    await user.send("три")
+    newer = await fetch(bot, offset=first[-1].update_id + 1)  # acknowledged: only what is new
+    assert [u.message.text for u in newer if u.message] == ["три"]
