@@ -160,6 +160,10 @@ class Catalog:
     _region_search: tuple[tuple[Region, tuple[tuple[str, ...], ...]], ...] = field(
         init=False, repr=False, compare=False
     )
+    #: search_regions' answers by (query, locale): patients of one region type the same words
+    _searched: dict[tuple[str, str], tuple[Region, ...]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -173,6 +177,7 @@ class Catalog:
         put("_regions_by_code", _first_by(self.regions, lambda r: [r.code]))
         put("_region_keys", _first_by(self.regions, _region_match_keys))
         put("_region_search", tuple((r, _region_search_variants(r)) for r in self.regions))
+        put("_searched", {})
 
     # --- look-ups by code -------------------------------------------------------------------
 
@@ -208,6 +213,16 @@ class Catalog:
         of the name > the same with Russian word endings ("москва" finds "Московская") > the
         query occurs anywhere in the name. Ties are sorted by the name in ``locale``.
         """
+        key = (query, locale)
+        found = self._searched.get(key)
+        if found is None:
+            found = tuple(self._search_regions(query, locale))
+            if len(self._searched) >= _SEARCHES_KEPT:
+                self._searched.clear()
+            self._searched[key] = found
+        return list(found)
+
+    def _search_regions(self, query: str, locale: str) -> list[Region]:
         stripped = normalize_text(query)
         if stripped.isdigit():
             found = self.region(int(stripped))
@@ -463,6 +478,10 @@ def _same_stem(query_word: str, word: str) -> bool:
             break
         common += 1
     return common >= max(_STEM_MIN, len(query_word) - 2)
+
+
+#: How many distinct region searches a catalog remembers (then it starts again).
+_SEARCHES_KEPT = 1024
 
 
 def _search_rank(words: tuple[str, ...], phrase: str, variant: tuple[str, ...]) -> int:

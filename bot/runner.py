@@ -102,6 +102,8 @@ class UpdateProcessor:
         self._queues: dict[tuple[Messenger, int], list[tuple[int, StoredUpdate]]] = {}
         self._runners: dict[tuple[Messenger, int], asyncio.Task[None]] = {}
         self._known: set[tuple[Messenger, int]] = set()
+        #: Updates a peer took over while this worker was late (see _taken_or_applied).
+        self._taken_away: set[tuple[Messenger, int]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         #: Cleared while a take-over is claiming updates and not yet submitted them: an update
         #: claimed (committed) but not in its queue yet must not be overtaken by a later one.
@@ -162,8 +164,8 @@ class UpdateProcessor:
                 # Asked under the user's lock, where the answer holds: a worker whose claims
                 # were taken while it was alive but slow (its heartbeat late) still holds this
                 # update in its queue, and the taker may have applied it already, or the
-                # reverse. One GET per update, on the scaled layout only.
-                unit.recheck = partial(self._applied_before, stored)
+                # reverse. On the scaled layout only.
+                unit.recheck = partial(self._taken_or_applied, stored)
             try:
                 update = stored.update or Update.model_validate(
                     stored.payload, context={"bot": front.bot}
@@ -179,6 +181,14 @@ class UpdateProcessor:
                     type(exc).__name__,
                     exc_info=safe_exc_info(exc),
                 )
+            if (stored.messenger, stored.update_id) in self._taken_away:
+                self._taken_away.discard((stored.messenger, stored.update_id))
+                # not marked: the peer that holds it now finishes it
+                logger.info(
+                    "update %s was taken over by another worker meanwhile: left to it",
+                    stored.update_id,
+                )
+                return
             if unit.applied_before:
                 logger.info(
                     "update %s was applied by another worker meanwhile: marked done",
@@ -199,6 +209,18 @@ class UpdateProcessor:
                     await self._inbox.finish(
                         stored.update_id, messenger=stored.messenger, failed=True
                     )
+
+    async def _taken_or_applied(self, stored: StoredUpdate) -> bool:
+        """Under the user's lock: is the update applied already (the dialogue's mark names it),
+        or no longer this worker's (a peer took it over, and handled it or will)? The mark
+        alone names only the last update applied: a peer may have handled this one and the
+        person's next one since, so the inbox row is asked too."""
+        if await self._applied_before(stored):
+            return True
+        if await self._inbox.still_mine(stored.update_id, messenger=stored.messenger):
+            return False
+        self._taken_away.add((stored.messenger, stored.update_id))
+        return True
 
     async def _applied_before(self, stored: StoredUpdate) -> bool:
         """Redis only: the dialogue is written before the inbox mark, so a worker may have died

@@ -85,10 +85,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     They pass or fail the same on every back end, so CI's PostgreSQL + Redis pass deselects them
     (``-m "not backend_independent"``); a plain ``pytest`` runs everything."""
     for item in items:
+        if item.get_closest_marker("process") is not None:
+            # under pytest-xdist (the README's `-n 2`, `--dist loadgroup`) the tests that start
+            # bot processes run one after another on one worker: two of them at once on two
+            # cores would starve each other's time-bounded scenarios
+            item.add_marker(pytest.mark.xdist_group("processes"))
         names = set(getattr(item, "fixturenames", ()))
         if names & BACKEND_FIXTURES or item.get_closest_marker("servers") is not None:
             continue
         item.add_marker(pytest.mark.backend_independent)
+
+
+#: How much an xdist worker running in-process tests yields the CPU (see pytest_runtest_setup).
+IN_PROCESS_NICENESS = 5
+_yielded_cpu = False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under pytest-xdist an in-process test yields the CPU a little to the process tests on the
+    other worker: theirs are time-bounded scenarios (a dead worker's lock, a lease takeover) run
+    by bot processes the fork server started before this, at normal priority. Nothing in-process
+    waits on a bound tighter than its conditions' own generous timeouts."""
+    global _yielded_cpu
+    if _yielded_cpu or not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    if item.get_closest_marker("process") is None:
+        os.nice(IN_PROCESS_NICENESS)
+        _yielded_cpu = True
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -178,3 +178,86 @@ async def test_only_the_update_the_mark_names_counts_as_applied(redis_url: str) 
     finally:
         await drop_redis_keys(redis_url, prefix)
         await storage.close()
+
+
+async def test_an_update_a_peer_took_from_a_late_worker_is_answered_once(
+    harness: Harness, redis_url: str
+) -> None:
+    """A worker alive but late with its heartbeat (a starved CPU) has its claims taken by a
+    peer while the updates still wait in its own queue. Whoever comes second under the person's
+    lock leaves the update alone: the late worker neither answers it again (the peer answered
+    it and the person's next message since, so the dialogue's mark names another update) nor
+    marks it done before the peer, which then answers it."""
+    from datetime import UTC, datetime, timedelta
+
+    from aiogram import Dispatcher
+    from aiogram.fsm.context import FSMContext
+    from aiogram.types import Message
+
+    from bot.fsm.backends import DialogueRedisStorage
+    from bot.fsm.unit import DialogueUnitMiddleware
+    from bot.runner import UpdateProcessor
+    from bot.services.inbox import InboxService
+    from bot.storage.inbox_models import InboxStatus, InboxUpdate
+    from tests.conftest import FrozenClock
+    from tests.test_inbox import text_update
+
+    prefix = f"late-{id(harness)}"
+    storage = DialogueRedisStorage.from_url(
+        redis_url,
+        key_builder=DefaultKeyBuilder(prefix=prefix, with_bot_id=True, with_destiny=True),
+    )
+    answered: list[str | None] = []
+    dp = Dispatcher(storage=storage)
+    dp.update.outer_middleware(DialogueUnitMiddleware(storage))
+
+    @dp.message()
+    async def answer(message: Message, state: FSMContext) -> None:
+        answered.append(message.text)
+        await state.update_data(last=message.text)
+
+    clock = FrozenClock(datetime(2026, 11, 25, 9, 0, tzinfo=UTC))
+
+    def inbox(worker: str) -> InboxService:
+        return InboxService(
+            harness.services.sessions,
+            worker,
+            stale_after=timedelta(seconds=30),
+            keep_finished=timedelta(hours=1),
+            clock=clock,
+        )
+
+    late, peer = inbox("worker-1/101/a"), inbox("worker-2/102/b")
+    late_worker = UpdateProcessor(dp, harness.bot, late)
+    peer_worker = UpdateProcessor(dp, harness.bot, peer)
+
+    async def row(update_id: int) -> tuple[InboxStatus, str | None]:
+        async with harness.services.sessions() as session:
+            found = await session.get(InboxUpdate, ("telegram", update_id))
+            assert found is not None
+            return found.status, found.claimed_by
+
+    try:
+        # 1. the peer took the update and answered it, and the person's next one too
+        (region,) = await late.store([text_update(700_261, 4242, "Тверская область")])
+        clock.advance(seconds=60)
+        assert [s.update_id for s in await peer.take_over()] == [700_261]
+        await peer_worker._handle(region)
+        (click,) = await peer.store([text_update(700_342, 4242, "Всё верно")])
+        await peer_worker._handle(click)
+        await late_worker._handle(region)  # the late worker gets to it at last
+        assert answered == ["Тверская область", "Всё верно"]
+
+        # 2. the peer took it but has not answered yet: the late worker must not close it
+        (late_one,) = await late.store([text_update(700_400, 4242, "вопрос")])
+        clock.advance(seconds=60)
+        assert [s.update_id for s in await peer.take_over()] == [700_400]
+        await late_worker._handle(late_one)
+        assert answered == ["Тверская область", "Всё верно"]
+        assert await row(700_400) == (InboxStatus.PENDING, "worker-2/102/b")
+        await peer_worker._handle(late_one)
+        assert answered == ["Тверская область", "Всё верно", "вопрос"]
+        assert (await row(700_400))[0] == InboxStatus.DONE
+    finally:
+        await drop_redis_keys(redis_url, prefix)
+        await storage.close()

@@ -240,6 +240,22 @@ class InboxService:
             )
         return found is not None
 
+    async def still_mine(
+        self, update_id: int, *, messenger: Messenger = Messenger.TELEGRAM
+    ) -> bool:
+        """Is the update still pending and claimed by this worker? (Not so when a peer took it
+        over while this worker was alive but late with its heartbeat, and may have handled it.)"""
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(InboxUpdate.update_id).where(
+                    InboxUpdate.messenger == messenger.value,
+                    InboxUpdate.update_id == update_id,
+                    InboxUpdate.status == InboxStatus.PENDING,
+                    InboxUpdate.claimed_by == self.worker_id,
+                )
+            )
+        return found is not None
+
     async def finish(
         self,
         update_id: int,
