@@ -17,6 +17,7 @@ from fakegram.client import FakeUser
 from fakemax import FakeMaxUser
 from tests.conftest import Harness
 from tests.helpers import NAME, PHONE, register, state_of
+from tests.test_documents import pdf, png
 from tests.test_max_patient import MaxSide, max_side, register_on_max
 
 __all__ = ["max_side"]  # a fixture used here
@@ -67,6 +68,11 @@ async def test_a_telegram_patient_moves_to_max_with_everything_and_back(
     harness: Harness, max_side: MaxSide, user: FakeUser
 ) -> None:
     await register(user)
+    await user.press("📄 Документы")  # a document uploaded in Telegram
+    await user.click("📎 Загрузить документ")
+    await user.send_photo(png(5))
+    await harness.settle()
+    await user.click("ЭКГ")
     [(patient_id, *_)] = await patients(harness)
     async with harness.services.sessions.begin() as session:  # a reminder still to come
         Outbox.send_message(
@@ -105,6 +111,15 @@ async def test_a_telegram_patient_moves_to_max_with_everything_and_back(
 
     await on_max.click("👤 Профиль")
     assert NAME in on_max.last_text()
+    await on_max.click("📄 Документы")  # the Telegram document, opened on MAX
+    await on_max.click("📋 Мои документы (1)")
+    await on_max.click(re.compile("^ЭКГ"))
+    assert [data for _, data in on_max.received_files()] == [png(5)]
+    await on_max.click("📄 Документы")  # and one uploaded on MAX
+    await on_max.click("📎 Загрузить документ")
+    await on_max.send_file("vypiska.pdf", pdf("discharge"), caption="выписка")
+    await max_side.settle()
+    await on_max.click("👤 Профиль")
     code_back = await code_on_max(on_max)
     assert "https://t.me/" in on_max.last_text()
     await user.send(f"/link {code_back}")
@@ -112,6 +127,10 @@ async def test_a_telegram_patient_moves_to_max_with_everything_and_back(
     assert "Готово" in user.last_text()
     assert await patients(harness) == [(patient_id, "telegram", user.user_id, PHONE)]
     assert await state_of(harness, user) is None
+    await user.press("📄 Документы")  # both documents, opened in Telegram
+    await user.click("📋 Мои документы (2)")
+    await user.click(re.compile("^Выписка"))
+    assert any(f.data == pdf("discharge") for f in user.files_received())
     await harness.deliver()
     assert "перенесён в Telegram" in on_max.last_text()
 

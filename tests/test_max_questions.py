@@ -20,6 +20,7 @@ from tests.test_relay import (
     doctor,
     document_in_group,
     duty_chat_id,
+    edit_in_group,
     forum,
     harness,
     photo_in_group,
@@ -106,3 +107,18 @@ async def test_close_from_the_topic_reaches_the_max_patient_and_ends_the_questio
     assert forum.topics()[0].closed
     await patient.send("это уже не врачу")
     assert "это уже не врачу" not in [m.text for m in forum.messages()]
+
+
+async def test_a_doctors_edit_is_mirrored_on_max(
+    harness: Harness, max_side: MaxSide, forum: FakeGroup, doctor: FakeUser
+) -> None:
+    patient = FakeMaxUser(max_side.server, 82_000_005)
+    await register_on_max(patient)
+    await patient.click(ASK)
+    await patient.send("Вопрос")
+    [topic] = forum.topics()
+    answer = await doctor.send_in_group(forum, "Принимайте 5 мг", thread_id=topic.thread_id)
+    delivered = patient.last()
+    await edit_in_group(doctor, forum, answer.message_id, "Принимайте 2,5 мг")
+    assert delivered.edits == 1
+    assert patient.last_text() == f"{SIGNED}\nПринимайте 2,5 мг"

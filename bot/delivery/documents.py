@@ -47,20 +47,20 @@ async def send_patient_documents(
                     if make is InputMediaPhoto:
                         await bot.send_photo(
                             chat_id,
-                            _file(chunk[0]),
+                            sendable(chunk[0]),
                             caption=caption,
                             message_thread_id=thread_id,
                         )
                     else:
                         await bot.send_document(
                             chat_id,
-                            _file(chunk[0]),
+                            sendable(chunk[0]),
                             caption=caption,
                             message_thread_id=thread_id,
                         )
                     continue
                 media = [
-                    make(media=_file(f), caption=caption if i == 0 else None)
+                    make(media=sendable(f), caption=caption if i == 0 else None)
                     for i, f in enumerate(chunk)
                 ]
                 await bot.send_media_group(
@@ -72,7 +72,7 @@ async def send_patient_documents(
     return sent
 
 
-def _file(info: StoredFileInfo) -> str | FSInputFile:
+def sendable(info: StoredFileInfo) -> str | FSInputFile:
     """A Telegram file id; a file from a MAX patient (its id is a MAX URL, which Telegram
     cannot use) goes as the verified copy the bot keeps."""
     if info.telegram_file_id.startswith(("http://", "https://")):

@@ -392,7 +392,10 @@ class DutyDesk:
         if pair is None or pair.direction is not Direction.OUT:
             return
         header = self._signature(message, pair.patient) if pair.kind is PairKind.SIGNED else None
-        await self._mirror_edit(pair.patient.telegram_id, pair.patient_message_id, message, header)
+        with _serving(pair.patient):
+            await self._mirror_edit(
+                pair.patient.telegram_id, pair.patient_message_id, message, header
+            )
 
     async def _mirror_edit(
         self, chat_id: int, message_id: int, source: Message, header: str | None
