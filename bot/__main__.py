@@ -94,7 +94,7 @@ async def check_config(settings: Settings, catalog: Catalog) -> int:
 
 async def run(settings: Settings, catalog: Catalog) -> None:
     from bot import observability
-    from bot.dispatcher import create_dispatcher, set_commands
+    from bot.dispatcher import create_dispatcher, set_commands, set_max_commands
     from bot.fsm.backends import create_dialogue_backend
     from bot.runner import health_check, serve
     from bot.startup import log_staff_chats, set_descriptions
@@ -146,6 +146,8 @@ async def run(settings: Settings, catalog: Catalog) -> None:
                 me = await bot.get_me()
                 logger.info("bot id=%s started (%s)", me.id, mode)
                 await set_commands(bot, runtime.i18n, settings.coordinator_ids)
+                if max_front is not None:
+                    await set_max_commands(max_front.bot, runtime.i18n)
                 await set_descriptions(bot, runtime.i18n)
                 await log_staff_chats(bot, catalog, settings, runtime.i18n)
                 settle_memory()

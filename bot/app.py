@@ -36,6 +36,7 @@ from bot.services.booking import BOOKING_NOTICE, BookingService
 from bot.services.broadcasts import BROADCAST_PROGRESS, BroadcastService
 from bot.services.clock import Clock, utc_now
 from bot.services.documents import DocumentService
+from bot.services.links import LinkService
 from bot.services.my_data import MyDataService
 from bot.services.outbox import Limits, OutboxSender
 from bot.services.patients import PatientService
@@ -74,6 +75,7 @@ class Services:
     statistics: StatsService = field(init=False)
     referrals: ReferralService = field(init=False)
     reminders: ReminderService = field(init=False)
+    links: LinkService = field(init=False)
 
     def __post_init__(self) -> None:
         plan = ReminderPlan.from_minutes(
@@ -91,6 +93,7 @@ class Services:
             self.sessions, self.settings.files_dir, self.clock, self.audit
         )
         self.my_data = MyDataService(self.sessions, self.clock)
+        self.links = LinkService(self.sessions, self.clock)
         self.documents = DocumentService(
             self.sessions,
             self.settings.files_dir,

@@ -84,11 +84,23 @@ class ProfileAction(StrEnum):
     DELETE_YES = "dy"
     DELETE_FINAL = "df"
     MY_DATA = "md"  # «📦 Мои данные»: a copy of everything stored about the patient
+    MOVE = "mv"  # «Перейти в MAX / Telegram»: a one-time code for the other messenger
 
 
 class ProfileCb(CallbackData, prefix="pf"):
     action: ProfileAction
     field: Field | None = None
+
+
+class LinkAction(StrEnum):
+    CONFIRM = "y"
+    CANCEL = "n"
+
+
+class LinkCb(CallbackData, prefix="lk"):
+    """Moving to this messenger with the code entered (the code itself stays in the FSM)."""
+
+    action: LinkAction
 
 
 class Language(StrEnum):

@@ -67,6 +67,7 @@ def create_dispatcher(
         reminders=services.reminders,
         audit=services.audit,
         my_data=services.my_data,
+        links=services.links,
         uploads=uploads,
         outbox=sender,
         access=StaffAccess(),
@@ -102,6 +103,19 @@ COORDINATOR_COMMANDS = {
     "export": N_("command.export"),
     "audit": N_("command.audit"),
 }
+
+
+async def set_max_commands(bot: Bot, i18n: I18n) -> None:
+    """The patients' commands on MAX. MAX keeps one list per bot, without scopes or languages
+    (aiogram-max would drop them with a warning): the list in the default language, and no
+    coordinators' commands (coordinators stay in Telegram)."""
+    locale = i18n.default_locale
+    await bot.set_my_commands(
+        [
+            BotCommand(command=name, description=i18n.gettext(key, locale=locale))
+            for name, key in COMMANDS.items()
+        ]
+    )
 
 
 async def set_commands(bot: Bot, i18n: I18n, coordinator_ids: Iterable[int] = ()) -> None:

@@ -15,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.catalog import Catalog
 from bot.i18n import N_
+from bot.messengers.identity import current_messenger
 from bot.services.applications import Status
 from bot.services.my_data import MyData
 from bot.services.validation import format_phone
@@ -90,7 +91,10 @@ def render_my_data(data: MyData, catalog: Catalog, locale: str) -> bytes:
             [_("mydata.region"), region_name(catalog, p.region_code, locale)],
             [_("mydata.time_zone"), zone],
             [_("mydata.registered"), page.at(p.registered_at)],
-            [_("mydata.telegram_id"), str(p.telegram_id)],
+            [
+                _("mydata.telegram_id").format(messenger=current_messenger().label),
+                str(p.telegram_id),
+            ],
         ],
     )
 

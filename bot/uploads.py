@@ -20,6 +20,7 @@ from bot.catalog import Catalog
 from bot.i18n import N_
 from bot.keyboards import documents as kb
 from bot.logging_setup import safe_exc_info
+from bot.messengers.routing import messenger_of
 from bot.services.clock import Clock
 from bot.services.documents import (
     BatchReport,
@@ -198,7 +199,11 @@ class UploadCoordinator:
                     )
                 )
             else:
-                lines.append(_(REFUSALS[why]).format(number=position))
+                lines.append(
+                    _(REFUSALS[why]).format(
+                        number=position, messenger=messenger_of(self._bot).label
+                    )
+                )
         if any(why is not Refusal.DUPLICATE for _pos, why in report.refused):
             lines.append(_("upload.formats_hint").format(limit=self._limit_mb()))
         return "\n".join(lines)

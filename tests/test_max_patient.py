@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,13 +12,15 @@ from tests.max_support import require_aiogram_max
 
 require_aiogram_max()  # skips without aiogram-max, except in the CI pass that runs MAX
 
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.storage.base import StorageKey
 from aiogram.methods import GetUpdates
 
 from bot.config import SettingsError
 from bot.messengers import require_max_support
 from bot.messengers.max_adapter import create_max_bot
 from bot.messengers.max_front import MaxFront, feed_max_update
-from fakegram.client import FakeGroup, FakeUser
+from fakegram.client import FakeUser
 from fakemax import FakeMax, FakeMaxUser
 from tests.conftest import Harness
 from tests.helpers import BIRTH, NAME, PHONE, register
@@ -48,6 +48,11 @@ class MaxSide:
             for update in updates:
                 self._offset = update.update_id + 1
                 await feed_max_update(self.front.dp, self.front.bot, update)
+
+    async def state_of(self, patient: FakeMaxUser) -> str | None:
+        """The patient's dialogue state, under the MAX bot's id in their dialog's chat."""
+        key = StorageKey(bot_id=self.front.bot.id, chat_id=patient.chat_id, user_id=patient.user_id)
+        return await FSMContext(self.harness.dialogues.storage, key).get_state()
 
     async def settle(self) -> None:
         """The upload quiet period passes; the MAX front's batches finish."""
@@ -138,36 +143,7 @@ async def test_telegram_and_max_patients_with_one_phone_stay_two_patients(
     ]
 
 
-async def test_a_max_patient_uploads_an_album_and_applies_to_a_center(
-    harness: Harness, max_side: MaxSide
-) -> None:
-    patient = FakeMaxUser(max_side.server, 81_000_003)
-    await register_on_max(patient)
-    await patient.click("📄 Документы")
-    await patient.send_album([(f"scan{i}.png", png(40 + i)) for i in range(3)])
-    await max_side.settle()
-    assert "(3 файла)" in patient.last_text()
-    await patient.click("ЭХО КГ")
-    assert patient.last_text() == "✅ Получено 3 файла — ЭХО КГ"
-    await patient.send_file("vypiska.pdf", pdf("discharge"), caption="выписка")
-    await max_side.settle()
-    assert await harness.rows("SELECT count(*) FROM document_files") == [(4,)]
-
-    await patient.click("📨 Заявка в центр")
-    await patient.click("НМИЦ ССХ им. А.Н. Бакулева")
-    await patient.click("Ишемическая болезнь сердца")
-    await patient.send("ИБС, стенокардия напряжения")
-    await patient.send("Давящие боли за грудиной при ходьбе, около года")
-    await _submit(patient)
-    assert "Заявка №" in patient.last_text()
-    rows = await harness.rows(
-        "SELECT a.center_code, p.messenger FROM applications a JOIN patients p"
-        " ON p.id = a.patient_id"
-    )
-    assert [tuple(r) for r in rows] == [("bakulev", "max")]
-
-
-async def _submit(patient: FakeMaxUser) -> None:
+async def submit(patient: FakeMaxUser) -> None:
     buttons = [b for row in patient.buttons() for b in row]
     if "➡️ Отправить без них (добавлю позже)" in buttons:
         await patient.click("➡️ Отправить без них (добавлю позже)")
@@ -187,61 +163,6 @@ def test_a_max_token_without_aiogram_max_is_refused_clearly(monkeypatch: Any) ->
         require_max_support()
 
 
-async def test_a_doctor_in_telegram_assigns_a_time_and_the_max_patient_is_told(
-    harness: Harness, max_side: MaxSide, make_user: Any
-) -> None:
-    center = harness.catalog.center("bakulev")
-    assert center is not None
-    group = FakeGroup(harness.fake, center.staff_chat_id, "НМИЦ ССХ — заявки", is_forum=True)
-    doctor = make_user(first_name="Пётр", last_name="Врачев")
-    group.add_member(doctor)
-    patient = FakeMaxUser(max_side.server, 81_000_004)
-    await register_on_max(patient)
-    await patient.click("📨 Заявка в центр")
-    await patient.click("НМИЦ ССХ им. А.Н. Бакулева")
-    await patient.click("Ишемическая болезнь сердца")
-    await patient.send("ИБС, стенокардия напряжения")
-    await patient.send("Давящие боли за грудиной при ходьбе, около года")
-    await _submit(patient)
-    await harness.deliver()
-    card = next(m for m in group.messages() if "Заявка №" in (m.text or ""))
-    assert NAME in card.text  # the card went to the Telegram staff forum
-
-    await doctor.click_in_group(group, "🗓 Назначить дату и время")
-    await doctor.click_in_group(group, "28")
-    await doctor.click_in_group(group, "14:30")
-    await doctor.click_in_group(group, "✅ Назначить")
-    await harness.deliver()
-    notice = patient.last_text()
-    assert "28.11.2026 19:30 (Asia/Irkutsk)" in notice  # on MAX, in the patient's zone
-    assert any(name.endswith(".ics") for name, _ in patient.received_files())  # the calendar
-    assert "https://meet.jit.si/oblako-" in notice  # the video link
-    thread = group.topics()[0].thread_id
-    await patient.click("✅ Подтверждаю")  # a callback button on MAX, handled by the MAX front
-    await harness.deliver()
-    assert any("подтвердил" in (m.text or "") for m in group.messages(thread_id=thread))
-
-    # the reminder 24 h before, with its buttons, on MAX
-    start = datetime(2026, 11, 28, 11, 30, tzinfo=UTC)
-    harness.clock.now = start - timedelta(hours=24)
-    await harness.deliver()
-    assert "через 24 ч" in patient.last_text()
-    assert patient.button_types().get("✅ Буду") == "callback"
-    await patient.click("✅ Буду")
-
-    await doctor.click_in_group(group, "📝 Заключение")
-    await doctor.send_in_group(group, "Рекомендована коронарография.", thread_id=thread)
-    await harness.deliver()
-    assert "Рекомендована коронарография." in patient.last_text()
-    await patient.click("📝 Мои заключения")
-    await patient.click(re.compile("Пётр Врачев"))
-    assert "Рекомендована коронарография." in patient.last_text()
-    rows = await harness.rows(
-        "SELECT DISTINCT messenger, chat_id FROM outbox WHERE patient_id IS NOT NULL"
-    )
-    assert ("max", patient.chat_id) in [tuple(r) for r in rows]
-
-
 async def test_a_broadcast_reaches_patients_on_both_messengers(
     harness: Harness, max_side: MaxSide, user: FakeUser
 ) -> None:
@@ -250,15 +171,64 @@ async def test_a_broadcast_reaches_patients_on_both_messengers(
     await register(user)
     on_max = FakeMaxUser(max_side.server, 81_000_005)
     await register_on_max(on_max)
-    await harness.services.broadcasts.start(
-        token="t1",
+    # the coordinator's photo and document are Telegram files: carried over to MAX
+    photo = harness.fake.register_user_photo(png(9))[-1]["file_id"]
+    leaflet = harness.fake.register_user_file(
+        pdf("памятка"), "document", file_name="pamyatka.pdf", mime_type="application/pdf"
+    ).file_id
+    contents = [
+        Content(ContentKind.TEXT, "Завтра приём не ведётся"),
+        Content(ContentKind.PHOTO, "График на декабрь", file_id=photo),
+        Content(ContentKind.DOCUMENT, "Памятка пациента", file_id=leaflet),
+    ]
+    for number, content in enumerate(contents):
+        progress, _made = await harness.services.broadcasts.start(
+            token=f"t{number}",
+            author_id=1,
+            chat_id=1,
+            message_id=None,
+            content=content,
+            audience=Audience(AudienceKind.ALL),
+        )
+        harness.clock.advance(minutes=1)  # recipients are spaced out
+        await harness.deliver()
+        assert user.last_text() == content.text
+        assert on_max.last_text() == content.text
+        done = await harness.services.broadcasts.progress(progress.id)
+        assert done is not None and (done.sent, done.failed) == (2, 0)  # counted in the report
+    # the bytes arrive; the name is Telegram's file path (a broadcast keeps only the file id)
+    name, data = on_max.received_files()[-1]
+    assert data == pdf("памятка") and name.endswith(".pdf")
+    assert [a["type"] for m in on_max.bot_messages()[-2:] for a in m.attachments] == [
+        "image",
+        "file",
+    ]
+
+
+async def test_a_broadcast_file_too_big_for_max_is_counted_as_failed(
+    harness: Harness, max_side: MaxSide, user: FakeUser
+) -> None:
+    from bot.services.broadcasts import Audience, AudienceKind, Content, ContentKind
+
+    await register(user)
+    on_max = FakeMaxUser(max_side.server, 81_000_006)
+    await register_on_max(on_max)
+    big = harness.fake.register_user_file(
+        pdf("big"), "document", file_name="big.pdf", file_size=30 * 1024 * 1024
+    ).file_id
+    progress, _made = await harness.services.broadcasts.start(
+        token="big",
         author_id=1,
         chat_id=1,
         message_id=None,
-        content=Content(ContentKind.TEXT, "Завтра приём не ведётся"),
+        content=Content(ContentKind.DOCUMENT, "Большой файл", file_id=big),
         audience=Audience(AudienceKind.ALL),
     )
-    harness.clock.advance(minutes=1)  # recipients are spaced out
+    harness.clock.advance(minutes=1)
     await harness.deliver()
-    assert user.last_text() == "Завтра приём не ведётся"
-    assert on_max.last_text() == "Завтра приём не ведётся"
+    assert user.last_text() == "Большой файл"  # Telegram re-sends its own file by id
+    assert "Большой файл" not in on_max.texts()
+    done = await harness.services.broadcasts.progress(progress.id)
+    assert done is not None and (done.sent, done.failed) == (1, 1)
+    rows = await harness.rows("SELECT last_error FROM outbox WHERE status = 'failed'")
+    assert rows == [("too_large",)]

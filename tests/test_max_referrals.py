@@ -32,6 +32,7 @@ async def test_a_referral_link_code_activates_on_max(
     assert "персональная ссылка" in " ".join(patient.texts())
     await patient.click("✅ Согласен")
     assert "request_contact" in patient.button_types().values()
+    assert "номер вашего MAX" in patient.last_text()  # not "вашего Telegram"
     await patient.share_contact(PATIENT_PHONE)
     assert "Сидорова Анна Павловна" in patient.last_text()
     await patient.click("✅ Всё верно")

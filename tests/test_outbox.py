@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from aiogram import Bot
+from aiogram.exceptions import TelegramRetryAfter
+from aiogram.methods import GetMe
 from aiogram.types import BufferedInputFile
 from sqlalchemy import Boolean, Date, bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -225,6 +227,44 @@ async def test_429_without_a_chat_pauses_all_delivery(rig: Rig) -> None:
     rig.clock.advance(seconds=1)
     assert await sender.deliver_due() == 2
     assert texts(rig.fake, other) == ["потом"]
+
+
+async def test_each_messengers_bot_keeps_its_own_limits_and_pauses(rig: Rig) -> None:
+    """Telegram and MAX are two bots with limits of their own, and their chat ids are two name
+    spaces: a MAX dialog with the id of a Telegram chat is another chat, and a MAX 429 (or a
+    MAX token refused) holds no Telegram row."""
+    chat = rig.user()
+    done: list[tuple[str, int, str]] = []
+    refuse = {"max": 1}
+
+    async def note(row: OutboxJob, bot: Bot) -> int | None:
+        if refuse.get(row.messenger, 0) > 0:
+            refuse[row.messenger] -= 1
+            raise TelegramRetryAfter(method=GetMe(), message="Too Many Requests", retry_after=30)
+        done.append((row.messenger, row.chat_id, str(row.payload["n"])))
+        return None
+
+    async def add(n: str, messenger: str) -> None:
+        async with rig.sessions.begin() as session:
+            row = Outbox.job(session, kind="note", payload={"n": n}, chat_id=chat, now=rig.clock())
+            row.messenger = messenger
+
+    sender = rig.sender(Limits(global_per_second=1))
+    sender.register("note", note)
+    await add("max-1", "max")
+    await add("tg-1", "telegram")
+    # the MAX row meets a 429 without a chat: MAX waits, Telegram's row goes in the same tick
+    assert await sender.deliver_due() == 1
+    assert done == [("telegram", chat, "tg-1")]
+    await add("tg-2", "telegram")
+    rig.clock.advance(seconds=1)
+    assert await sender.deliver_due() == 1  # Telegram goes on while MAX is paused
+    rig.clock.advance(seconds=29)
+    await add("tg-3", "telegram")
+    # MAX is back: one row of each in one second, though each bot may send one a second and
+    # both rows are to "chat" (one per second per chat)
+    assert await sender.deliver_due() == 2
+    assert sorted(done[2:]) == [("max", chat, "max-1"), ("telegram", chat, "tg-3")]
 
 
 # 4 ---------------------------------------------------------------------------------------

@@ -6,10 +6,10 @@ from __future__ import annotations
 from html import escape
 
 from aiogram import Bot
-from aiogram.types import InputMediaDocument, InputMediaPhoto
+from aiogram.types import FSInputFile, InputMediaDocument, InputMediaPhoto
 
 from bot.catalog import Catalog
-from bot.services.documents import DocumentService
+from bot.services.documents import DocumentService, StoredFileInfo
 from bot.views import MOSCOW, format_local_date
 
 
@@ -47,20 +47,20 @@ async def send_patient_documents(
                     if make is InputMediaPhoto:
                         await bot.send_photo(
                             chat_id,
-                            chunk[0].telegram_file_id,
+                            sendable(chunk[0]),
                             caption=caption,
                             message_thread_id=thread_id,
                         )
                     else:
                         await bot.send_document(
                             chat_id,
-                            chunk[0].telegram_file_id,
+                            sendable(chunk[0]),
                             caption=caption,
                             message_thread_id=thread_id,
                         )
                     continue
                 media = [
-                    make(media=f.telegram_file_id, caption=caption if i == 0 else None)
+                    make(media=sendable(f), caption=caption if i == 0 else None)
                     for i, f in enumerate(chunk)
                 ]
                 await bot.send_media_group(
@@ -70,3 +70,11 @@ async def send_patient_documents(
                 )
         sent += 1
     return sent
+
+
+def sendable(info: StoredFileInfo) -> str | FSInputFile:
+    """A Telegram file id; a file from a MAX patient (its id is a MAX URL, which Telegram
+    cannot use) goes as the verified copy the bot keeps."""
+    if info.telegram_file_id.startswith(("http://", "https://")):
+        return FSInputFile(info.path)
+    return info.telegram_file_id

@@ -27,6 +27,7 @@ from bot.fsm.states import Relay
 from bot.i18n import N_
 from bot.keyboards import menu as menu_kb
 from bot.messengers.identity import Messenger, serving
+from bot.messengers.routing import FileTooBigForMax, bot_for, relaying
 from bot.pseudonyms import tg
 from bot.services.applications import ConsultationStatus
 from bot.services.clock import Clock, local_date
@@ -301,9 +302,11 @@ class DutyDesk:
             return
         patient, reply_to = found.patient, found.reply_to
         try:
-            # A MAX patient: the calls to them go to the MAX bot (bot.messengers.routing).
-            with serving(Messenger(patient.messenger), patient.chat_id, patient.telegram_id):
-                pairs = await self._send_to_patient(message, patient, reply_to)
+            with _serving(patient), relaying(message):
+                try:
+                    pairs = await self._send_to_patient(message, patient, reply_to)
+                except FileTooBigForMax:
+                    pairs = await self._file_too_big(message, patient, reply_to)
         except TelegramForbiddenError:
             await self.patient_blocked(message, patient)
             return
@@ -354,6 +357,24 @@ class DutyDesk:
         )
         return [NewPair(copy.message_id, message.message_id, PairKind.COPY)]
 
+    async def _file_too_big(
+        self, message: Message, patient: PatientRef, reply_to: int | None
+    ) -> list[NewPair]:
+        """A file that cannot reach a MAX patient: they get the doctor's words and a note
+        instead, and the doctor is told (never a silent loss)."""
+        with self.locale(patient.locale):
+            note = _("relay.file_too_big")
+        body = f"{message.html_text}\n\n{note}" if message.caption else note
+        sent = await self.bot.send_message(
+            patient.telegram_id,
+            _signed(self._signature(message, patient), body),
+            reply_parameters=_reply(reply_to),
+        )
+        log.info("relay: file of message %s too big for patient %s", message.message_id, patient.id)
+        with self.locale():
+            await message.reply(_("relay.file_too_big_staff"))
+        return [NewPair(sent.message_id, message.message_id, PairKind.COPY)]
+
     def _signature(self, message: Message, patient: PatientRef) -> str:
         name = message.from_user.full_name if message.from_user else "—"
         with self.locale(patient.locale):
@@ -371,7 +392,10 @@ class DutyDesk:
         if pair is None or pair.direction is not Direction.OUT:
             return
         header = self._signature(message, pair.patient) if pair.kind is PairKind.SIGNED else None
-        await self._mirror_edit(pair.patient.telegram_id, pair.patient_message_id, message, header)
+        with _serving(pair.patient):
+            await self._mirror_edit(
+                pair.patient.telegram_id, pair.patient_message_id, message, header
+            )
 
     async def _mirror_edit(
         self, chat_id: int, message_id: int, source: Message, header: str | None
@@ -421,7 +445,7 @@ class DutyDesk:
         thread = await self.relay.thread(patient.id, chat_id)
         await self._leave_relay_mode(patient, storage)
         try:
-            with self.locale(patient.locale):
+            with self.locale(patient.locale), _serving(patient):
                 await self.bot.send_message(
                     patient.telegram_id, _("relay.closed"), reply_markup=menu_kb.main_menu()
                 )
@@ -440,8 +464,15 @@ class DutyDesk:
                     raise
 
     async def _leave_relay_mode(self, patient: PatientRef, storage: BaseStorage) -> None:
+        # The dialogue is kept under the bot the patient talks to, in their own chat (a MAX
+        # patient's: the MAX bot's id and their dialog's chat id).
+        patients_bot = bot_for(self.bot, Messenger(patient.messenger))
+        if patients_bot is None:  # MAX is not served by this process: no dialogue to leave
+            return
         key = StorageKey(
-            bot_id=self.bot.id, chat_id=patient.telegram_id, user_id=patient.telegram_id
+            bot_id=patients_bot.id,
+            chat_id=patient.chat_id or patient.telegram_id,
+            user_id=patient.telegram_id,
         )
         state = FSMContext(storage=storage, key=key)
         if await state.get_state() == Relay.chatting.state:
@@ -489,6 +520,11 @@ class DutyDesk:
 
 
 # --- small helpers -------------------------------------------------------------------------
+
+
+def _serving(patient: PatientRef) -> contextlib.AbstractContextManager[object]:
+    """Calls to a MAX patient go to the MAX bot (bot.messengers.routing)."""
+    return serving(Messenger(patient.messenger), patient.chat_id, patient.telegram_id)
 
 
 def _reply(message_id: int | None) -> ReplyParameters | None:

@@ -95,3 +95,7 @@ class ReferralActivation(StatesGroup):
 
 class ReferralImport(StatesGroup):
     upload = State()  # a coordinator is asked for a referral table (after /import)
+
+
+class AccountLink(StatesGroup):
+    confirm = State()  # a code from the other messenger entered: move here? (services.links)

@@ -20,6 +20,7 @@ from bot.handlers import (
     documents,
     errors,
     fallback,
+    links,
     membership,
     profile,
     referrals,
@@ -75,6 +76,7 @@ def private_router(i18n: I18n, *, with_coordinators: bool = True) -> Router:
 
     private.include_routers(
         referrals.activation_router(i18n),  # /start ref_<code> before the plain /start
+        links.router(),  # /start move_<code> too; the code is entered before registering
         common.router(i18n),
         *([coordinators] if with_coordinators else []),
         registration.router(i18n),

@@ -18,6 +18,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import DocAction, DocCb, DocListPageCb, DocMenuAction, DocMenuCb, DocTypeCb
 from bot.catalog import Catalog
+from bot.delivery.documents import sendable
 from bot.fsm.states import ApplicationForm, Documents
 from bot.handlers.flow import Flow
 from bot.handlers.utils import edit_or_send
@@ -261,19 +262,20 @@ async def _send_files(bot: Bot, chat_id: int, files: list[StoredFileInfo]) -> No
     """Send a document's files back: photos and files in albums of up to 10 each."""
     photos = [f for f in files if f.sent_as_photo]
     others = [f for f in files if not f.sent_as_photo]
+    # (A file sent from MAX goes as the bot's copy: its MAX link means nothing to Telegram,
+    # nor does MAX take a file by link. One sent from Telegram goes by its Telegram id; to a
+    # MAX chat bot.messengers.routing carries it over.)
     for chunk in _chunks(photos):
         if len(chunk) == 1:
-            await bot.send_photo(chat_id, chunk[0].telegram_file_id)
+            await bot.send_photo(chat_id, sendable(chunk[0]))
         else:
-            await bot.send_media_group(
-                chat_id, [InputMediaPhoto(media=f.telegram_file_id) for f in chunk]
-            )
+            await bot.send_media_group(chat_id, [InputMediaPhoto(media=sendable(f)) for f in chunk])
     for chunk in _chunks(others):
         if len(chunk) == 1:
-            await bot.send_document(chat_id, chunk[0].telegram_file_id)
+            await bot.send_document(chat_id, sendable(chunk[0]))
         else:
             await bot.send_media_group(
-                chat_id, [InputMediaDocument(media=f.telegram_file_id) for f in chunk]
+                chat_id, [InputMediaDocument(media=sendable(f)) for f in chunk]
             )
 
 

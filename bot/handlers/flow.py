@@ -24,6 +24,7 @@ from bot.fsm.data import Mode, RegistrationDraft, load_draft, save_draft
 from bot.fsm.states import Registration, Relay
 from bot.keyboards import menu as menu_kb
 from bot.keyboards import registration as kb
+from bot.messengers.routing import move_target
 from bot.services.clock import Clock
 from bot.services.documents import DocumentService
 from bot.services.patients import PatientService
@@ -213,7 +214,7 @@ class Flow:
         if restore_menu:
             await self.send(_("profile.title"), reply_markup=menu_kb.main_menu())
         text = profile_text(patient, self.catalog, self.locale, self.clock())
-        await self.send(text, reply_markup=menu_kb.profile())
+        await self.send(text, reply_markup=menu_kb.profile(move_target(self.bot)))
 
     async def start_edit(self, field: Field, mode: Mode) -> None:
         draft = await load_draft(self.state)

@@ -18,6 +18,7 @@ from bot.handlers.flow import Flow
 from bot.handlers.utils import drop_buttons
 from bot.i18n import variants
 from bot.keyboards import menu as menu_kb
+from bot.messengers.routing import move_target
 from bot.my_data_view import render_my_data
 from bot.services.my_data import MyDataService
 from bot.services.patients import NotRegisteredError, PatientDTO
@@ -56,7 +57,7 @@ async def back_to_profile(query: CallbackQuery, flow: Flow, patient: PatientDTO)
     await flow.state.clear()
     text = profile_text(patient, flow.catalog, flow.locale, flow.clock())
     assert isinstance(query.message, Message)
-    await query.message.edit_text(text, reply_markup=menu_kb.profile())
+    await query.message.edit_text(text, reply_markup=menu_kb.profile(move_target(flow.bot)))
 
 
 async def edit(query: CallbackQuery, callback_data: ProfileCb, flow: Flow) -> None:

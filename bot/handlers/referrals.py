@@ -43,6 +43,7 @@ from bot.handlers.utils import drop_buttons
 from bot.i18n import N_, menu_texts, variants
 from bot.keyboards import menu as menu_kb
 from bot.keyboards import registration as kb
+from bot.messengers.identity import current_messenger
 from bot.pseudonyms import tg
 from bot.referral_sheets import ReportWriter, header, link, template_xlsx
 from bot.services.audit import Actor
@@ -287,7 +288,7 @@ async def open_link(
     except LinkError as refused:
         logger.info("a referral link refused: %s (user %s)", refused.reason, tg(flow.user_id))
         await flow.state.clear()
-        await flow.send(_(LINK_KEYS[refused.reason]), reply_markup=_menu_or_nothing(patient))
+        await flow.send(_link_refused(refused.reason), reply_markup=_menu_or_nothing(patient))
         return
     await flow.state.clear()
     await save_draft(flow.state, RegistrationDraft(referral_id=referral.id))
@@ -321,7 +322,7 @@ async def contact(
         referral = await referrals.check_contact(draft.referral_id, shared.phone_number)
     except LinkError as refused:
         await flow.state.clear()
-        await flow.send(_(LINK_KEYS[refused.reason]), reply_markup=_menu_or_nothing(patient))
+        await flow.send(_link_refused(refused.reason), reply_markup=_menu_or_nothing(patient))
         return
     await flow.send(_("referral.phone_matched"), reply_markup=ReplyKeyboardRemove())
     if patient is not None:
@@ -384,7 +385,7 @@ async def confirm(
     except LinkError as refused:
         await drop_buttons(query)
         await flow.state.clear()
-        await flow.send(_(LINK_KEYS[refused.reason]), reply_markup=ReplyKeyboardRemove())
+        await flow.send(_link_refused(refused.reason), reply_markup=ReplyKeyboardRemove())
         return
     await drop_buttons(query)
     await flow.send(_("reg.done"), reply_markup=menu_kb.main_menu())
@@ -401,7 +402,7 @@ async def _attach(
         await referrals.activate_for_patient(referral.id, patient_id)
     except LinkError as refused:
         await flow.state.clear()
-        await flow.send(_(LINK_KEYS[refused.reason]), reply_markup=menu_kb.main_menu())
+        await flow.send(_link_refused(refused.reason), reply_markup=menu_kb.main_menu())
         return
     await flow.send(_("referral.attached"), reply_markup=menu_kb.main_menu())
     await _to_checklist(flow, referral, patient_id)
@@ -409,7 +410,10 @@ async def _attach(
 
 async def _ask_contact(flow: Flow) -> None:
     await flow.state.set_state(ReferralActivation.contact)
-    await flow.send(_("referral.ask_contact"), reply_markup=kb.phone_request())
+    messenger = current_messenger().label
+    await flow.send(
+        _("referral.ask_contact").format(messenger=messenger), reply_markup=kb.phone_request()
+    )
 
 
 async def _to_checklist(flow: Flow, referral: ReferralDTO, patient_id: int) -> None:
@@ -437,3 +441,8 @@ async def _to_checklist(flow: Flow, referral: ReferralDTO, patient_id: int) -> N
 
 def _menu_or_nothing(patient: PatientDTO | None) -> object:
     return menu_kb.main_menu() if patient else ReplyKeyboardRemove()
+
+
+def _link_refused(reason: LinkRefused) -> str:
+    """Said to the person opening the link, in the messenger they use ("номер вашего MAX")."""
+    return _(LINK_KEYS[reason]).format(messenger=current_messenger().label)

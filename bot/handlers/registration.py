@@ -29,6 +29,7 @@ from bot.handlers.utils import drop_buttons, edit_markup
 from bot.i18n import N_, menu_texts, variants
 from bot.keyboards import menu as menu_kb
 from bot.keyboards import registration as kb
+from bot.messengers.identity import current_messenger
 from bot.services.clock import EARLIEST_ZONE, Clock, local_date
 from bot.services.patients import AlreadyRegisteredError, NewPatient
 from bot.services.validation import InputProblem, parse_birth_date, parse_full_name, parse_phone
@@ -115,7 +116,11 @@ async def short_consent(query: CallbackQuery) -> None:
 
 async def _consent_text(query: CallbackQuery, *, full: bool) -> None:
     assert isinstance(query.message, Message)
-    text = _("consent.full") if full else _("consent.short")
+    text = (
+        _("consent.full").format(messenger=current_messenger().label)
+        if full
+        else _("consent.short")
+    )
     await query.message.edit_text(text, reply_markup=kb.consent(full))
 
 

@@ -5,9 +5,18 @@ from __future__ import annotations
 from aiogram.types import InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import Field, Language, LanguageCb, ProfileAction, ProfileCb
+from bot.callbacks import (
+    Field,
+    Language,
+    LanguageCb,
+    LinkAction,
+    LinkCb,
+    ProfileAction,
+    ProfileCb,
+)
 from bot.i18n import N_
 from bot.keyboards.builder import InlineKeyboardBuilder
+from bot.messengers.identity import Messenger
 
 # Menu items in order; a feature adds its key here when it exists.
 MENU_ITEMS: tuple[str, ...] = (
@@ -29,7 +38,15 @@ def main_menu() -> ReplyKeyboardMarkup:
     return ReplyKeyboardMarkup(keyboard=rows, resize_keyboard=True, is_persistent=True)
 
 
-def profile() -> InlineKeyboardMarkup:
+#: «Перейти в …» of the profile, by the messenger the patient would move to.
+MOVE_BUTTONS = {
+    Messenger.MAX: N_("btn.move_to_max"),
+    Messenger.TELEGRAM: N_("btn.move_to_telegram"),
+}
+
+
+def profile(move_to: Messenger | None = None) -> InlineKeyboardMarkup:
+    """``move_to``: the other messenger, when this process serves it (services.links)."""
     kb = InlineKeyboardBuilder()
     for field, key in (
         (Field.FULL_NAME, N_("btn.edit_name")),
@@ -40,8 +57,18 @@ def profile() -> InlineKeyboardMarkup:
         kb.button(text=_(key), callback_data=ProfileCb(action=ProfileAction.EDIT, field=field))
     kb.button(text=_("btn.language"), callback_data=ProfileCb(action=ProfileAction.LANGUAGE))
     kb.button(text=_("btn.my_data"), callback_data=ProfileCb(action=ProfileAction.MY_DATA))
+    if move_to is not None:
+        kb.button(text=_(MOVE_BUTTONS[move_to]), callback_data=ProfileCb(action=ProfileAction.MOVE))
     kb.button(text=_("btn.delete_data"), callback_data=ProfileCb(action=ProfileAction.DELETE))
-    kb.adjust(2, 2, 1, 1, 1)
+    kb.adjust(2, 2, 1, 1, *((1,) if move_to is not None else ()), 1)
+    return kb.as_markup()
+
+
+def link_confirm() -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    kb.button(text=_("btn.link_confirm"), callback_data=LinkCb(action=LinkAction.CONFIRM))
+    kb.button(text=_("btn.cancel"), callback_data=LinkCb(action=LinkAction.CANCEL))
+    kb.adjust(1)
     return kb.as_markup()
 
 

@@ -18,6 +18,11 @@ class Messenger(StrEnum):
     TELEGRAM = "telegram"
     MAX = "max"
 
+    @property
+    def label(self) -> str:
+        """The messenger's name, as texts to patients say it ("номер вашего {messenger}")."""
+        return "MAX" if self is Messenger.MAX else "Telegram"
+
 
 @dataclass(frozen=True, slots=True)
 class Address:

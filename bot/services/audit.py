@@ -55,6 +55,7 @@ class Action(StrEnum):
     CONSENT_GIVEN = "consent_given"
     DATA_EXPORTED = "data_exported"  # «Мои данные»
     PATIENT_ERASED = "patient_erased"
+    MESSENGER_CHANGED = "messenger_changed"  # moved to their other messenger (services.links)
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,19 @@ from aiogram.exceptions import (
 from aiogram.methods.base import TelegramMethod
 from aiogram.types import Message, MessageId
 from pydantic import ValidationError
-from sqlalchemy import CursorResult, Select, Table, and_, event, func, inspect, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Select,
+    Table,
+    and_,
+    event,
+    func,
+    inspect,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -409,9 +421,14 @@ def _rowcount(result: Any) -> int:
 # --------------------------------------------------------------------------------- sending
 
 
+#: A chat as the sender keys it: (messenger, chat id).
+_Chat = tuple[str, int]
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Telegram's limits (≈30 messages/s in total, 1/s per chat, 20/min per group) and the
+    """Telegram's limits (≈30 messages/s in total, 1/s per chat, 20/min per group), held for
+    each messenger's bot separately (MAX allows 30 requests/s to a bot too), and the
     retry policy. ``lease_seconds``: how long a claimed row may stay in "sending" before
     ``recover`` treats it as interrupted; each Bot API call is cut at ``request_timeout`` and a
     job handler at half the lease, so a live sender always finishes within the lease."""
@@ -545,11 +562,14 @@ class OutboxSender:
         self._limits = limits or Limits()
         self._on_blocked = on_blocked
         self._handlers: dict[str, tuple[JobHandler, bool]] = {}
-        self._global = _Window(self._limits.global_per_second, 1.0)
-        self._chats: dict[int, _Window] = {}
-        self._groups: dict[int, _Window] = {}
-        self._paused_until: datetime | None = None
-        self._chat_paused: dict[int, datetime] = {}
+        # Each messenger's limits are its own (a bot per messenger), and so are its pauses: a
+        # 429 or a refused token of the MAX bot holds no Telegram row, nor the reverse. A chat
+        # is (messenger, chat id): the two messengers' ids are separate name spaces.
+        self._global: dict[str, _Window] = {}
+        self._chats: dict[_Chat, _Window] = {}
+        self._groups: dict[_Chat, _Window] = {}
+        self._paused_until: dict[str, datetime] = {}
+        self._chat_paused: dict[_Chat, datetime] = {}
         self._in_flight: set[int] = set()
         self._per_chat_batch = _Window(self._limits.per_chat_per_second, 1.0).limit
         self._concurrency = min(16, max(1, math.floor(self._limits.global_per_second)))
@@ -679,15 +699,13 @@ class OutboxSender:
     async def _deliver_once(self, max_rows: int) -> int:
         now = self._clock()
         self._forget_idle(now)
-        if self._paused_until is not None and now < self._paused_until:
-            return 0
         await self.miss_expired(now)
         async with self._sessions() as session:
             found = (await session.execute(self._due_query(now, max_rows))).all()
             ranked = [(int(position), _job(row)) for row, position in found]
-        by_chat: dict[int, list[tuple[int, OutboxJob]]] = {}
+        by_chat: dict[_Chat, list[tuple[int, OutboxJob]]] = {}
         for position, row in ranked:
-            by_chat.setdefault(row.chat_id, []).append((position, row))
+            by_chat.setdefault((row.messenger, row.chat_id), []).append((position, row))
         queues = [_in_chat_order(items) for items in by_chat.values()]
         gate = asyncio.Semaphore(self._concurrency)
         results = await asyncio.gather(
@@ -717,7 +735,7 @@ class OutboxSender:
         m = OutboxMessage
         lease = timedelta(seconds=self._limits.lease_seconds)
         retry = m.last_error.is_not(None)
-        held = select(m.chat_id).where(
+        held = select(m.messenger, m.chat_id).where(
             or_(
                 and_(m.status == OutboxStatus.PENDING, retry, m.due_at > now),
                 and_(m.status == OutboxStatus.SENDING, m.claimed_at > now - lease),
@@ -728,10 +746,14 @@ class OutboxSender:
             select(
                 m.id,
                 func.row_number()
-                .over(partition_by=m.chat_id, order_by=queue_order)
+                .over(partition_by=(m.messenger, m.chat_id), order_by=queue_order)
                 .label("queue_place"),
             )
-            .where(m.status == OutboxStatus.PENDING, m.due_at <= now, m.chat_id.not_in(held))
+            .where(
+                m.status == OutboxStatus.PENDING,
+                m.due_at <= now,
+                tuple_(m.messenger, m.chat_id).not_in(held),
+            )
             .subquery()
         )
         return (
@@ -747,11 +769,12 @@ class OutboxSender:
         async with gate:
             for row in rows:
                 now = self._clock()
-                if not self._may_send(row.chat_id, now):
+                chat = (row.messenger, row.chat_id)
+                if not self._may_send(chat, now):
                     break
-                self._take(row.chat_id, now)
+                self._take(chat, now)
                 if not await self._claim(row.id, now):
-                    self._give_back(row.chat_id, now)
+                    self._give_back(chat, now)
                     break  # another sender has it; the rest of this chat waits
                 row.attempts += 1
                 if await self._send(row) is not _Outcome.SENT:
@@ -760,48 +783,58 @@ class OutboxSender:
         return sent
 
     # -------------------------------------------------------------------- rate limiting
-    def _chat_window(self, chat_id: int) -> _Window:
-        window = self._chats.get(chat_id)
+    def _global_window(self, messenger: str) -> _Window:
+        window = self._global.get(messenger)
         if window is None:
-            window = self._chats[chat_id] = _Window(self._limits.per_chat_per_second, 1.0)
+            window = self._global[messenger] = _Window(self._limits.global_per_second, 1.0)
         return window
 
-    def _group_window(self, chat_id: int) -> _Window:
-        window = self._groups.get(chat_id)
+    def _chat_window(self, chat: _Chat) -> _Window:
+        window = self._chats.get(chat)
         if window is None:
-            window = self._groups[chat_id] = _Window(self._limits.per_group_per_minute, 60.0)
+            window = self._chats[chat] = _Window(self._limits.per_chat_per_second, 1.0)
         return window
 
-    def _may_send(self, chat_id: int, now: datetime) -> bool:
-        if self._paused_until is not None and now < self._paused_until:
-            return False
-        paused = self._chat_paused.get(chat_id)
+    def _group_window(self, chat: _Chat) -> _Window:
+        window = self._groups.get(chat)
+        if window is None:
+            window = self._groups[chat] = _Window(self._limits.per_group_per_minute, 60.0)
+        return window
+
+    def _may_send(self, chat: _Chat, now: datetime) -> bool:
+        messenger, chat_id = chat
+        paused = self._paused_until.get(messenger)
         if paused is not None and now < paused:
             return False
-        if not self._global.allows(now) or not self._chat_window(chat_id).allows(now):
+        paused = self._chat_paused.get(chat)
+        if paused is not None and now < paused:
             return False
-        return chat_id >= 0 or self._group_window(chat_id).allows(now)
+        if not self._global_window(messenger).allows(now):
+            return False
+        if not self._chat_window(chat).allows(now):
+            return False
+        return chat_id >= 0 or self._group_window(chat).allows(now)
 
-    def _take(self, chat_id: int, now: datetime) -> None:
-        self._global.add(now)
-        self._chat_window(chat_id).add(now)
-        if chat_id < 0:
-            self._group_window(chat_id).add(now)
+    def _take(self, chat: _Chat, now: datetime) -> None:
+        self._global_window(chat[0]).add(now)
+        self._chat_window(chat).add(now)
+        if chat[1] < 0:
+            self._group_window(chat).add(now)
 
-    def _give_back(self, chat_id: int, at: datetime) -> None:
-        self._global.discard(at)
-        self._chat_window(chat_id).discard(at)
-        if chat_id < 0:
-            self._group_window(chat_id).discard(at)
+    def _give_back(self, chat: _Chat, at: datetime) -> None:
+        self._global_window(chat[0]).discard(at)
+        self._chat_window(chat).discard(at)
+        if chat[1] < 0:
+            self._group_window(chat).discard(at)
 
     def _forget_idle(self, now: datetime) -> None:
         for windows in (self._chats, self._groups):
-            for chat_id in [c for c, w in windows.items() if w.idle(now)]:
-                del windows[chat_id]
-        for chat_id in [c for c, until in self._chat_paused.items() if until <= now]:
-            del self._chat_paused[chat_id]
-        if self._paused_until is not None and self._paused_until <= now:
-            self._paused_until = None
+            for chat in [c for c, w in windows.items() if w.idle(now)]:
+                del windows[chat]
+        for chat in [c for c, until in self._chat_paused.items() if until <= now]:
+            del self._chat_paused[chat]
+        for messenger in [m for m, until in self._paused_until.items() if until <= now]:
+            del self._paused_until[messenger]
 
     # -------------------------------------------------------------------------- one row
     async def _claim(self, row_id: int, now: datetime) -> bool:
@@ -875,10 +908,13 @@ class OutboxSender:
         except TelegramNotFound:
             return await self._fail(row, "not_found")
         except TelegramUnauthorizedError:
-            # the token is wrong: nothing is the row's fault; stop everything for a while
-            self._paused_until = self._clock() + timedelta(seconds=self._limits.max_backoff)
-            log.error("outbox: the Bot API refused the token (401); delivery paused")
-            return await self._back_to_pending(row, self._paused_until, "unauthorized", count=False)
+            # the token is wrong: nothing is the row's fault; stop this bot's rows for a while
+            until = self._clock() + timedelta(seconds=self._limits.max_backoff)
+            self._paused_until[row.messenger] = until
+            log.error(
+                "outbox: the %s API refused the token (401); its delivery paused", row.messenger
+            )
+            return await self._back_to_pending(row, until, "unauthorized", count=False)
         except (TelegramNetworkError, TelegramServerError, aiohttp.ClientError, TimeoutError):
             return await self._network_error(row)
         except TelegramAPIError as exc:
@@ -959,14 +995,19 @@ class OutboxSender:
         until = self._clock() + timedelta(seconds=max(1, exc.retry_after))
         context = getattr(exc.method, "chat_id", None)
         if isinstance(context, int):
-            self._chat_paused[context] = until
-            self._chat_paused[row.chat_id] = until
+            self._chat_paused[(row.messenger, context)] = until
+            self._chat_paused[(row.messenger, row.chat_id)] = until
             log.warning(
                 "outbox row %s: 429, chat %s paused %ss", row.id, tg(context), exc.retry_after
             )
         else:
-            self._paused_until = until
-            log.warning("outbox row %s: 429, all delivery paused %ss", row.id, exc.retry_after)
+            self._paused_until[row.messenger] = until
+            log.warning(
+                "outbox row %s: 429, all %s delivery paused %ss",
+                row.id,
+                row.messenger,
+                exc.retry_after,
+            )
         return await self._back_to_pending(row, until, "retry_after", count=False)
 
     async def _network_error(self, row: OutboxJob) -> _Outcome:

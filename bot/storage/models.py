@@ -329,6 +329,7 @@ class DutySlot(Base):
 from bot.storage import audit_models as audit_models  # noqa: E402
 from bot.storage import broadcast_models as broadcast_models  # noqa: E402
 from bot.storage import inbox_models as inbox_models  # noqa: E402
+from bot.storage import link_models as link_models  # noqa: E402
 from bot.storage import outbox_models as outbox_models  # noqa: E402
 from bot.storage import referral_models as referral_models  # noqa: E402
 from bot.storage import relay_models as relay_models  # noqa: E402
