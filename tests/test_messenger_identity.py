@@ -91,7 +91,7 @@ async def test_the_inbox_migration_keys_updates_by_messenger_and_goes_down_witho
     empty_database_url: str,
 ) -> None:
     engine = create_engine(empty_database_url)
-    await migrate(engine, "0013")
+    await migrate(engine, "0014")
     at = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
     insert = (
         "INSERT INTO inbox (update_id, order_key, payload, status, received_at)"
@@ -107,7 +107,7 @@ async def test_the_inbox_migration_keys_updates_by_messenger_and_goes_down_witho
         rows = (await conn.execute(text("SELECT messenger, update_id, payload FROM inbox"))).all()
         assert [(r[0], r[1]) for r in rows] == [("telegram", 7)]
         await conn.execute(text(max_row), {"at": at})  # MAX's update 7 is another update
-    await downgrade(engine, "0013")
+    await downgrade(engine, "0014")
     async with engine.connect() as conn:
         ids = (await conn.execute(text("SELECT update_id FROM inbox"))).scalars().all()
     assert list(ids) == [7]  # Telegram's is kept, MAX's went with the messenger column
