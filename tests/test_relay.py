@@ -331,6 +331,22 @@ async def test_a_patient_who_blocked_the_bot(
     assert "заблокировал бота" in forum.last_text(thread_id=thread)
 
 
+async def test_an_answer_telegram_refuses_is_reported_to_the_doctor_naming_telegram(
+    harness: Harness, user: FakeUser, forum: FakeGroup, doctor: FakeUser
+) -> None:
+    await ask_doctor(user)
+    await user.send("Вопрос")
+    thread = the_topic(forum)
+    harness.fake.fail_next(
+        "*", error_code=400, description="Bad Request: boom", chat_id=user.user_id
+    )
+    answer = await doctor.send_in_group(forum, "Ответ", thread_id=thread)
+    mark = forum.last_message(thread_id=thread)
+    assert mark.text is not None
+    assert "не доставлено пациенту (ошибка Telegram)" in mark.text
+    assert mark.reply_to_message_id == answer.message_id
+
+
 async def test_the_rate_limit_says_which_message_was_not_delivered(
     harness: Harness, user: FakeUser, forum: FakeGroup
 ) -> None:

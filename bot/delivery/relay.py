@@ -319,7 +319,11 @@ class DutyDesk:
                 type(error).__name__,
             )
             with self.locale():
-                await message.reply(_("relay.not_delivered_staff"))
+                await message.reply(
+                    _("relay.not_delivered_staff").format(
+                        messenger=Messenger(patient.messenger).label
+                    )
+                )
             return
         await self.relay.record(patient.id, message.chat.id, Direction.OUT, pairs)
 
