@@ -102,8 +102,6 @@ class UpdateProcessor:
         self._queues: dict[tuple[Messenger, int], list[tuple[int, StoredUpdate]]] = {}
         self._runners: dict[tuple[Messenger, int], asyncio.Task[None]] = {}
         self._known: set[tuple[Messenger, int]] = set()
-        #: Updates a peer took over while this worker was late (see _taken_or_applied).
-        self._taken_away: set[tuple[Messenger, int]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         #: Cleared while a take-over is claiming updates and not yet submitted them: an update
         #: claimed (committed) but not in its queue yet must not be overtaken by a later one.
@@ -165,7 +163,7 @@ class UpdateProcessor:
                 # were taken while it was alive but slow (its heartbeat late) still holds this
                 # update in its queue, and the taker may have applied it already, or the
                 # reverse. On the scaled layout only.
-                unit.recheck = partial(self._taken_or_applied, stored)
+                unit.recheck = partial(self._taken_or_applied, stored, unit)
             try:
                 update = stored.update or Update.model_validate(
                     stored.payload, context={"bot": front.bot}
@@ -181,9 +179,7 @@ class UpdateProcessor:
                     type(exc).__name__,
                     exc_info=safe_exc_info(exc),
                 )
-            if (stored.messenger, stored.update_id) in self._taken_away:
-                self._taken_away.discard((stored.messenger, stored.update_id))
-                # not marked: the peer that holds it now finishes it
+            if unit.taken_away:  # not marked: the peer that holds it now finishes it
                 logger.info(
                     "update %s was taken over by another worker meanwhile: left to it",
                     stored.update_id,
@@ -210,7 +206,7 @@ class UpdateProcessor:
                         stored.update_id, messenger=stored.messenger, failed=True
                     )
 
-    async def _taken_or_applied(self, stored: StoredUpdate) -> bool:
+    async def _taken_or_applied(self, stored: StoredUpdate, unit: DialogueUnit) -> bool:
         """Under the user's lock: is the update applied already (the dialogue's mark names it),
         or no longer this worker's (a peer took it over, and handled it or will)? The mark
         alone names only the last update applied: a peer may have handled this one and the
@@ -219,7 +215,7 @@ class UpdateProcessor:
             return True
         if await self._inbox.still_mine(stored.update_id, messenger=stored.messenger):
             return False
-        self._taken_away.add((stored.messenger, stored.update_id))
+        unit.taken_away = True
         return True
 
     async def _applied_before(self, stored: StoredUpdate) -> bool:

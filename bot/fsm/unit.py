@@ -46,6 +46,9 @@ class DialogueUnit:
     recheck: Callable[[], Awaitable[bool]] | None = None
     #: ...and it had: the handler was skipped, the update is only marked done.
     applied_before: bool = False
+    #: ...or a peer worker holds it now: the handler was skipped, and the update is left to
+    #: the peer, not marked.
+    taken_away: bool = False
 
     def changes(self) -> list[tuple[StorageKey, Dialogue]]:
         if self.failed:
