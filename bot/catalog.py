@@ -8,6 +8,7 @@ their JSON Schema, ``bot/catalog.schema.json``, for people editing the file.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import tomllib
@@ -160,8 +161,9 @@ class Catalog:
     _region_search: tuple[tuple[Region, tuple[tuple[str, ...], ...]], ...] = field(
         init=False, repr=False, compare=False
     )
-    #: search_regions' answers by (query, locale): patients of one region type the same words
-    _searched: dict[tuple[str, str], tuple[Region, ...]] = field(
+    #: search_regions' answers by (query, locale), the latest used kept: patients of one region
+    #: type the same words
+    _searched: Callable[[str, str], tuple[Region, ...]] = field(
         init=False, repr=False, compare=False
     )
 
@@ -177,7 +179,7 @@ class Catalog:
         put("_regions_by_code", _first_by(self.regions, lambda r: [r.code]))
         put("_region_keys", _first_by(self.regions, _region_match_keys))
         put("_region_search", tuple((r, _region_search_variants(r)) for r in self.regions))
-        put("_searched", {})
+        put("_searched", functools.lru_cache(maxsize=_SEARCHES_KEPT)(self._search_regions))
 
     # --- look-ups by code -------------------------------------------------------------------
 
@@ -213,23 +215,16 @@ class Catalog:
         of the name > the same with Russian word endings ("москва" finds "Московская") > the
         query occurs anywhere in the name. Ties are sorted by the name in ``locale``.
         """
-        key = (query, locale)
-        found = self._searched.get(key)
-        if found is None:
-            found = tuple(self._search_regions(query, locale))
-            if len(self._searched) >= _SEARCHES_KEPT:
-                self._searched.clear()
-            self._searched[key] = found
-        return list(found)
+        return list(self._searched(query, locale))
 
-    def _search_regions(self, query: str, locale: str) -> list[Region]:
+    def _search_regions(self, query: str, locale: str) -> tuple[Region, ...]:
         stripped = normalize_text(query)
         if stripped.isdigit():
             found = self.region(int(stripped))
-            return [found] if found else []
+            return (found,) if found else ()
         words = tuple(t for t in _tokens(query) if t not in _REGION_NOISE)
         if not words:
-            return []
+            return ()
         exact = self.match_region(query)
         phrase = " ".join(words)
         ranked: list[tuple[int, str, Region]] = []
@@ -238,7 +233,7 @@ class Catalog:
             if rank < _NO_MATCH:
                 ranked.append((rank, normalize_text(region.name.get(locale)), region))
         ranked.sort(key=lambda item: (item[0], item[1], item[2].code))
-        return [region for _, _, region in ranked]
+        return tuple(region for _, _, region in ranked)
 
     def match_center(self, text: str) -> Center | None:
         """The center named by ``text``: its code, short or full name, or an alias."""
@@ -480,7 +475,7 @@ def _same_stem(query_word: str, word: str) -> bool:
     return common >= max(_STEM_MIN, len(query_word) - 2)
 
 
-#: How many distinct region searches a catalog remembers (then it starts again).
+#: How many distinct region searches a catalog remembers.
 _SEARCHES_KEPT = 1024
 
 
