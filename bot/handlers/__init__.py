@@ -32,6 +32,7 @@ from bot.handlers import (
     stats,
 )
 from bot.handlers.flow import FlowMiddleware
+from bot.handlers.state_index import index_by_state
 
 
 class Registered(Filter):
@@ -99,6 +100,7 @@ def build_root_router(i18n: I18n) -> Router:
         errors.router(),
     )
     run_sync_filters_inline(root)
+    index_by_state(root)
     return root
 
 
@@ -119,6 +121,7 @@ def _as_coroutine(function: Callable[..., Any]) -> Callable[..., Any]:
     async def call(*args: Any, **kwargs: Any) -> Any:
         return function(*args, **kwargs)
 
+    call.__wrapped__ = function  # type: ignore[attr-defined]  # what it runs, for inspect.unwrap
     return call
 
 
