@@ -149,6 +149,7 @@ class BotProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.extra: list[subprocess.Popen[bytes]] = []
         self.profile: str | None = None
+        self.against: Path | None = None
 
     async def start(self) -> None:
         env = {
@@ -163,7 +164,9 @@ class BotProcess:
             "STAFF_CHAT_IDS": "bakulev=-1001000000101,kulakov=-1001000000102",
             **self.env,
         }
-        module = "bot" if self.kind == "bot" else "benchmarks.bare_echo"
+        module = "benchmarks.bare_echo" if self.kind == "bare" else "bot"
+        # "base": the bot of another checkout (--against), on its own import path
+        path = str(self.against) if self.kind == "base" and self.against else str(ROOT)
         polls = self.api.polls
         if self.workers:
             await self._start_workers(env)
@@ -172,7 +175,7 @@ class BotProcess:
         self.proc = subprocess.Popen(  # noqa: S603, ASYNC220 - our own interpreter and module
             command,
             cwd=self.tmp,
-            env={**env, "PYTHONPATH": str(ROOT)},
+            env={**env, "PYTHONPATH": path},
             stdout=subprocess.DEVNULL,
             stderr=open(self.tmp / f"{self.kind}.log", "wb"),  # noqa: SIM115, ASYNC230
         )
@@ -342,7 +345,7 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def report(results: list[Result], *, scale_out: bool = False) -> None:
+def report(results: list[Result], *, scale_out: bool = False, against: bool = False) -> None:
     workloads = list(dict.fromkeys(r.workload for r in results))
     print()
     print(
@@ -368,6 +371,8 @@ def report(results: list[Result], *, scale_out: bool = False) -> None:
             )
     print()
     base, other = ("1 worker", "2 workers") if scale_out else ("bare", "bot")
+    if against:
+        base = "base"
     print(f"{'workload':<18}{'throughput ' + other + '/' + base:>30}{'CPU ratio':>12}")
     for workload in workloads:
         if (workload, base) in summary and (workload, other) in summary:
@@ -416,6 +421,8 @@ async def run(args: argparse.Namespace) -> None:
                 tmp = Path(tempfile.mkdtemp(dir=args.workdir))
                 print(f"logs and databases in {tmp}")
             first, second = ("1 worker", "2 workers") if args.scale_out else ("bare", "bot")
+            if args.against:
+                first = "base"
             for round_no in range(args.rounds):
                 kinds = [first, second] if round_no % 2 == 0 else [second, first]
                 for kind in kinds:
@@ -428,7 +435,8 @@ async def run(args: argparse.Namespace) -> None:
                         process = BotProcess("bot", api, workdir, env, workers=int(kind[0]))
                         process.kind = kind
                     else:
-                        process = BotProcess(kind, api, workdir, extra if kind == "bot" else {})
+                        process = BotProcess(kind, api, workdir, {} if kind == "bare" else extra)
+                        process.against = args.against
                     if kind == "bot":
                         process.profile = args.profile
                     api.reset()
@@ -459,7 +467,7 @@ async def run(args: argparse.Namespace) -> None:
                         await process.stop()
     finally:
         await api.stop()
-    report(results, scale_out=args.scale_out)
+    report(results, scale_out=args.scale_out, against=args.against is not None)
 
 
 def main() -> None:
@@ -476,6 +484,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the logs (under --workdir)")
     parser.add_argument("--profile", help="record the bot with py-spy into this file (raw)")
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="a checkout of another version of the bot (git worktree): measured as 'base' in "
+        "place of the bare bot, interleaved, to compare two versions in one run",
+    )
     parser.add_argument("--scale-out", action="store_true", help="2 webhook workers vs 1")
     parser.add_argument(
         "--database-url", default="postgresql+asyncpg://oblako:oblako@127.0.0.1:55432/oblako_bench"

@@ -1,4 +1,4 @@
-"""Routing by dialogue step (bot/handlers/state_index.py): the same handler answers as without
+"""Routing compiled per dialogue step (bot/handlers/routing.py): the same handler answers as without
 the index, and handlers the step cannot reach are not tried at all."""
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 from aiogram import BaseMiddleware, Bot, Dispatcher, F, Router
+from aiogram.dispatcher.event.bases import UNHANDLED, SkipHandler
 from aiogram.filters import Command, StateFilter
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import Chat, Message, TelegramObject, Update, User
 
 from bot.handlers import run_sync_filters_inline
-from bot.handlers.state_index import index_by_state
+from bot.handlers.routing import compile_routes
 
 
 class Form(StatesGroup):
@@ -32,7 +33,7 @@ class Other(StatesGroup):
 USER = User(id=42, is_bot=False, first_name="Тест")
 CHAT = Chat(id=42, type="private")
 STEPS = [None, Form.name.state, Form.age.state, Other.topic.state]
-TEXTS = ["/start", "/help", "привет", "12"]
+TEXTS = ["/start", "/help", "привет", "12", "/other"]
 
 
 def counted(calls: Counter[str], name: str) -> Callable[[Message], bool]:
@@ -63,34 +64,60 @@ class Seen(BaseMiddleware):
 
 
 def build(calls: Counter[str], seen: list[str], *, indexed: bool) -> Router:
-    """A tree shaped like ours: commands first, step handlers, step-less handlers, a catch-all."""
+    """A tree shaped like ours (commands first, step handlers, step-less ones, a catch-all) with
+    what aiogram's walk does on the way: root filters adding data or failing, an inner
+    middleware, a handler skipping, a handler declining (UNHANDLED) before a sub-router."""
 
-    def answer(name: str) -> Callable[..., Awaitable[str]]:
-        async def handler(message: Message) -> str:
-            return name
+    def answer(name: str) -> Callable[..., Awaitable[Any]]:
+        async def handler(message: Message, **data: Any) -> Any:
+            if name == "skips":
+                raise SkipHandler
+            if name == "declines":
+                return UNHANDLED
+            chosen = data["handler"].callback is handler
+            return name, data["event_router"].name, data.get("tag"), data.get("mw"), chosen
 
         return handler
 
+    class Mark(BaseMiddleware):
+        async def __call__(
+            self,
+            handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+            event: TelegramObject,
+            data: dict[str, Any],
+        ) -> Any:
+            return await handler(event, {**data, "mw": "form"})
+
     root = Router(name="root")
     commands = Router(name="commands")
+    commands.message.register(answer("skips"), Command("help"))
     commands.message.register(answer("start"), Command("start"))
     commands.message.register(answer("help in form"), StateFilter(Form), Command("help"))
     form = Router(name="form")
+    form.message.filter(lambda message: {"tag": "form root"})
+    form.message.middleware(Mark())
     form.message.register(answer("name"), counted(calls, "name"), Form.name, F.text)
     form.message.register(answer("age"), Form.age, F.text.regexp(r"^\d+$"))
     form.message.register(answer("age: digits please"), StateFilter(Form.age))
     other = Router(name="other")
+    other.message.filter(F.text != "/start")
+    other.message.register(answer("declines"), StateFilter(Other.topic), F.text == "привет")
     other.message.register(answer("topic"), StateFilter(Other.topic), counted(calls, "topic"))
+    other_sub = Router(name="other sub")
+    other_sub.message.register(answer("topic greeting"), StateFilter(Other.topic))
+    other.include_router(other_sub)
     watched = Router(name="watched")
     watched.message.outer_middleware(Seen(seen))
     watched.message.register(answer("watched"), StateFilter(Other.topic), F.text == "12")
     anywhere = Router(name="anywhere")
-    anywhere.message.register(answer("menu"), F.text == "привет")
-    anywhere.message.register(answer("not understood"), StateFilter("*"))
+    nested = Router(name="nested")
+    nested.message.register(answer("menu"), F.text == "привет")
+    nested.message.register(answer("not understood"), StateFilter("*"))
+    anywhere.include_router(nested)
     root.include_routers(commands, form, other, watched, anywhere)
     run_sync_filters_inline(root)
     if indexed:
-        index_by_state(root)
+        compile_routes(root)
     return root
 
 
@@ -126,12 +153,21 @@ async def test_handlers_of_other_steps_are_not_tried() -> None:
     bot = Bot("42:TEST")
     calls: Counter[str] = Counter()
     dp = dispatcher(build(calls, [], indexed=True))
-    assert await route(dp, bot, Form.age.state, "abc") == "age: digits please"
-    assert await route(dp, bot, None, "привет") == "menu"
-    assert await route(dp, bot, Other.topic.state, "hi") == "topic"
+    assert (await route(dp, bot, Form.age.state, "abc"))[:4] == (
+        "age: digits please",
+        "form",
+        "form root",
+        "form",
+    )
+    assert (await route(dp, bot, None, "привет"))[:2] == ("menu", "nested")
+    assert (await route(dp, bot, Other.topic.state, "hi"))[:2] == ("topic", "other")
+    assert (await route(dp, bot, Other.topic.state, "привет"))[:2] == (
+        "topic greeting",
+        "other sub",
+    )
     assert calls == Counter({"topic": 1})  # the name step's filter never ran outside its step
 
     unindexed: Counter[str] = Counter()
     dp = dispatcher(build(unindexed, [], indexed=False))
-    assert await route(dp, bot, Form.age.state, "abc") == "age: digits please"
+    assert (await route(dp, bot, Form.age.state, "abc"))[0] == "age: digits please"
     assert unindexed["name"] == 1  # without the index aiogram asks it: it comes first

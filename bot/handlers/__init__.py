@@ -32,7 +32,7 @@ from bot.handlers import (
     stats,
 )
 from bot.handlers.flow import FlowMiddleware
-from bot.handlers.state_index import index_by_state
+from bot.handlers.routing import compile_routes
 
 
 class Registered(Filter):
@@ -100,7 +100,7 @@ def build_root_router(i18n: I18n) -> Router:
         errors.router(),
     )
     run_sync_filters_inline(root)
-    index_by_state(root)
+    compile_routes(root)
     return root
 
 
@@ -114,6 +114,7 @@ def _command_prefix_first(command: Command) -> Callable[..., Any]:
             return False
         return await command(message, bot)
 
+    call.__wrapped__ = command  # type: ignore[attr-defined]  # what it checks, for inspect.unwrap
     return call
 
 

@@ -13,7 +13,7 @@ from aiogram import Router
 
 from bot.config import Settings
 from bot.handlers import errors, private_router, run_sync_filters_inline
-from bot.handlers.state_index import index_by_state
+from bot.handlers.routing import compile_routes
 from bot.messengers import require_max_support
 from bot.messengers.identity import Messenger, serving
 from bot.messengers.routing import DeliverToMax, DeliverToTelegram, incoming_max_message
@@ -36,7 +36,7 @@ def build_patient_router(i18n: I18n) -> Router:
     root = Router(name="max-root")
     root.include_routers(private_router(i18n, with_coordinators=False), errors.router())
     run_sync_filters_inline(root)
-    index_by_state(root)
+    compile_routes(root)
     return root
 
 
