@@ -166,6 +166,8 @@ class Catalog:
     _searched: Callable[[str, str], tuple[Region, ...]] = field(
         init=False, repr=False, compare=False
     )
+    #: the regions sorted by their names, per locale
+    _by_name: Callable[[str], tuple[Region, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         def put(name: str, value: object) -> None:
@@ -180,6 +182,7 @@ class Catalog:
         put("_region_keys", _first_by(self.regions, _region_match_keys))
         put("_region_search", tuple((r, _region_search_variants(r)) for r in self.regions))
         put("_searched", functools.lru_cache(maxsize=_SEARCHES_KEPT)(self._search_regions))
+        put("_by_name", functools.lru_cache(maxsize=8)(self._regions_by_name))
 
     # --- look-ups by code -------------------------------------------------------------------
 
@@ -207,6 +210,13 @@ class Catalog:
         return self._region_keys.get(" ".join(tokens)) or self._region_keys.get(
             _SORTED + " ".join(sorted(tokens))
         )
+
+    def regions_by_name(self, locale: str) -> tuple[Region, ...]:
+        """All regions in the order of their names in ``locale`` (the region list's pages)."""
+        return self._by_name(locale)
+
+    def _regions_by_name(self, locale: str) -> tuple[Region, ...]:
+        return tuple(sorted(self.regions, key=lambda region: region.name.get(locale)))
 
     def search_regions(self, query: str, locale: str = "ru") -> list[Region]:
         """Regions whose ru or en name, alias or large city matches ``query``, best first.

@@ -107,7 +107,7 @@ class Flow:
         elif name == Registration.phone.state:
             await self.send(_("reg.ask_phone"), reply_markup=kb.phone_request())
         elif name == Registration.region.state:
-            regions = sorted(self.catalog.regions, key=lambda r: r.name.get(self.locale))
+            regions = self.catalog.regions_by_name(self.locale)
             await self.send(
                 _("reg.ask_region"),
                 reply_markup=kb.region_page(regions, draft.region_page, self.locale),

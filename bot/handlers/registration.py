@@ -272,7 +272,7 @@ async def region_typed(message: Message, flow: Flow) -> None:
 
 
 async def region_page(query: CallbackQuery, callback_data: RegionPageCb, flow: Flow) -> None:
-    regions = sorted(flow.catalog.regions, key=lambda x: x.name.get(flow.locale))
+    regions = flow.catalog.regions_by_name(flow.locale)
     draft = await load_draft(flow.state)
     draft.region_page = callback_data.page
     await save_draft(flow.state, draft)

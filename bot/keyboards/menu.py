@@ -15,6 +15,7 @@ from bot.callbacks import (
     ProfileCb,
 )
 from bot.i18n import N_
+from bot.keyboards import per_locale
 from bot.keyboards.builder import InlineKeyboardBuilder
 from bot.messengers.identity import Messenger
 
@@ -32,6 +33,7 @@ MENU_ITEMS: tuple[str, ...] = (
 )
 
 
+@per_locale
 def main_menu() -> ReplyKeyboardMarkup:
     buttons = [KeyboardButton(text=_(key)) for key in MENU_ITEMS]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
@@ -45,6 +47,7 @@ MOVE_BUTTONS = {
 }
 
 
+@per_locale
 def profile(move_to: Messenger | None = None) -> InlineKeyboardMarkup:
     """``move_to``: the other messenger, when this process serves it (services.links)."""
     kb = InlineKeyboardBuilder()

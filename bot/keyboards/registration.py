@@ -23,11 +23,13 @@ from bot.callbacks import (
 )
 from bot.catalog import Region
 from bot.i18n import N_
+from bot.keyboards import per_locale
 from bot.keyboards.builder import InlineKeyboardBuilder
 
 REGIONS_PER_PAGE = 10
 
 
+@per_locale
 def consent(full_text_shown: bool) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=_("btn.consent_accept"), callback_data=ConsentCb(action=ConsentAction.ACCEPT))
@@ -42,6 +44,7 @@ def consent(full_text_shown: bool) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
+@per_locale
 def step_nav() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     kb.button(text=_("btn.back"), callback_data=RegNavCb(action=RegAction.BACK))
@@ -49,6 +52,7 @@ def step_nav() -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
+@per_locale
 def phone_request() -> ReplyKeyboardMarkup:
     return ReplyKeyboardMarkup(
         keyboard=[
@@ -61,7 +65,8 @@ def phone_request() -> ReplyKeyboardMarkup:
     )
 
 
-def region_page(regions: list[Region], page: int, locale: str) -> InlineKeyboardMarkup:
+@per_locale
+def region_page(regions: tuple[Region, ...], page: int, locale: str) -> InlineKeyboardMarkup:
     pages = max(1, -(-len(regions) // REGIONS_PER_PAGE))
     page = min(max(page, 0), pages - 1)
     kb = InlineKeyboardBuilder()
@@ -102,6 +107,7 @@ def time_zones(region: Region, locale: str) -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
+@per_locale
 def summary() -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for field, key in (
