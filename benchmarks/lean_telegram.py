@@ -132,7 +132,14 @@ class LeanTelegram:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         self.calls[method] += 1
-        params: dict[str, Any] = dict(await request.post()) if request.can_read_body else {}
+        params: dict[str, Any] = {}
+        if request.content_type == "application/json":  # the bot: JSON bodies
+            params = {
+                key: json.dumps(value) if isinstance(value, dict | list) else value
+                for key, value in (await request.json()).items()
+            }
+        elif request.can_read_body:  # the bare bot: aiogram's form data
+            params = dict(await request.post())
         if method == "getUpdates":
             return await self._get_updates(params)
         if method in VISIBLE and time.monotonic() < self.fail_until:

@@ -10,13 +10,12 @@ from zoneinfo import ZoneInfo
 
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.api_session import NotModifiedIsSuccess
+from bot.api_session import JsonBodySession, NotModifiedIsSuccess
 from bot.catalog import Catalog
 from bot.config import Settings
 from bot.delivery.applications import ApplicationNotifier
@@ -249,7 +248,7 @@ def create_bot(settings: Settings) -> Bot:
     )
     bot = Bot(
         token=settings.bot_token.get_secret_value(),
-        session=AiohttpSession(api=api),
+        session=JsonBodySession(api=api),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
     )
     bot.session.middleware(RetryingRequests(settings.telegram_outage_seconds))
