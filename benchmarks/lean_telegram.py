@@ -60,6 +60,7 @@ class LeanTelegram:
         self.webhooks: list[tuple[str, str]] = []  # url, secret
         self._turn = itertools.count()
         self._posting: set[asyncio.Task[None]] = set()
+        self._last_post: dict[int, asyncio.Task[None]] = {}  # per person: their latest update
         self._http: Any = None
 
     @property
@@ -89,6 +90,7 @@ class LeanTelegram:
         self.polls = 0
         self.calls.clear()
         self.webhooks.clear()
+        self._last_post.clear()
 
     @property
     def queued(self) -> int:
@@ -99,7 +101,12 @@ class LeanTelegram:
     async def push(self, event: str, body: dict[str, Any]) -> None:
         update = {"update_id": next(self._update_ids), event: body}
         if self.webhooks:
-            task = asyncio.create_task(self._post(update))
+            # One person's updates go out one after another, each once the previous one got its
+            # 200 (as Telegram does); other people's go out meanwhile.
+            person = body.get("from", {}).get("id", 0)
+            previous = self._last_post.get(person)
+            task = asyncio.create_task(self._post(update, after=previous))
+            self._last_post[person] = task
             self._posting.add(task)
             task.add_done_callback(self._posting.discard)
             return
@@ -107,8 +114,12 @@ class LeanTelegram:
             self._updates.append(update)
             self._arrived.notify_all()
 
-    async def _post(self, update: dict[str, Any]) -> None:
+    async def _post(self, update: dict[str, Any], after: asyncio.Task[None] | None = None) -> None:
         import aiohttp
+
+        if after is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(after)
 
         if self._http is None:
             self._http = aiohttp.ClientSession()
