@@ -9,13 +9,20 @@ from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
-from sqlalchemy import Table, bindparam, delete, select
+from sqlalchemy import Table, and_, bindparam, delete, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bot.fsm.unit import DialogueUnit, WriteBehindStorage
+from bot.fsm.unit import DialogueUnit, WriteBehindStorage, current_unit
+from bot.messengers.identity import current_messenger
+from bot.services.patients import (
+    PATIENT_COLUMNS,
+    SENDERS_PATIENT,
+    patient_from_columns,
+    sender_key,
+)
 from bot.storage.db import AsyncSession, SessionFactory
-from bot.storage.models import FsmRecord
+from bot.storage.models import FsmRecord, Patient
 
 
 def _pk(key: StorageKey) -> dict[str, Any]:
@@ -40,6 +47,11 @@ _KEY_COLUMNS = ("bot_id", "chat_id", "user_id", "thread_id", "business_connectio
 _BY_KEY = [_TABLE.c[name] == bindparam(f"k_{name}") for name in _KEY_COLUMNS]
 _READ = select(_TABLE.c.state, _TABLE.c.data).where(*_BY_KEY)
 _DELETE = delete(_TABLE).where(*_BY_KEY)
+# the dialogue and its sender's patient, either missing: two outer joins on a one-row base
+_ONE_ROW = select(literal(1).label("one")).subquery("one_row")
+_READ_WITH_SENDER = select(_TABLE.c.state, _TABLE.c.data, *PATIENT_COLUMNS).select_from(
+    _ONE_ROW.outerjoin(_TABLE, and_(*_BY_KEY)).outerjoin(Patient.__table__, SENDERS_PATIENT)
+)
 
 
 def _upsert_statement(dialect: str) -> Any:
@@ -112,7 +124,20 @@ class SQLStorage(WriteBehindStorage, _SQLStorage):
     marks the update handled)."""
 
     async def load(self, key: StorageKey) -> tuple[str | None, dict[str, Any]]:
-        return await self._read(key)
+        """The dialogue; on the update's first read (aiogram's, before the middlewares) in a
+        private chat, the sender's patient too, in the same statement, left in the unit for the
+        patient middleware (PatientService.sender): one read instead of two per update."""
+        unit = current_unit()
+        if unit is None or unit.dialogues or key.chat_id != key.user_id or key.thread_id:
+            return await self._read(key)
+        messenger = current_messenger().value
+        params = _key_params(key) | {"tid": key.user_id, "messenger": messenger}
+        async with self._sessions.read() as connection:
+            row = (await connection.execute(_READ_WITH_SENDER, params)).one()
+        fields: dict[str, Any] = dict(row._mapping)
+        state, data = fields.pop("state"), fields.pop("data")
+        unit.read_along[sender_key(messenger, key.user_id)] = patient_from_columns(fields)
+        return state, (json.loads(data) if data is not None else {})
 
     async def save(self, unit: DialogueUnit, session: Any = None) -> None:
         changes = unit.changes()

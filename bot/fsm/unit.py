@@ -49,6 +49,9 @@ class DialogueUnit:
     #: ...or a peer worker holds it now: the handler was skipped, and the update is left to
     #: the peer, not marked.
     taken_away: bool = False
+    #: What the first read of the dialogue brought along for later in the update (the sender's
+    #: patient, bot.services.patients), each taken once.
+    read_along: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
     def changes(self) -> list[tuple[StorageKey, Dialogue]]:
         if self.failed:

@@ -53,7 +53,7 @@ class PatientMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        patient = await self._patients.get(user.id) if user else None
+        patient = await self._patients.sender(user.id) if user else None
         chat = data.get("event_chat")
         private = chat is not None and chat.type == "private"
         if patient is not None and patient.unreachable and user is not None and private:

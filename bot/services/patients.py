@@ -9,10 +9,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.fsm.unit import current_unit
 from bot.messengers.identity import current_messenger, new_patient_identity
 from bot.services.audit import Action, Actor, AuditService, Role, record
 from bot.services.clock import Clock, local_date, utc_now
@@ -81,7 +82,10 @@ PROFILE_FIELDS = frozenset(
 )
 
 
-_PATIENT_BY_TELEGRAM_ID = select(
+#: The columns a patient is read by on every update (into a PatientDTO), and whose they are: the
+#: sender's (``tid``) on the messenger serving them. Also read along with the dialogue
+#: (bot.fsm.storage), so an update reads both in one statement.
+PATIENT_COLUMNS = (
     Patient.id,
     Patient.telegram_id,
     Patient.full_name,
@@ -95,7 +99,24 @@ _PATIENT_BY_TELEGRAM_ID = select(
     Patient.consent_at,
     Patient.registered_at,
     Patient.unreachable_at,
-).where(Patient.telegram_id == bindparam("tid"), Patient.messenger == bindparam("messenger"))
+)
+SENDERS_PATIENT = and_(
+    Patient.telegram_id == bindparam("tid"), Patient.messenger == bindparam("messenger")
+)
+_PATIENT_BY_TELEGRAM_ID = select(*PATIENT_COLUMNS).where(SENDERS_PATIENT)
+
+
+def patient_from_columns(fields: dict[str, Any]) -> PatientDTO | None:
+    """The DTO of PATIENT_COLUMNS' values (None: no such patient, an outer join's nulls)."""
+    if fields["id"] is None:
+        return None
+    unreachable = fields.pop("unreachable_at") is not None
+    return PatientDTO(**fields, unreachable=unreachable)
+
+
+def sender_key(messenger: str, telegram_id: int) -> tuple[str, str, int]:
+    """Where the dialogue's read leaves the sender's patient in the update's unit."""
+    return ("patient", messenger, telegram_id)
 
 
 def patient_dto(p: Patient) -> PatientDTO:
@@ -164,6 +185,9 @@ async def create_patient(
     return patient
 
 
+_NOT_READ = object()
+
+
 class PatientService:
     def __init__(
         self, sessions: SessionFactory, files_dir: Path, clock: Clock, audit: AuditService
@@ -176,6 +200,17 @@ class PatientService:
     def patient_files_dir(self, patient_id: int) -> Path:
         return self._files_dir / "patients" / str(patient_id)
 
+    async def sender(self, telegram_id: int) -> PatientDTO | None:
+        """Who sent the update being handled, asked before its handler (the patient
+        middleware): what the first read of the dialogue brought along, else ``get``."""
+        unit = current_unit()
+        if unit is not None:
+            key = sender_key(current_messenger().value, telegram_id)
+            known = unit.read_along.pop(key, _NOT_READ)
+            if known is not _NOT_READ:
+                return known  # type: ignore[no-any-return]
+        return await self.get(telegram_id)
+
     async def get(self, telegram_id: int) -> PatientDTO | None:
         """Who writes (every update asks): the columns alone, by a statement built once."""
         async with self._sessions.read() as connection:
@@ -183,9 +218,7 @@ class PatientService:
             row = (await connection.execute(_PATIENT_BY_TELEGRAM_ID, params)).first()
         if row is None:
             return None
-        fields: dict[str, Any] = dict(row._mapping)
-        unreachable = fields.pop("unreachable_at") is not None
-        return PatientDTO(**fields, unreachable=unreachable)
+        return patient_from_columns(dict(row._mapping))
 
     async def register(self, telegram_id: int, new: NewPatient) -> PatientDTO:
         now = self._clock()
