@@ -19,6 +19,7 @@ from aiogram.types import Chat, Message, TelegramObject, Update, User
 
 from bot.handlers import run_sync_filters_inline
 from bot.handlers.routing import compile_routes
+from bot.middlewares import Handler
 
 
 class Form(StatesGroup):
@@ -52,12 +53,7 @@ class Seen(BaseMiddleware):
     def __init__(self, seen: list[str]) -> None:
         self.seen = seen
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Message)
         self.seen.append(event.text or "")
         return await handler(event, data)
@@ -81,10 +77,7 @@ def build(calls: Counter[str], seen: list[str], *, indexed: bool) -> Router:
 
     class Mark(BaseMiddleware):
         async def __call__(
-            self,
-            handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-            event: TelegramObject,
-            data: dict[str, Any],
+            self, handler: Handler, event: TelegramObject, data: dict[str, Any]
         ) -> Any:
             return await handler(event, {**data, "mw": "form"})
 

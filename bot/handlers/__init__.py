@@ -114,7 +114,7 @@ def _command_prefix_first(command: Command) -> Callable[..., Any]:
             return False
         return await command(message, bot)
 
-    call.__wrapped__ = command  # type: ignore[attr-defined]  # what it checks, for inspect.unwrap
+    call.__wrapped__ = command  # type: ignore[attr-defined]  # for bot.handlers.routing
     return call
 
 
@@ -122,7 +122,7 @@ def _as_coroutine(function: Callable[..., Any]) -> Callable[..., Any]:
     async def call(*args: Any, **kwargs: Any) -> Any:
         return function(*args, **kwargs)
 
-    call.__wrapped__ = function  # type: ignore[attr-defined]  # what it runs, for inspect.unwrap
+    call.__wrapped__ = function  # type: ignore[attr-defined]  # for bot.handlers.routing
     return call
 
 
