@@ -60,9 +60,51 @@ SCRIPT: list[tuple[str, str]] = [
 ]
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """utime + stime of a process (and, with ``children``, of its ended children waited for)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / TICK
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def servers_cpu() -> float:
+    """CPU seconds of the PostgreSQL and Redis servers' processes, with their children that
+    ended (a backend of a closed connection: its CPU is counted in the postmaster's)."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() in {"postgres", "redis-server"}:
+                total += cpu_seconds(int(proc.name), children=True)
+        except OSError:  # gone meanwhile
+            continue
+    return total
+
+
+class CpuShares:
+    """Where a run's CPU went: the machine (both cores), this benchmark process (the load and
+    the fake Bot API), and the database servers; shown beside the bot's own CPU."""
+
+    def __init__(self) -> None:
+        self.machine = machine_jiffies()
+        self.load = time.process_time()
+        self.servers = servers_cpu()
+
+    def finish(self, result: Result) -> None:
+        busy, total = machine_jiffies()
+        result.machine_busy = (busy - self.machine[0]) / max(1, total - self.machine[1])
+        result.load_cpu = time.process_time() - self.load
+        result.servers_cpu = servers_cpu() - self.servers
 
 
 @dataclass
@@ -78,6 +120,9 @@ class Result:
     registered: int = 0
     backlog_peak: int = 0
     api_calls: int = 0  # Bot API requests other than getUpdates (replies, edits, answers)
+    machine_busy: float = 0.0  # share of both cores busy during the run
+    load_cpu: float = 0.0  # CPU seconds of the benchmark process (users, fake API, proxy)
+    servers_cpu: float = 0.0  # CPU seconds of PostgreSQL and Redis
 
     @property
     def rate(self) -> float:
@@ -170,6 +215,7 @@ class BotProcess:
         polls = self.api.polls
         if self.workers:
             await self._start_workers(env)
+            self._record()
             return
         command = [sys.executable, "-m", module]
         self.proc = subprocess.Popen(  # noqa: S603, ASYNC220 - our own interpreter and module
@@ -186,23 +232,7 @@ class BotProcess:
                 raise RuntimeError(f"{self.kind} did not start:\n{log}")
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)  # let start-up work (commands menu, scheduler) settle
-        if self.profile:  # py-spy samples the bot (in its own process) until it stops
-            spy = [
-                "py-spy",
-                "record",
-                "-r",
-                "400",
-                "--format",
-                "raw",
-                "--nonblocking",
-                "-o",
-                self.profile,
-            ]
-            subprocess.Popen(  # noqa: S603, ASYNC220
-                [*spy, "--pid", str(self.proc.pid)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+        self._record()
 
     async def _start_workers(self, env: dict[str, str]) -> None:
         for number in range(self.workers):
@@ -234,6 +264,17 @@ class BotProcess:
                     raise RuntimeError(f"workers did not start; see {self.tmp}/worker*.log")
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)
+
+    def _record(self) -> None:
+        """py-spy samples the bot (its first process) until it stops."""
+        if not self.profile or self.proc is None:
+            return
+        spy = ["py-spy", "record", "-r", "400", "--format", "raw", "--nonblocking"]
+        subprocess.Popen(  # noqa: S603
+            [*spy, "-o", self.profile, "--pid", str(self.proc.pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def cpu(self) -> float:
         assert self.proc is not None
@@ -271,10 +312,12 @@ async def closed_loop(process: BotProcess, users: int, seconds: float, within: f
                 result.latencies.append(latency)
 
     cpu, calls = process.cpu(), replies_asked(process.api)
+    shares = CpuShares()
     started = time.monotonic()
     await asyncio.gather(*(one_user() for _ in range(users)))
     result.seconds = time.monotonic() - started
     result.cpu = process.cpu() - cpu
+    shares.finish(result)
     result.api_calls = replies_asked(process.api) - calls
     result.registered = sum(
         any("Регистрация завершена" in t for t in chat.texts) for chat in process.api.chats.values()
@@ -302,6 +345,7 @@ async def open_loop(process: BotProcess, rate: float, seconds: float, within: fl
             ready.append((user, step + 1))
 
     cpu, calls = process.cpu(), replies_asked(process.api)
+    shares = CpuShares()
     started = time.monotonic()
     sent = 0
     while (now := time.monotonic()) < started + seconds:
@@ -324,6 +368,7 @@ async def open_loop(process: BotProcess, rate: float, seconds: float, within: fl
         await asyncio.wait(set(outstanding))
     result.seconds = time.monotonic() - started
     result.cpu = process.cpu() - cpu
+    shares.finish(result)
     result.api_calls = replies_asked(process.api) - calls
     return result
 
@@ -437,7 +482,7 @@ async def run(args: argparse.Namespace) -> None:
                     else:
                         process = BotProcess(kind, api, workdir, {} if kind == "bare" else extra)
                         process.against = args.against
-                    if kind == "bot":
+                    if kind == second:  # the bot, or one worker of two
                         process.profile = args.profile
                     api.reset()
                     await process.start()
@@ -458,7 +503,15 @@ async def run(args: argparse.Namespace) -> None:
                             print(
                                 f"round {round_no + 1} {kind:>4} {result.workload:<16} "
                                 f"{result.rate:7.1f} upd/s  p99 {result.pct(0.99):7.1f} ms  "
-                                f"CPU {result.cpu_ms:5.2f} ms/upd  lost {result.unanswered}"
+                                f"CPU {result.cpu_ms:5.2f} ms/upd  lost {result.unanswered}  "
+                                f"cores busy {result.machine_busy:4.0%}: bot "
+                                f"{result.cpu / result.seconds:4.0%}, load+API "
+                                f"{result.load_cpu / result.seconds:4.0%}"
+                                + (
+                                    f", PG+Redis {result.servers_cpu / result.seconds:4.0%}"
+                                    if args.scale_out
+                                    else ""
+                                )
                                 + (f" {dict(result.lost_steps)}" if result.lost_steps else ""),
                                 flush=True,
                             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -13,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -33,6 +34,9 @@ SQLITE_WRITE_WAIT_SECONDS = 30
 #: a file handle; a PostgreSQL one is a server process, so fewer.
 POOL_SIZE = 20
 SQLITE_POOL_SIZE = 64
+#: A server connection unused for longer than this is pinged before it is handed out (a restart
+#: or an idle timeout of the server may have closed it meanwhile); one in steady use is not.
+PING_AFTER_IDLE_SECONDS = 10.0
 
 
 def create_engine(database_url: str) -> AsyncEngine:
@@ -49,13 +53,39 @@ def create_engine(database_url: str) -> AsyncEngine:
         if url.database and url.database != ":memory:":
             kwargs["async_creator"] = inline_creator(url.database, SQLITE_WRITE_WAIT_SECONDS)
     else:
-        # A server: a connection may have been closed by it (restart, idle timeout).
-        kwargs["pool_pre_ping"] = True
         kwargs["pool_size"] = POOL_SIZE
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        _ping_when_idle(engine)
     return engine
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """A server may have closed a pooled connection (restart, idle timeout): it is pinged before
+    use when it sat idle for ``PING_AFTER_IDLE_SECONDS``, and replaced if the ping fails.
+    ``pool_pre_ping`` pinged before every checkout: with asyncpg three round trips (begin,
+    query, rollback), about a sixth of a webhook worker's CPU under load. A connection the
+    server closes while in steady use fails its next statement, and SQLAlchemy then discards
+    the whole pool (a disconnect error), as it would for a statement already under way."""
+    dialect = engine.dialect
+
+    def checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return  # just opened, or in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError("stale connection") from error
+
+    event.listen(engine.sync_engine, "checkin", checkin)
+    event.listen(engine.sync_engine, "checkout", checkout)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
