@@ -83,7 +83,8 @@ class JsonBodySession(AiohttpSession):
     ) -> TelegramType:
         files: dict[str, Any] = {}
         body: dict[str, Any] = {}
-        for key, value in method.model_dump(warnings=False).items():
+        # unset fields (None) are left out at once: aiogram's prepare_value drops them anyway
+        for key, value in method.model_dump(warnings=False, exclude_none=True).items():
             prepared = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
             if prepared:
                 body[key] = prepared
