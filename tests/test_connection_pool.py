@@ -92,3 +92,27 @@ async def test_a_busy_connection_the_server_closed_fails_once_then_the_pool_reco
         assert await _backend_pid(engine) != first  # the next statement has a new connection
     finally:
         await engine.dispose()
+
+
+async def test_the_per_update_reads_run_without_a_transaction_around_them(
+    postgres_url: str,
+) -> None:
+    """Each of the reads every update makes is one statement: on PostgreSQL it is sent alone,
+    not between a BEGIN and a ROLLBACK (two more round trips to the server each)."""
+    engine = db.create_engine(postgres_url)
+    sessions = db.create_session_factory(engine)
+
+    async def in_transaction(connection: db.AsyncConnection) -> bool:
+        raw = await connection.get_raw_connection()
+        return bool(raw.driver_connection.is_in_transaction())  # type: ignore[union-attr]
+
+    try:
+        for _ in range(3):
+            async with sessions.read() as connection:
+                assert await connection.scalar(text("SELECT 1")) == 1
+                assert not await in_transaction(connection)
+            async with sessions.begin() as session:  # a unit of work still has its transaction
+                await session.execute(text("SELECT 1"))
+                assert await in_transaction(await session.connection())
+    finally:
+        await engine.dispose()

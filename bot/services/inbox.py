@@ -226,8 +226,8 @@ class InboxService:
     async def waits_for_others(self, item: StoredUpdate) -> bool:
         """Is an earlier update of the same key still pending and not in this worker's hands?
         (Then handling ``item`` now would answer the person out of order.)"""
-        async with self._sessions() as session:
-            found = await session.scalar(
+        async with self._sessions.read() as connection:
+            found = await connection.scalar(
                 select(InboxUpdate.update_id)
                 .where(
                     InboxUpdate.messenger == item.messenger.value,
@@ -245,8 +245,8 @@ class InboxService:
     ) -> bool:
         """Is the update still pending and claimed by this worker? (Not so when a peer took it
         over while this worker was alive but late with its heartbeat, and may have handled it.)"""
-        async with self._sessions() as session:
-            found = await session.scalar(
+        async with self._sessions.read() as connection:
+            found = await connection.scalar(
                 select(InboxUpdate.update_id).where(
                     InboxUpdate.messenger == messenger.value,
                     InboxUpdate.update_id == update_id,
