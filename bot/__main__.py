@@ -40,7 +40,7 @@ SIGINT/SIGTERM stop the bot after the updates being handled are finished.
 
 #: Net allocations between two collections of the youngest generation (CPython's default: 700).
 #: An update allocates and frees thousands of objects (pydantic models, rows, dicts); at 700 the
-#: collector ran about 160 times a second under load, 5 % of the bot's CPU, for garbage that
+#: collector ran about 160 times a second under load, some 6 % of the bot's CPU, for garbage that
 #: reference counting frees anyway. Cycles are still collected, a little later.
 GC_YOUNG_THRESHOLD = 20_000
 

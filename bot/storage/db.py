@@ -179,9 +179,12 @@ class SessionFactory(async_sessionmaker[AsyncSession]):
         bind = self.kw["bind"]
         assert isinstance(bind, AsyncEngine)
         if bind.dialect.name == "postgresql":
-            bind = _autocommit.setdefault(
-                bind.sync_engine, bind.execution_options(isolation_level="AUTOCOMMIT")
-            )
+            twin = _autocommit.get(bind.sync_engine)
+            if twin is None:  # built once per engine, not per read
+                twin = _autocommit[bind.sync_engine] = bind.execution_options(
+                    isolation_level="AUTOCOMMIT"
+                )
+            bind = twin
         return bind.connect()
 
 
